@@ -50,7 +50,10 @@ export interface IoChannel {
   writeBytes(offset: number, data: Uint8Array): void;
   /** Make every write so far durable: pending data reaches the device, then fsync. */
   flush(): void;
-  /** Tell the device the blocks are unused (punch holes in an image file). Contents become zeros. */
+  /**
+   * Tell the device the blocks are unused: punch holes in an image file (they then
+   * read as zeros), BLKDISCARD on a block device (contents undefined afterwards).
+   */
   discard(block: number, count: number): void;
   /** Make the blocks read as zeros. */
   zeroout(block: number, count: number): void;

@@ -1,0 +1,405 @@
+/*
+ * ext4ts_native: the few Linux syscalls Node.js does not expose, as a plain
+ * N-API (node_api.h) addon in C. Every function is synchronous, like the rest of
+ * the ext4ts core (see DESIGN.md): the caller runs it on whatever thread it is on.
+ *
+ *   flock(fd, op, nonBlocking)            op: 0 = LOCK_SH, 1 = LOCK_EX, 2 = LOCK_UN
+ *   fallocate(fd, mode, offset, length)
+ *   blockDeviceSize(fd) -> bytes           ioctl BLKGETSIZE64
+ *   blockSectorSize(fd) -> bytes           ioctl BLKSSZGET (logical sector size)
+ *   blockDiscard(fd, offset, length)       ioctl BLKDISCARD
+ *   blockZeroout(fd, offset, length)       ioctl BLKZEROOUT
+ *   sendFd(socketFd, fd)                   sendmsg with SCM_RIGHTS (one data byte)
+ *   recvFd(socketFd) -> fd                 blocking recvmsg, SCM_RIGHTS, MSG_CMSG_CLOEXEC
+ *   socketpair() -> [fd, fd]               AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC
+ *
+ * Errors: a failed syscall throws an Error with `code` = errno name ("EAGAIN"),
+ * `errno` = the positive errno number, `syscall` = the syscall's name, and a message
+ * "EAGAIN: Resource temporarily unavailable, flock". Bad arguments (not an integer,
+ * negative, above 2^53) throw the same shape with code "EINVAL" and syscall set to
+ * the function's name, before any syscall is made; a non-number argument throws a
+ * TypeError with code "ERR_INVALID_ARG_TYPE".
+ *
+ * Byte offsets and lengths are JS numbers: integers in [0, 2^53] are exact in a
+ * double and in an int64, so they convert without loss; anything else is rejected.
+ */
+#define _GNU_SOURCE
+#define _FILE_OFFSET_BITS 64
+#ifndef NAPI_VERSION
+#define NAPI_VERSION 8
+#endif
+
+#include <node_api.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+/* 2^53: the largest integer below which every integer is exact in a double. */
+#define MAX_EXACT 9007199254740992.0
+
+/* ---------------------------------------------------------------- errors */
+
+/* errno number -> name. A table of our own rather than strerrorname_np (glibc
+ * 2.32+ only) or uv_err_name (which says ENOTSUP for EOPNOTSUPP). Where two names
+ * share a number on Linux (EAGAIN/EWOULDBLOCK, EOPNOTSUPP/ENOTSUP, EDEADLK/EDEADLOCK)
+ * the first listed wins. */
+static const char *errno_name(int err) {
+  switch (err) {
+#define NAME(e) case e: return #e;
+    NAME(EPERM) NAME(ENOENT) NAME(ESRCH) NAME(EINTR) NAME(EIO) NAME(ENXIO)
+    NAME(E2BIG) NAME(ENOEXEC) NAME(EBADF) NAME(ECHILD) NAME(EAGAIN) NAME(ENOMEM)
+    NAME(EACCES) NAME(EFAULT) NAME(ENOTBLK) NAME(EBUSY) NAME(EEXIST) NAME(EXDEV)
+    NAME(ENODEV) NAME(ENOTDIR) NAME(EISDIR) NAME(EINVAL) NAME(ENFILE) NAME(EMFILE)
+    NAME(ENOTTY) NAME(ETXTBSY) NAME(EFBIG) NAME(ENOSPC) NAME(ESPIPE) NAME(EROFS)
+    NAME(EMLINK) NAME(EPIPE) NAME(EDOM) NAME(ERANGE) NAME(EDEADLK)
+    NAME(ENAMETOOLONG) NAME(ENOLCK) NAME(ENOSYS) NAME(ENOTEMPTY) NAME(ELOOP)
+    NAME(ENOMSG) NAME(ENODATA) NAME(EPROTO) NAME(EOVERFLOW) NAME(EBADFD)
+    NAME(ENOTSOCK) NAME(EDESTADDRREQ) NAME(EMSGSIZE) NAME(EPROTOTYPE)
+    NAME(ENOPROTOOPT) NAME(EPROTONOSUPPORT) NAME(EOPNOTSUPP) NAME(EAFNOSUPPORT)
+    NAME(EADDRINUSE) NAME(ENETDOWN) NAME(ECONNABORTED) NAME(ECONNRESET)
+    NAME(ENOBUFS) NAME(EISCONN) NAME(ENOTCONN) NAME(ETIMEDOUT) NAME(ECONNREFUSED)
+    NAME(EALREADY) NAME(EINPROGRESS) NAME(ESTALE) NAME(EUCLEAN) NAME(EDQUOT)
+    NAME(ENOMEDIUM) NAME(ECANCELED) NAME(ENOKEY) NAME(EOWNERDEAD)
+#undef NAME
+    default: return NULL;
+  }
+}
+
+/* Throw Error{code, errno, syscall}. Returns NULL so callers can `return throw_...`. */
+static napi_value throw_errno(napi_env env, int err, const char *syscall, const char *detail) {
+  char codebuf[32];
+  const char *code = errno_name(err);
+  if (code == NULL) {
+    snprintf(codebuf, sizeof codebuf, "E%d", err);
+    code = codebuf;
+  }
+  char message[512];
+  if (detail != NULL) {
+    snprintf(message, sizeof message, "%s: %s, %s", code, detail, syscall);
+  } else {
+    snprintf(message, sizeof message, "%s: %s, %s", code, strerror(err), syscall);
+  }
+
+  napi_value js_code, js_message, js_error, js_errno, js_syscall;
+  if (napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &js_code) != napi_ok ||
+      napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &js_message) != napi_ok ||
+      napi_create_error(env, js_code, js_message, &js_error) != napi_ok ||
+      napi_create_int32(env, err, &js_errno) != napi_ok ||
+      napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &js_syscall) != napi_ok ||
+      napi_set_named_property(env, js_error, "errno", js_errno) != napi_ok ||
+      napi_set_named_property(env, js_error, "syscall", js_syscall) != napi_ok) {
+    /* Could not build the error object (an exception may already be pending). */
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (!pending) napi_throw_error(env, code, message);
+    return NULL;
+  }
+  napi_throw(env, js_error);
+  return NULL;
+}
+
+static napi_value throw_type(napi_env env, const char *fn, const char *what) {
+  char message[256];
+  snprintf(message, sizeof message, "%s: %s", fn, what);
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", message);
+  return NULL;
+}
+
+/* ---------------------------------------------------------------- arguments */
+
+#define MAX_ARGS 4
+
+/* Fetch exactly `want` arguments. Returns 0 on success, -1 with an exception thrown. */
+static int get_args(napi_env env, napi_callback_info info, const char *fn, size_t want, napi_value *argv) {
+  size_t argc = MAX_ARGS;
+  napi_value all[MAX_ARGS];
+  if (napi_get_cb_info(env, info, &argc, all, NULL, NULL) != napi_ok) {
+    throw_type(env, fn, "cannot read arguments");
+    return -1;
+  }
+  if (argc < want) {
+    char what[96];
+    snprintf(what, sizeof what, "expected %zu arguments, got %zu", want, argc);
+    throw_type(env, fn, what);
+    return -1;
+  }
+  for (size_t i = 0; i < want; i++) argv[i] = all[i];
+  return 0;
+}
+
+/* A non-negative integer no larger than `max` (itself <= 2^53). */
+static int get_uint(napi_env env, napi_value value, const char *fn, const char *name, double max, double *out) {
+  napi_valuetype type;
+  if (napi_typeof(env, value, &type) != napi_ok || type != napi_number) {
+    char what[96];
+    snprintf(what, sizeof what, "%s must be a number", name);
+    throw_type(env, fn, what);
+    return -1;
+  }
+  double d;
+  napi_get_value_double(env, value, &d);
+  if (!isfinite(d) || d != floor(d) || d < 0 || d > max) {
+    char what[128];
+    snprintf(what, sizeof what, "%s must be an integer in [0, %.0f], got %.17g", name, max, d);
+    throw_errno(env, EINVAL, fn, what);
+    return -1;
+  }
+  *out = d;
+  return 0;
+}
+
+static int get_fd(napi_env env, napi_value value, const char *fn, const char *name, int *out) {
+  double d;
+  if (get_uint(env, value, fn, name, 2147483647.0, &d) != 0) return -1;
+  *out = (int)d;
+  return 0;
+}
+
+static int get_bool(napi_env env, napi_value value, const char *fn, const char *name, bool *out) {
+  napi_valuetype type;
+  if (napi_typeof(env, value, &type) != napi_ok || type != napi_boolean) {
+    char what[96];
+    snprintf(what, sizeof what, "%s must be a boolean", name);
+    throw_type(env, fn, what);
+    return -1;
+  }
+  napi_get_value_bool(env, value, out);
+  return 0;
+}
+
+/* offset and length in bytes, each an integer in [0, 2^53], and offset+length <= 2^53. */
+static int get_range(napi_env env, napi_value *argv, const char *fn, uint64_t *offset, uint64_t *length) {
+  double off, len;
+  if (get_uint(env, argv[0], fn, "offset", MAX_EXACT, &off) != 0) return -1;
+  if (get_uint(env, argv[1], fn, "length", MAX_EXACT, &len) != 0) return -1;
+  if (off + len > MAX_EXACT) { /* exact: both are integers <= 2^53, the sum <= 2^54 is exact */
+    throw_errno(env, EINVAL, fn, "offset + length exceeds 2^53");
+    return -1;
+  }
+  *offset = (uint64_t)off;
+  *length = (uint64_t)len;
+  return 0;
+}
+
+static napi_value undefined(napi_env env) {
+  napi_value u;
+  napi_get_undefined(env, &u);
+  return u;
+}
+
+static napi_value number(napi_env env, double d) {
+  napi_value v;
+  napi_create_double(env, d, &v);
+  return v;
+}
+
+/* ---------------------------------------------------------------- flock */
+
+static napi_value js_flock(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int fd;
+  double op;
+  bool non_blocking;
+  if (get_args(env, info, "flock", 3, argv) != 0) return NULL;
+  if (get_fd(env, argv[0], "flock", "fd", &fd) != 0) return NULL;
+  if (get_uint(env, argv[1], "flock", "op", 2, &op) != 0) return NULL;
+  if (get_bool(env, argv[2], "flock", "nonBlocking", &non_blocking) != 0) return NULL;
+
+  int operation = op == 0 ? LOCK_SH : op == 1 ? LOCK_EX : LOCK_UN;
+  if (non_blocking) operation |= LOCK_NB;
+  int rc;
+  do rc = flock(fd, operation); while (rc != 0 && errno == EINTR);
+  if (rc != 0) return throw_errno(env, errno, "flock", NULL);
+  return undefined(env);
+}
+
+/* ---------------------------------------------------------------- fallocate */
+
+static napi_value js_fallocate(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  int fd;
+  double mode;
+  uint64_t offset, length;
+  if (get_args(env, info, "fallocate", 4, argv) != 0) return NULL;
+  if (get_fd(env, argv[0], "fallocate", "fd", &fd) != 0) return NULL;
+  if (get_uint(env, argv[1], "fallocate", "mode", 2147483647.0, &mode) != 0) return NULL;
+  if (get_range(env, argv + 2, "fallocate", &offset, &length) != 0) return NULL;
+
+  int rc;
+  do rc = fallocate(fd, (int)mode, (off_t)offset, (off_t)length); while (rc != 0 && errno == EINTR);
+  if (rc != 0) return throw_errno(env, errno, "fallocate", NULL);
+  return undefined(env);
+}
+
+/* ---------------------------------------------------------------- block device ioctls */
+
+static napi_value js_block_device_size(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int fd;
+  if (get_args(env, info, "blockDeviceSize", 1, argv) != 0) return NULL;
+  if (get_fd(env, argv[0], "blockDeviceSize", "fd", &fd) != 0) return NULL;
+  uint64_t size = 0;
+  if (ioctl(fd, BLKGETSIZE64, &size) != 0) return throw_errno(env, errno, "ioctl(BLKGETSIZE64)", NULL);
+  if (size > (uint64_t)MAX_EXACT) return throw_errno(env, EOVERFLOW, "ioctl(BLKGETSIZE64)", "device size exceeds 2^53 bytes");
+  return number(env, (double)size);
+}
+
+static napi_value js_block_sector_size(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int fd;
+  if (get_args(env, info, "blockSectorSize", 1, argv) != 0) return NULL;
+  if (get_fd(env, argv[0], "blockSectorSize", "fd", &fd) != 0) return NULL;
+  int size = 0;
+  if (ioctl(fd, BLKSSZGET, &size) != 0) return throw_errno(env, errno, "ioctl(BLKSSZGET)", NULL);
+  return number(env, (double)size);
+}
+
+static napi_value block_range_ioctl(napi_env env, napi_callback_info info, const char *fn,
+                                    unsigned long request, const char *syscall) {
+  napi_value argv[3];
+  int fd;
+  uint64_t offset, length;
+  if (get_args(env, info, fn, 3, argv) != 0) return NULL;
+  if (get_fd(env, argv[0], fn, "fd", &fd) != 0) return NULL;
+  if (get_range(env, argv + 1, fn, &offset, &length) != 0) return NULL;
+  uint64_t range[2] = {offset, length};
+  if (ioctl(fd, request, range) != 0) return throw_errno(env, errno, syscall, NULL);
+  return undefined(env);
+}
+
+static napi_value js_block_discard(napi_env env, napi_callback_info info) {
+  return block_range_ioctl(env, info, "blockDiscard", BLKDISCARD, "ioctl(BLKDISCARD)");
+}
+
+static napi_value js_block_zeroout(napi_env env, napi_callback_info info) {
+  return block_range_ioctl(env, info, "blockZeroout", BLKZEROOUT, "ioctl(BLKZEROOUT)");
+}
+
+/* ---------------------------------------------------------------- fd passing */
+
+static napi_value js_send_fd(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int sock, fd;
+  if (get_args(env, info, "sendFd", 2, argv) != 0) return NULL;
+  if (get_fd(env, argv[0], "sendFd", "socketFd", &sock) != 0) return NULL;
+  if (get_fd(env, argv[1], "sendFd", "fd", &fd) != 0) return NULL;
+
+  char byte = 0;
+  struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+  union {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE(sizeof(int))];
+  } control;
+  memset(&control, 0, sizeof control);
+  struct msghdr msg = {0};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control.buf;
+  msg.msg_controllen = sizeof control.buf;
+  struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+  cmsg->cmsg_level = SOL_SOCKET;
+  cmsg->cmsg_type = SCM_RIGHTS;
+  cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
+
+  ssize_t n;
+  do n = sendmsg(sock, &msg, MSG_NOSIGNAL); while (n < 0 && errno == EINTR);
+  if (n < 0) return throw_errno(env, errno, "sendmsg", NULL);
+  return undefined(env);
+}
+
+static napi_value js_recv_fd(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int sock;
+  if (get_args(env, info, "recvFd", 1, argv) != 0) return NULL;
+  if (get_fd(env, argv[0], "recvFd", "socketFd", &sock) != 0) return NULL;
+
+  char byte;
+  struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+  /* Room for a few descriptors so that extra ones a peer sends are received (and
+   * closed below) instead of being dropped with MSG_CTRUNC. */
+  union {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE(8 * sizeof(int))];
+  } control;
+  struct msghdr msg = {0};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control.buf;
+  msg.msg_controllen = sizeof control.buf;
+
+  ssize_t n;
+  do n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); while (n < 0 && errno == EINTR);
+  if (n < 0) return throw_errno(env, errno, "recvmsg", NULL);
+
+  int received = -1;
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; i++) {
+      int one;
+      memcpy(&one, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      if (received < 0) received = one;
+      else close(one); /* keep the first, never leak the rest */
+    }
+  }
+  if (received < 0) {
+    if (n == 0) return throw_errno(env, ENOMSG, "recvmsg", "peer closed the socket without sending a file descriptor");
+    if (msg.msg_flags & MSG_CTRUNC) return throw_errno(env, ENOMSG, "recvmsg", "control message truncated, no file descriptor received");
+    return throw_errno(env, ENOMSG, "recvmsg", "message carried no file descriptor");
+  }
+  return number(env, (double)received);
+}
+
+static napi_value js_socketpair(napi_env env, napi_callback_info info) {
+  (void)info;
+  int fds[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) return throw_errno(env, errno, "socketpair", NULL);
+  napi_value array, a, b;
+  if (napi_create_array_with_length(env, 2, &array) != napi_ok ||
+      napi_create_int32(env, fds[0], &a) != napi_ok ||
+      napi_create_int32(env, fds[1], &b) != napi_ok ||
+      napi_set_element(env, array, 0, a) != napi_ok ||
+      napi_set_element(env, array, 1, b) != napi_ok) {
+    close(fds[0]);
+    close(fds[1]);
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (!pending) napi_throw_error(env, "ENOMEM", "socketpair: cannot build the result array");
+    return NULL;
+  }
+  return array;
+}
+
+/* ---------------------------------------------------------------- module */
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+    {"flock", NULL, js_flock, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"fallocate", NULL, js_fallocate, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"blockDeviceSize", NULL, js_block_device_size, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"blockSectorSize", NULL, js_block_sector_size, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"blockDiscard", NULL, js_block_discard, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"blockZeroout", NULL, js_block_zeroout, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"sendFd", NULL, js_send_fd, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"recvFd", NULL, js_recv_fd, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"socketpair", NULL, js_socketpair, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
+  return exports;
+}
+
+NAPI_MODULE_INIT() {
+  return init(env, exports);
+}

@@ -1,0 +1,201 @@
+/**
+ * Typed wrapper over the `ext4ts_native` N-API addon (native/ext4ts_native.c): the
+ * Linux syscalls Node.js lacks — flock, fallocate, the block-device ioctls, and
+ * file-descriptor passing over unix sockets (to receive /dev/fuse from fusermount3).
+ *
+ * The addon is built by node-gyp when the package is installed (`npm ci` runs the
+ * `install` script), or by hand with `npm run build:native`. It is loaded lazily on
+ * first use. When it is missing or cannot be loaded, `isNativeAvailable()` is false
+ * and every function throws `FsError('EOPNOTSUPP')` saying how to build it.
+ *
+ * Every call is synchronous and blocks the calling thread (a blocking `flock` or
+ * `recvFd` waits until it can proceed), like the rest of the ext4ts core.
+ *
+ * Errors: a failed syscall throws a plain `Error` shaped as {@link NativeSyscallError}:
+ * `code` is the errno name ('EAGAIN', 'EOPNOTSUPP', 'EBUSY', ...), `errno` the positive
+ * Linux errno number, `syscall` the call that failed ('flock', 'ioctl(BLKDISCARD)', ...).
+ * Invalid numeric arguments (negative, fractional, above 2^53) throw the same shape with
+ * code 'EINVAL' before any syscall is made. Callers in `io/` map these to `FsError` with
+ * `fromSystemError` (src/errors.ts).
+ *
+ * Units: all offsets and lengths are bytes, as JavaScript numbers exact up to 2^53.
+ */
+import { createRequire } from 'node:module';
+import { FsError } from '../errors.js';
+
+/** fallocate mode: do not change the file size (st_size) even when allocating past it. */
+export const FALLOC_FL_KEEP_SIZE = 0x01;
+/** fallocate mode: deallocate the range (reads return zeros); must be or-ed with KEEP_SIZE. */
+export const FALLOC_FL_PUNCH_HOLE = 0x02;
+/** fallocate mode: make the range read as zeros, keeping (or allocating) its blocks. */
+export const FALLOC_FL_ZERO_RANGE = 0x10;
+
+export type FlockOperation = 'shared' | 'exclusive' | 'unlock';
+
+/** The shape of the errors the addon throws for a failed syscall or a bad argument. */
+export interface NativeSyscallError extends Error {
+  /** errno name, e.g. 'EAGAIN'; 'E<number>' for a number the addon has no name for. */
+  readonly code: string;
+  /** Positive Linux errno number, e.g. 11 for EAGAIN. */
+  readonly errno: number;
+  /** The syscall (or, for a bad argument, the function) that failed. */
+  readonly syscall: string;
+}
+
+/** True for an error thrown by the addon for a failed syscall or a bad argument. */
+export function isNativeSyscallError(error: unknown): error is NativeSyscallError {
+  return (
+    error instanceof Error &&
+    typeof (error as Partial<NativeSyscallError>).code === 'string' &&
+    typeof (error as Partial<NativeSyscallError>).errno === 'number' &&
+    typeof (error as Partial<NativeSyscallError>).syscall === 'string'
+  );
+}
+
+/** What the .node file exports (see the table at the top of native/ext4ts_native.c). */
+interface Binding {
+  flock(fd: number, op: number, nonBlocking: boolean): void;
+  fallocate(fd: number, mode: number, offset: number, length: number): void;
+  blockDeviceSize(fd: number): number;
+  blockSectorSize(fd: number): number;
+  blockDiscard(fd: number, offset: number, length: number): void;
+  blockZeroout(fd: number, offset: number, length: number): void;
+  sendFd(socketFd: number, fd: number): void;
+  recvFd(socketFd: number): number;
+  socketpair(): [number, number];
+}
+
+/**
+ * Path of the addon relative to this module. This file runs from `src/io/` (tsx) or
+ * `dist/io/` (after `tsc`); both are two levels below the package root.
+ */
+const ADDON_PATH = '../../native/build/Release/ext4ts_native.node';
+
+let binding: Binding | undefined;
+let loadError: unknown;
+let loadAttempted = false;
+
+function tryLoad(): Binding | undefined {
+  if (!loadAttempted) {
+    loadAttempted = true;
+    try {
+      const require = createRequire(import.meta.url);
+      binding = require(ADDON_PATH) as Binding;
+    } catch (error) {
+      loadError = error;
+    }
+  }
+  return binding;
+}
+
+function load(): Binding {
+  const loaded = tryLoad();
+  if (loaded !== undefined) return loaded;
+  const reason = loadError instanceof Error ? loadError.message.split('\n')[0] : String(loadError);
+  throw new FsError(
+    'EOPNOTSUPP',
+    `the ext4ts native helper (native/build/Release/ext4ts_native.node) is not built or cannot be loaded: ${reason}; ` +
+      'build it with `npm rebuild` or `npm run build:native` (needs python3, make and a C compiler)',
+    {},
+    { cause: loadError },
+  );
+}
+
+/** True when the addon is built and loads; never throws. */
+export function isNativeAvailable(): boolean {
+  return tryLoad() !== undefined;
+}
+
+const FLOCK_OPS: Readonly<Record<FlockOperation, number>> = { shared: 0, exclusive: 1, unlock: 2 };
+
+/**
+ * flock(2) on `fd`: take a shared or exclusive advisory lock, or release it. Locks
+ * belong to the open file description: two `fs.openSync` of one file conflict, two
+ * fds from `dup` do not. With `nonBlocking`, a conflicting lock throws EAGAIN;
+ * without it the call waits (blocking the thread).
+ */
+export function flock(fd: number, op: FlockOperation, nonBlocking: boolean): void {
+  const code = FLOCK_OPS[op] as number | undefined;
+  if (code === undefined) {
+    throw new FsError('EINVAL', `flock: op must be 'shared', 'exclusive' or 'unlock', got ${String(op)}`);
+  }
+  load().flock(fd, code, nonBlocking);
+}
+
+/**
+ * fallocate(2): `mode` 0 allocates [offset, offset+length) (growing the file);
+ * FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE frees it; FALLOC_FL_ZERO_RANGE zeroes it.
+ * Filesystems that lack a mode throw EOPNOTSUPP.
+ */
+export function fallocate(fd: number, mode: number, offset: number, length: number): void {
+  load().fallocate(fd, mode, offset, length);
+}
+
+/** Size in bytes of the block device open on `fd` (ioctl BLKGETSIZE64). ENOTTY on a regular file. */
+export function blockDeviceSize(fd: number): number {
+  return load().blockDeviceSize(fd);
+}
+
+/** Logical sector size in bytes of the block device on `fd` (ioctl BLKSSZGET), e.g. 512. */
+export function blockSectorSize(fd: number): number {
+  return load().blockSectorSize(fd);
+}
+
+/**
+ * Discard [offset, offset+length) on the block device on `fd` (ioctl BLKDISCARD).
+ * Both must be multiples of the logical sector size (else EINVAL); EOPNOTSUPP where
+ * the device does not support discard. What a discarded range reads back as is up to
+ * the device (a loop device over a file punches a hole: zeros).
+ */
+export function blockDiscard(fd: number, offset: number, length: number): void {
+  load().blockDiscard(fd, offset, length);
+}
+
+/**
+ * Make [offset, offset+length) on the block device on `fd` read as zeros (ioctl
+ * BLKZEROOUT). Both must be multiples of the logical sector size (else EINVAL).
+ */
+export function blockZeroout(fd: number, offset: number, length: number): void {
+  load().blockZeroout(fd, offset, length);
+}
+
+/** Send `fd` over the unix socket `socketFd` (SCM_RIGHTS, with one data byte). */
+export function sendFd(socketFd: number, fd: number): void {
+  load().sendFd(socketFd, fd);
+}
+
+/**
+ * Receive one file descriptor sent with SCM_RIGHTS over the unix socket `socketFd`
+ * (blocking recvmsg). The new fd is close-on-exec; extra fds in the same message are
+ * closed. A message without an fd, or the peer closing the socket first (as
+ * fusermount3 does when it fails), throws ENOMSG.
+ */
+export function recvFd(socketFd: number): number {
+  return load().recvFd(socketFd);
+}
+
+/**
+ * A connected pair of unix stream sockets (AF_UNIX, SOCK_STREAM, close-on-exec).
+ * To hand one end to a child (fusermount3's _FUSE_COMMFD), pass it in the child's
+ * `stdio` array: the child's copy is made by dup2 and so survives exec.
+ */
+export function socketpair(): [number, number] {
+  return load().socketpair();
+}
+
+/** The same functions and constants as one object. */
+export const native = {
+  isNativeAvailable,
+  flock,
+  fallocate,
+  blockDeviceSize,
+  blockSectorSize,
+  blockDiscard,
+  blockZeroout,
+  sendFd,
+  recvFd,
+  socketpair,
+  FALLOC_FL_KEEP_SIZE,
+  FALLOC_FL_PUNCH_HOLE,
+  FALLOC_FL_ZERO_RANGE,
+} as const;

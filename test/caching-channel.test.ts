@@ -1,0 +1,314 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { MemoryChannel } from '../src/io/memory-channel.js';
+import { FaultChannel } from '../src/io/fault-channel.js';
+import { CachingChannel, MAX_PRIORITY } from '../src/cache/caching-channel.js';
+import { FsError } from '../src/errors.js';
+import { RecordingChannel } from './helpers/recording-channel.js';
+
+const BS = 1024;
+
+function filled(blocks: number, seed = 1): Uint8Array {
+  const a = new Uint8Array(blocks * BS);
+  for (let i = 0; i < a.length; i++) a[i] = (i * 13 + seed * 31 + (i >> 10)) & 0xff;
+  return a;
+}
+
+function block(value: number): Uint8Array {
+  return new Uint8Array(BS).fill(value);
+}
+
+function setup(deviceBlocks: number, cacheBlocks: number, extra: ConstructorParameters<typeof CachingChannel>[1] = {}) {
+  const mem = new MemoryChannel(filled(deviceBlocks), { blockSize: BS });
+  const rec = new RecordingChannel(mem);
+  const cache = new CachingChannel(rec, { cacheSize: cacheBlocks * BS, ...extra });
+  return { mem, rec, cache };
+}
+
+describe('CachingChannel: passthrough (cache size 0)', () => {
+  it('forwards every operation exactly once, in order, byte for byte', () => {
+    const { mem, rec, cache } = setup(64, 0);
+    const into = new Uint8Array(3 * BS);
+    cache.read(5, 3, into);
+    assert.deepEqual(into, mem.contents.subarray(5 * BS, 8 * BS));
+    cache.write(9, 2, filled(2, 7));
+    cache.writeBytes(100, new Uint8Array([1, 2, 3]));
+    cache.readahead(20, 4);
+    cache.discard(30, 2);
+    cache.zeroout(40, 1);
+    cache.invalidate(3, 2);
+    cache.flush();
+    cache.close();
+    assert.deepEqual(rec.ops, [
+      ['read', 5, 3],
+      ['write', 9, 2],
+      ['writeBytes', 100, 3],
+      ['readahead', 20, 4],
+      ['discard', 30, 2],
+      ['zeroout', 40, 1],
+      ['invalidate', 3, 2],
+      ['flush'],
+      ['flush'],
+      ['close'],
+    ]);
+    assert.deepEqual(mem.contents.subarray(9 * BS, 11 * BS), filled(2, 7));
+  });
+});
+
+describe('CachingChannel: reads', () => {
+  it('serves repeated reads from the cache and counts hits and misses', () => {
+    const { mem, rec, cache } = setup(64, 16);
+    const first = cache.read(3, 1);
+    const again = cache.read(3, 1);
+    assert.deepEqual(first, mem.contents.subarray(3 * BS, 4 * BS));
+    assert.deepEqual(again, first);
+    assert.deepEqual(rec.ops, [['read', 3, 1]]);
+    const s = cache.stats();
+    assert.equal(s.hits, 1);
+    assert.equal(s.misses, 1);
+    assert.equal(s.reads, 1);
+  });
+
+  it('fetches consecutive misses of one read with ONE backing read', () => {
+    const { mem, rec, cache } = setup(64, 64);
+    cache.read(10, 1);
+    cache.read(14, 1);
+    rec.reset();
+    const out = cache.read(8, 10); // 8,9 miss; 10 hit; 11..13 miss; 14 hit; 15..17 miss
+    assert.deepEqual(out, mem.contents.subarray(8 * BS, 18 * BS));
+    assert.deepEqual(rec.ops, [
+      ['read', 8, 2],
+      ['read', 11, 3],
+      ['read', 15, 3],
+    ]);
+  });
+
+  it('readahead really prefetches: one backing read, later reads hit', () => {
+    const { rec, cache } = setup(64, 32);
+    cache.read(2, 1);
+    rec.reset();
+    cache.readahead(0, 8);
+    assert.deepEqual(rec.ops, [
+      ['read', 0, 2],
+      ['read', 3, 5],
+    ]);
+    rec.reset();
+    cache.read(0, 8);
+    assert.deepEqual(rec.ops, []);
+    const s = cache.stats();
+    assert.equal(s.readaheadBlocks, 7);
+    assert.equal(s.readaheadHits, 7);
+  });
+
+  it('large reads bypass the cache without evicting it, yet see dirty cached data', () => {
+    const { mem, rec, cache } = setup(256, 16, { largeRequestBlocks: 8 });
+    cache.read(0, 4);
+    cache.write(100, 1, block(0xaa));
+    rec.reset();
+    const big = cache.read(96, 64);
+    assert.deepEqual(rec.ops, [['read', 96, 64]]);
+    assert.ok(big.subarray(4 * BS, 5 * BS).every((x) => x === 0xaa), 'the dirty cached block overlays the device copy');
+    assert.deepEqual(big.subarray(0, 4 * BS), mem.contents.subarray(96 * BS, 100 * BS));
+    for (let b = 0; b < 4; b++) assert.ok(cache.has(b), 'metadata blocks were not evicted');
+  });
+
+  it('a failed read gives an error, caches nothing, and later reads retry', () => {
+    const mem = new MemoryChannel(filled(32), { blockSize: BS });
+    const faulty = new FaultChannel(mem).fail({ op: 'read', first: 5, count: 1, times: 1 });
+    const cache = new CachingChannel(faulty, { cacheSize: 8 * BS });
+    assert.throws(() => cache.read(4, 3), (e: unknown) => e instanceof FsError && e.code === 'EIO');
+    assert.equal(cache.has(5), false);
+    assert.deepEqual(cache.read(4, 3), mem.contents.subarray(4 * BS, 7 * BS));
+  });
+
+  it('reading past the end is an error even when the cache could answer part of it', () => {
+    const { cache } = setup(16, 8);
+    cache.read(15, 1);
+    assert.throws(() => cache.read(15, 2), (e: unknown) => e instanceof FsError && e.code === 'EIO');
+  });
+});
+
+describe('CachingChannel: write-back', () => {
+  it('keeps writes in the cache until flush, then writes them sorted and coalesced', () => {
+    const { mem, rec, cache } = setup(64, 32);
+    const before = mem.contents.slice();
+    for (const b of [7, 3, 5, 4, 20, 6, 21]) cache.write(b, 1, block(b));
+    assert.deepEqual(mem.contents, before, 'nothing reached the device before flush');
+    assert.deepEqual(cache.read(5, 1), block(5), 'reads see the dirty data');
+    rec.reset();
+    cache.flush();
+    assert.deepEqual(rec.ops, [['write', 3, 5], ['write', 20, 2], ['flush']]);
+    for (const b of [7, 3, 5, 4, 20, 6, 21]) assert.deepEqual(mem.read(b, 1), block(b));
+    assert.equal(cache.stats().dirty, 0);
+  });
+
+  it('writes dirty buffers back before evicting them', () => {
+    const { mem, cache } = setup(64, 4);
+    for (let b = 0; b < 4; b++) cache.write(b, 1, block(0x10 + b));
+    cache.read(30, 1); // needs victims: dirty ones are written back first
+    cache.read(31, 1);
+    for (let b = 0; b < 4; b++) assert.deepEqual(mem.read(b, 1), block(0x10 + b));
+    assert.ok(cache.stats().evictions >= 2);
+    assert.ok(cache.stats().buffers <= 4);
+  });
+
+  it('writeBytes patches cached blocks and reads partially covered ones first', () => {
+    const { mem, rec, cache } = setup(16, 8);
+    const expect = mem.contents.slice();
+    const data = new Uint8Array(2000).fill(0x5c);
+    cache.writeBytes(BS + 500, data);
+    expect.set(data, BS + 500);
+    assert.deepEqual(rec.ops, [['read', 1, 1], ['read', 3, 1]], 'partial blocks are read, none written yet');
+    assert.deepEqual(cache.read(0, 4), expect.subarray(0, 4 * BS));
+    cache.flush();
+    assert.deepEqual(mem.contents, expect);
+  });
+
+  it('a failed write-back keeps the data dirty, fails flush and close, and a later flush writes it', () => {
+    const mem = new MemoryChannel(filled(32), { blockSize: BS });
+    const faulty = new FaultChannel(mem);
+    const reported: number[] = [];
+    const cache = new CachingChannel(faulty, { cacheSize: 16 * BS, onWriteError: (_e, b) => reported.push(b) });
+    cache.write(4, 3, new Uint8Array(3 * BS).fill(0x77));
+    faulty.fail({ op: 'write', first: 5, count: 1 });
+    assert.throws(() => cache.flush(), (e: unknown) => e instanceof FsError && e.code === 'EIO' && /5/.test(e.message) && /stays cached and dirty/.test(e.message));
+    assert.deepEqual(reported, [5]);
+    assert.deepEqual(mem.read(4, 1), block(0x77), 'the coalesced run was split: block 4 got written');
+    assert.deepEqual(mem.read(6, 1), block(0x77));
+    assert.notDeepEqual(mem.read(5, 1), block(0x77));
+    assert.equal(cache.stats().dirty, 1);
+    assert.equal(cache.stats().writeErrors, 1);
+    assert.throws(() => cache.close(), (e: unknown) => e instanceof FsError && e.code === 'EIO');
+    assert.deepEqual(cache.read(5, 1), block(0x77), 'still readable after a failed close');
+    faulty.heal();
+    cache.close();
+    assert.deepEqual(mem.contents.subarray(5 * BS, 6 * BS), block(0x77), 'nothing lost');
+  });
+
+  it('a buffer whose write-back failed is not reclaimed; misses bypass instead of growing', () => {
+    const mem = new MemoryChannel(filled(64), { blockSize: BS });
+    const faulty = new FaultChannel(mem).fail({ op: 'write', first: 0, count: 64 });
+    const cache = new CachingChannel(faulty, { cacheSize: 2 * BS });
+    cache.write(1, 1, block(1));
+    cache.write(2, 1, block(2));
+    assert.deepEqual(cache.read(40, 1), mem.read(40, 1), 'read served around the stuck buffers');
+    assert.equal(cache.stats().buffers, 2);
+    assert.deepEqual(cache.read(1, 1), block(1));
+    assert.deepEqual(cache.read(2, 1), block(2));
+    faulty.heal();
+    cache.flush();
+    assert.deepEqual(mem.read(2, 1), block(2));
+  });
+});
+
+describe('CachingChannel: coherence', () => {
+  it('discard and zeroout hit the device first and fix the cache only on success', () => {
+    const mem = new MemoryChannel(filled(32), { blockSize: BS });
+    const faulty = new FaultChannel(mem).fail({ op: 'discard', times: 1 }).fail({ op: 'zeroout', times: 1 });
+    const cache = new CachingChannel(faulty, { cacheSize: 16 * BS });
+    cache.write(3, 1, block(3));
+    cache.read(8, 1);
+    assert.throws(() => cache.discard(3, 1));
+    assert.deepEqual(cache.read(3, 1), block(3), 'a failed discard leaves the cached data');
+    cache.discard(3, 1);
+    assert.equal(cache.has(3), false);
+    assert.ok(cache.read(3, 1).every((x) => x === 0));
+    assert.throws(() => cache.zeroout(8, 1));
+    assert.notDeepEqual(cache.read(8, 1), block(0));
+    cache.zeroout(8, 1);
+    assert.deepEqual(cache.read(8, 1), block(0));
+    cache.flush();
+    assert.deepEqual(mem.read(8, 1), block(0));
+    assert.deepEqual(mem.read(3, 1), block(0));
+  });
+
+  it('invalidate drops cached copies so the device is read again', () => {
+    const { mem, cache } = setup(32, 16);
+    cache.read(2, 2);
+    mem.write(2, 1, block(9)); // changed behind the cache's back
+    assert.notDeepEqual(cache.read(2, 1), block(9));
+    cache.invalidate(2, 1);
+    assert.deepEqual(cache.read(2, 1), block(9));
+    cache.invalidate();
+    assert.equal(cache.stats().buffers, 0);
+  });
+
+  it('setBlockSize flushes and empties the cache', () => {
+    const { mem, cache } = setup(32, 16);
+    cache.write(1, 1, block(4));
+    cache.setBlockSize(4096);
+    assert.equal(cache.stats().buffers, 0);
+    assert.deepEqual(mem.contents.subarray(BS, 2 * BS), block(4));
+    assert.deepEqual(cache.read(0, 1), mem.contents.subarray(0, 4096));
+    assert.equal(cache.capacityBlocks, 4);
+  });
+
+  it('held buffers are never reclaimed and may exceed the budget', () => {
+    const { mem, cache } = setup(64, 2);
+    const held = cache.acquire(10);
+    held[0] = 0xee;
+    for (let b = 20; b < 30; b++) cache.read(b, 1);
+    assert.ok(cache.has(10));
+    cache.release(10, true);
+    assert.equal(cache.stats().dirty, 1);
+    for (let b = 30; b < 40; b++) cache.read(b, 1);
+    assert.equal(mem.read(10, 1)[0], 0xee, 'the released dirty buffer was written back when evicted');
+    assert.throws(() => cache.release(10, false), (e: unknown) => e instanceof FsError && e.code === 'EINVAL');
+    const a = cache.acquire(1);
+    const b = cache.acquire(2);
+    const c = cache.acquire(3);
+    assert.equal(cache.stats().buffers, 3, 'three held buffers in a two-block cache');
+    assert.throws(() => cache.invalidate(2, 1), (e: unknown) => e instanceof FsError && e.code === 'EBUSY');
+    void a;
+    void b;
+    void c;
+    cache.release(1, false);
+    cache.release(2, false);
+    cache.release(3, false);
+    assert.ok(cache.stats().buffers <= 2);
+  });
+});
+
+describe('CachingChannel: priorities', () => {
+  it('raises a buffer one level every 50 accesses, up to 15', () => {
+    const { cache } = setup(16, 8);
+    cache.read(1, 1); // insert (not an access of a cached buffer)
+    for (let i = 0; i < 49; i++) cache.read(1, 1);
+    assert.equal(cache.priorityOf(1), 0);
+    cache.read(1, 1);
+    assert.equal(cache.priorityOf(1), 1);
+    for (let i = 0; i < 50 * 30; i++) cache.read(1, 1);
+    assert.equal(cache.priorityOf(1), MAX_PRIORITY);
+  });
+
+  it('reclaims the least recently used buffer of the lowest priority first', () => {
+    const { cache } = setup(64, 3);
+    cache.read(1, 1);
+    for (let i = 0; i < 50; i++) cache.read(1, 1); // block 1 -> priority 1
+    cache.read(2, 1);
+    cache.read(3, 1);
+    cache.read(2, 1); // 3 is now the LRU of level 0
+    cache.read(4, 1);
+    assert.equal(cache.has(3), false);
+    assert.ok(cache.has(1) && cache.has(2) && cache.has(4));
+  });
+
+  it('ages priorities: a block hot long ago is demoted and reclaimed', () => {
+    const { cache } = setup(256, 4, { ageTicks: 20 });
+    cache.read(1, 1);
+    for (let i = 0; i < 50 * 3; i++) cache.read(1, 1); // priority 3
+    assert.equal(cache.priorityOf(1), 3);
+    for (let b = 10; b < 40; b++) cache.read(b, 1); // 30 blocks enter: one level lost
+    assert.equal(cache.has(1), true, 'still cached: the cold blocks go first');
+    assert.equal(cache.priorityOf(1), 2);
+    for (let b = 40; b < 80; b++) cache.read(b, 1); // 70 in all: three levels lost
+    assert.equal(cache.has(1), false, 'demoted to priority 0 and reclaimed');
+  });
+
+  it('a hot set survives a cold scan larger than the cache (default aging)', () => {
+    const { cache } = setup(4096, 64);
+    for (let round = 0; round < 100; round++) for (let b = 0; b < 16; b++) cache.read(b, 1); // priority 1
+    for (let b = 1000; b < 1200; b++) cache.read(b, 1); // a scan of 200 cold blocks (> 64)
+    for (let b = 0; b < 16; b++) assert.ok(cache.has(b), `hot block ${b} survived the scan`);
+  });
+});

@@ -1,0 +1,433 @@
+// Tests of the native addon (native/ext4ts_native.c) through its wrapper src/io/native.ts,
+// against the real kernel: flock conflicts between two open file descriptions,
+// fallocate's effect on contents / size / allocated blocks, fd passing over a unix
+// socket (also to and from a child process), and the block-device ioctls on a loop
+// device made with losetup (root only; detached in after()).
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { FsError } from '../src/errors.js';
+import {
+  FALLOC_FL_KEEP_SIZE,
+  FALLOC_FL_PUNCH_HOLE,
+  FALLOC_FL_ZERO_RANGE,
+  blockDeviceSize,
+  blockDiscard,
+  blockSectorSize,
+  blockZeroout,
+  fallocate,
+  flock,
+  isNativeAvailable,
+  isNativeSyscallError,
+  native,
+  recvFd,
+  sendFd,
+  socketpair,
+  type FlockOperation,
+} from '../src/io/native.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const ADDON = path.join(ROOT, 'native/build/Release/ext4ts_native.node');
+
+/** Assert `fn` throws an addon error with this errno name (and the matching number). */
+function assertErrno(fn: () => unknown, code: string, errno: number): void {
+  assert.throws(fn, (error: unknown) => {
+    assert.ok(isNativeSyscallError(error), `expected a native syscall error, got ${String(error)}`);
+    assert.equal(error.code, code);
+    assert.equal(error.errno, errno);
+    assert.match(error.message, new RegExp(`^${code}: `));
+    return true;
+  });
+}
+
+/** A byte pattern with no zero byte, so zeroed ranges are visible. */
+function pattern(size: number, seed = 1): Buffer {
+  const buffer = Buffer.alloc(size);
+  for (let i = 0; i < size; i++) buffer[i] = ((i * 7 + seed) % 255) + 1;
+  return buffer;
+}
+
+function readAt(fd: number, offset: number, length: number): Buffer {
+  const buffer = Buffer.alloc(length);
+  const n = fs.readSync(fd, buffer, 0, length, offset);
+  assert.equal(n, length);
+  return buffer;
+}
+
+function isZero(buffer: Uint8Array): boolean {
+  return buffer.every((byte) => byte === 0);
+}
+
+let dir: string;
+const openFds: number[] = [];
+
+function open(file: string, flags: string): number {
+  const fd = fs.openSync(file, flags);
+  openFds.push(fd);
+  return fd;
+}
+
+before(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ext4ts-native-'));
+});
+
+after(() => {
+  for (const fd of openFds) {
+    try {
+      fs.closeSync(fd);
+    } catch {
+      // already closed by the test
+    }
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+void describe('native addon', () => {
+  void it('is built and loads', () => {
+    assert.ok(fs.existsSync(ADDON), `${ADDON} missing: run npm run build:native`);
+    assert.equal(isNativeAvailable(), true);
+    assert.equal(native.flock, flock);
+    assert.equal(FALLOC_FL_KEEP_SIZE, 1);
+    assert.equal(FALLOC_FL_PUNCH_HOLE, 2);
+    assert.equal(FALLOC_FL_ZERO_RANGE, 0x10);
+  });
+
+  void it('throws FsError EOPNOTSUPP with build instructions when the addon is missing', () => {
+    // The wrapper copied to a tree that has no native/build: loading fails there.
+    const tree = path.join(dir, 'nobuild');
+    fs.mkdirSync(path.join(tree, 'src/io'), { recursive: true });
+    fs.copyFileSync(path.join(ROOT, 'src/io/native.ts'), path.join(tree, 'src/io/native.ts'));
+    fs.copyFileSync(path.join(ROOT, 'src/errors.ts'), path.join(tree, 'src/errors.ts'));
+    const script = path.join(tree, 'probe.ts');
+    fs.writeFileSync(
+      script,
+      [
+        "import { isNativeAvailable, flock } from './src/io/native.js';",
+        "import { FsError } from './src/errors.js';",
+        'let caught: unknown;',
+        "try { flock(0, 'shared', true); } catch (error) { caught = error; }",
+        'const e = caught as FsError;',
+        'console.log(JSON.stringify({ available: isNativeAvailable(), isFsError: caught instanceof FsError, code: e.code, errno: e.errno, message: e.message }));',
+      ].join('\n'),
+    );
+    const child = spawnSync(process.execPath, ['--import', 'tsx', script], { cwd: ROOT, encoding: 'utf8' });
+    assert.equal(child.status, 0, child.stderr);
+    const result = JSON.parse(child.stdout) as { available: boolean; isFsError: boolean; code: string; errno: number; message: string };
+    assert.equal(result.available, false);
+    assert.equal(result.isFsError, true);
+    assert.equal(result.code, 'EOPNOTSUPP');
+    assert.equal(result.errno, 95);
+    assert.match(result.message, /not built/);
+    assert.match(result.message, /npm run build:native/);
+    assert.match(result.message, /npm rebuild/);
+  });
+});
+
+void describe('flock', () => {
+  let file: string;
+  before(() => {
+    file = path.join(dir, 'lock');
+    fs.writeFileSync(file, 'lock me');
+  });
+
+  void it('an exclusive lock makes another open file description fail with EAGAIN until unlocked', () => {
+    const a = open(file, 'r+');
+    const b = open(file, 'r+');
+    flock(a, 'exclusive', true);
+    assertErrno(() => flock(b, 'exclusive', true), 'EAGAIN', 11);
+    assertErrno(() => flock(b, 'shared', true), 'EAGAIN', 11);
+    flock(a, 'unlock', true);
+    flock(b, 'exclusive', true);
+    assertErrno(() => flock(a, 'shared', true), 'EAGAIN', 11);
+    flock(b, 'unlock', false);
+  });
+
+  void it('shared locks coexist, and exclude an exclusive one', () => {
+    const a = open(file, 'r');
+    const b = open(file, 'r');
+    const c = open(file, 'r');
+    flock(a, 'shared', true);
+    flock(b, 'shared', false);
+    assertErrno(() => flock(c, 'exclusive', true), 'EAGAIN', 11);
+    flock(a, 'unlock', false);
+    flock(b, 'unlock', false);
+    flock(c, 'exclusive', true);
+    flock(c, 'unlock', true);
+  });
+
+  void it('a lock held by this process is seen by another, and a lock dies with its process', () => {
+    const tryLock = (op: number): string => {
+      const code = [
+        `const addon = require(${JSON.stringify(ADDON)});`,
+        `const fd = require('fs').openSync(${JSON.stringify(file)}, 'r');`,
+        `try { addon.flock(fd, ${op}, true); console.log('locked'); } catch (e) { console.log(e.code); }`,
+      ].join('\n');
+      return execFileSync(process.execPath, ['-e', code], { encoding: 'utf8' }).trim();
+    };
+    const a = open(file, 'r');
+    flock(a, 'shared', true);
+    assert.equal(tryLock(1), 'EAGAIN');
+    assert.equal(tryLock(0), 'locked');
+    flock(a, 'unlock', true);
+    assert.equal(tryLock(1), 'locked'); // the child exits holding it: the kernel drops it
+    flock(a, 'exclusive', true);
+    flock(a, 'unlock', true);
+  });
+
+  void it('rejects a bad fd and a bad operation', () => {
+    assertErrno(() => flock(1_000_000, 'shared', true), 'EBADF', 9);
+    assertErrno(() => flock(-1, 'shared', true), 'EINVAL', 22);
+    assert.throws(
+      () => flock(0, 'everything' as FlockOperation, true),
+      (error: unknown) => error instanceof FsError && error.code === 'EINVAL',
+    );
+  });
+});
+
+void describe('fallocate', () => {
+  const SIZE = 1024 * 1024;
+  let file: string;
+  let fd: number;
+  before(() => {
+    file = path.join(dir, 'data');
+    fs.writeFileSync(file, pattern(SIZE));
+    fd = open(file, 'r+');
+    fs.fsyncSync(fd);
+  });
+
+  void it('PUNCH_HOLE|KEEP_SIZE zeroes the range, frees its blocks and keeps the size', () => {
+    const before = fs.statSync(file);
+    assert.ok(before.blocks >= SIZE / 512, `file not fully allocated: ${before.blocks} blocks`);
+    const offset = 256 * 1024;
+    const length = 512 * 1024;
+    fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length);
+    const afterStat = fs.statSync(file);
+    assert.equal(afterStat.size, SIZE);
+    assert.ok(before.blocks - afterStat.blocks >= length / 512, `blocks ${before.blocks} -> ${afterStat.blocks}`);
+    const data = fs.readFileSync(file);
+    assert.ok(isZero(data.subarray(offset, offset + length)));
+    assert.deepEqual(data.subarray(0, offset), pattern(SIZE).subarray(0, offset));
+    assert.deepEqual(data.subarray(offset + length), pattern(SIZE).subarray(offset + length));
+  });
+
+  void it('PUNCH_HOLE of a few bytes inside a block zeroes exactly those bytes', () => {
+    fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 100, 50);
+    const data = readAt(fd, 0, 4096);
+    const expected = pattern(SIZE).subarray(0, 4096);
+    expected.fill(0, 100, 150);
+    assert.deepEqual(data, expected);
+  });
+
+  void it('ZERO_RANGE zeroes the range and keeps the size', () => {
+    const offset = 800 * 1024 + 123;
+    const length = 10_000;
+    assert.ok(!isZero(readAt(fd, offset, length)));
+    fallocate(fd, FALLOC_FL_ZERO_RANGE, offset, length);
+    assert.ok(isZero(readAt(fd, offset, length)));
+    assert.deepEqual(readAt(fd, offset - 10, 10), pattern(SIZE).subarray(offset - 10, offset));
+    assert.deepEqual(readAt(fd, offset + length, 10), pattern(SIZE).subarray(offset + length, offset + length + 10));
+    assert.equal(fs.statSync(file).size, SIZE);
+  });
+
+  void it('mode 0 allocates, growing the file; KEEP_SIZE allocates without growing it', () => {
+    const grow = path.join(dir, 'grow');
+    const g = open(grow, 'w+');
+    fallocate(g, 0, 0, 64 * 1024);
+    let stat = fs.statSync(grow);
+    assert.equal(stat.size, 64 * 1024);
+    assert.ok(stat.blocks >= 128);
+    fallocate(g, FALLOC_FL_KEEP_SIZE, 64 * 1024, 64 * 1024);
+    stat = fs.statSync(grow);
+    assert.equal(stat.size, 64 * 1024);
+    assert.ok(stat.blocks >= 256);
+    assert.ok(isZero(fs.readFileSync(grow)));
+  });
+
+  void it('takes offsets above 2^32 exactly', () => {
+    const big = path.join(dir, 'big');
+    const g = open(big, 'w+');
+    const offset = 2 ** 32 + 8192;
+    fallocate(g, 0, offset, 4096);
+    assert.equal(fs.statSync(big).size, offset + 4096);
+    assert.ok(fs.statSync(big).blocks <= 64, 'the file should stay sparse');
+  });
+
+  void it('rejects invalid arguments with EINVAL, without crashing', () => {
+    assertErrno(() => fallocate(fd, 0, -1, 4096), 'EINVAL', 22);
+    assertErrno(() => fallocate(fd, 0, 0, -4096), 'EINVAL', 22);
+    assertErrno(() => fallocate(fd, 0, 0.5, 4096), 'EINVAL', 22);
+    assertErrno(() => fallocate(fd, 0, Number.NaN, 4096), 'EINVAL', 22);
+    assertErrno(() => fallocate(fd, 0, Number.POSITIVE_INFINITY, 4096), 'EINVAL', 22);
+    assertErrno(() => fallocate(fd, 0, 2 ** 53 + 2, 4096), 'EINVAL', 22);
+    assertErrno(() => fallocate(fd, 0, 2 ** 53, 4096), 'EINVAL', 22); // offset + length > 2^53
+    assertErrno(() => fallocate(fd, -1, 0, 4096), 'EINVAL', 22);
+    assertErrno(() => fallocate(-1, 0, 0, 4096), 'EINVAL', 22);
+    // From the kernel: a zero length, and punch-hole without keep-size.
+    assertErrno(() => fallocate(fd, 0, 0, 0), 'EINVAL', 22);
+    assertErrno(() => fallocate(fd, FALLOC_FL_PUNCH_HOLE, 0, 4096), 'EOPNOTSUPP', 95);
+    assertErrno(() => fallocate(1_000_000, 0, 0, 4096), 'EBADF', 9);
+    assert.equal(fs.statSync(file).size, SIZE);
+  });
+
+  void it('rejects arguments of the wrong type with a TypeError', () => {
+    const raw = native.fallocate as unknown as (...args: unknown[]) => void;
+    assert.throws(() => raw(fd, 0, '0', 4096), TypeError);
+    assert.throws(() => raw(fd, 0, 0), TypeError);
+    assert.throws(() => raw(fd, 0, 10n, 4096), TypeError);
+  });
+});
+
+void describe('fd passing over a unix socket', () => {
+  let a: number;
+  let b: number;
+  before(() => {
+    [a, b] = socketpair();
+    openFds.push(a, b);
+  });
+
+  void it('socketpair gives two connected close-on-exec sockets', () => {
+    assert.ok(Number.isInteger(a) && Number.isInteger(b) && a !== b);
+    fs.writeSync(a, 'ping');
+    const buffer = Buffer.alloc(4);
+    assert.equal(fs.readSync(b, buffer, 0, 4, null), 4);
+    assert.equal(buffer.toString(), 'ping');
+    for (const fd of [a, b]) {
+      assert.ok(fs.fstatSync(fd).isSocket());
+      assert.ok(cloexec(fd), `fd ${fd} is not close-on-exec`);
+    }
+  });
+
+  void it('recvFd receives a working descriptor of the file sendFd sent', () => {
+    const file = path.join(dir, 'passed');
+    fs.writeFileSync(file, 'hello through SCM_RIGHTS');
+    const original = open(file, 'r');
+    sendFd(a, original);
+    const received = recvFd(b);
+    openFds.push(received);
+    assert.notEqual(received, original);
+    assert.equal(fs.fstatSync(received).ino, fs.fstatSync(original).ino);
+    fs.closeSync(original);
+    assert.equal(readAt(received, 0, 24).toString(), 'hello through SCM_RIGHTS');
+    assert.ok(cloexec(received), 'received fd is not close-on-exec');
+  });
+
+  void it('receives an fd sent by a child process that got its socket end through stdio', () => {
+    // As with fusermount3: the child inherits one end (here as fd 3) and sends an fd back.
+    const file = path.join(dir, 'from-child');
+    fs.writeFileSync(file, 'from the child');
+    const child = spawnSync(
+      process.execPath,
+      [
+        '-e',
+        `const addon = require(${JSON.stringify(ADDON)}); addon.sendFd(3, require('fs').openSync(${JSON.stringify(file)}, 'r'));`,
+      ],
+      { stdio: ['ignore', 'inherit', 'inherit', b] },
+    );
+    assert.equal(child.status, 0);
+    const received = recvFd(a);
+    openFds.push(received);
+    assert.equal(readAt(received, 0, 14).toString(), 'from the child');
+  });
+
+  void it('a message without an fd, or a closed peer, throws ENOMSG', () => {
+    const [c, d] = socketpair();
+    openFds.push(c, d);
+    fs.writeSync(c, 'x');
+    assertErrno(() => recvFd(d), 'ENOMSG', 42);
+    fs.closeSync(c);
+    assertErrno(() => recvFd(d), 'ENOMSG', 42);
+  });
+
+  void it('fails cleanly on a descriptor that is not a socket', () => {
+    const file = path.join(dir, 'not-a-socket');
+    fs.writeFileSync(file, '');
+    const f = open(file, 'r');
+    assertErrno(() => sendFd(f, f), 'ENOTSOCK', 88);
+    assertErrno(() => recvFd(f), 'ENOTSOCK', 88);
+    assertErrno(() => sendFd(a, 1_000_000), 'EBADF', 9);
+  });
+});
+
+/** FD_CLOEXEC as the kernel reports it: O_CLOEXEC (octal 02000000) in /proc/self/fdinfo's flags. */
+function cloexec(fd: number): boolean {
+  const info = fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8');
+  const flags = /^flags:\s+([0-7]+)$/m.exec(info)?.[1];
+  assert.ok(flags !== undefined, info);
+  return (parseInt(flags, 8) & 0o2000000) !== 0;
+}
+
+const isRoot = process.getuid?.() === 0;
+
+void describe('block device ioctls on a loop device', { skip: isRoot ? false : 'needs root for losetup' }, () => {
+  const SIZE = 4 * 1024 * 1024;
+  let image: string;
+  let device: string | undefined;
+  let fd: number;
+
+  before(() => {
+    image = path.join(dir, 'loop.img');
+    fs.writeFileSync(image, pattern(SIZE, 5));
+    device = execFileSync('losetup', ['-f', '--show', image], { encoding: 'utf8' }).trim();
+    assert.match(device, /^\/dev\/loop\d+$/);
+    fd = fs.openSync(device, 'r+');
+  });
+
+  after(() => {
+    if (fd !== undefined) fs.closeSync(fd);
+    if (device !== undefined) execFileSync('losetup', ['-d', device]);
+  });
+
+  void it('blockDeviceSize is the size of the backing file', () => {
+    assert.equal(blockDeviceSize(fd), SIZE);
+    assert.equal(blockDeviceSize(fd), fs.statSync(image).size);
+  });
+
+  void it('blockSectorSize is the logical sector size', () => {
+    const expected = Number(execFileSync('blockdev', ['--getss', device ?? ''], { encoding: 'utf8' }).trim());
+    assert.equal(blockSectorSize(fd), expected);
+    assert.equal(blockSectorSize(fd), 512);
+  });
+
+  void it('blockDiscard zeroes the range (a hole in the backing file) and nothing else', () => {
+    const offset = 1024 * 1024;
+    const length = 512 * 1024;
+    assert.ok(!isZero(readAt(fd, offset, length)));
+    const blocksBefore = fs.statSync(image).blocks;
+    blockDiscard(fd, offset, length);
+    assert.ok(isZero(readAt(fd, offset, length)));
+    assert.deepEqual(readAt(fd, offset - 512, 512), pattern(SIZE, 5).subarray(offset - 512, offset));
+    assert.deepEqual(readAt(fd, offset + length, 512), pattern(SIZE, 5).subarray(offset + length, offset + length + 512));
+    assert.ok(fs.statSync(image).blocks < blocksBefore, 'discard should punch a hole in the backing file');
+  });
+
+  void it('blockZeroout zeroes a sector-aligned range and nothing else', () => {
+    const offset = 2 * 1024 * 1024 + 512;
+    const length = 3 * 512;
+    assert.ok(!isZero(readAt(fd, offset, length)));
+    blockZeroout(fd, offset, length);
+    assert.ok(isZero(readAt(fd, offset, length)));
+    assert.deepEqual(readAt(fd, offset - 512, 512), pattern(SIZE, 5).subarray(offset - 512, offset));
+    assert.deepEqual(readAt(fd, offset + length, 512), pattern(SIZE, 5).subarray(offset + length, offset + length + 512));
+    fs.fsyncSync(fd);
+    const backing = fs.readFileSync(image);
+    assert.ok(isZero(backing.subarray(offset, offset + length)));
+  });
+
+  void it('rejects unaligned or out-of-range requests', () => {
+    assertErrno(() => blockZeroout(fd, 100, 512), 'EINVAL', 22);
+    assertErrno(() => blockDiscard(fd, 0, 100), 'EINVAL', 22);
+    assertErrno(() => blockZeroout(fd, SIZE, 512), 'EINVAL', 22);
+    assertErrno(() => blockDiscard(fd, -512, 512), 'EINVAL', 22);
+  });
+
+  void it('the ioctls on a regular file fail with ENOTTY', () => {
+    const f = open(image, 'r');
+    assertErrno(() => blockDeviceSize(f), 'ENOTTY', 25);
+    assertErrno(() => blockSectorSize(f), 'ENOTTY', 25);
+    assertErrno(() => blockDiscard(f, 0, 512), 'ENOTTY', 25);
+  });
+});
