@@ -28,7 +28,13 @@
  *    hits pay nothing for it. A block that was hot long ago therefore sinks to
  *    priority 0 and can be reclaimed; a block that is still hot keeps its level,
  *    and a hot set at priority p survives cold scans of up to 4p cache-fuls.
- * 3. Write-back is sorted and coalesced: dirty buffers are written in block order,
+ * 3. Access history survives eviction: when a buffer that was used (hit at least
+ *    once, or promoted) is reclaimed, its access count and priority are remembered
+ *    in a bounded FIFO "ghost" table (as many entries as the capacity). A block that
+ *    comes back resumes where it was, so a hot block that a cold scan pushed out
+ *    still reaches the next priority after 50 accesses in all, instead of needing
+ *    50 within one stay. Blocks used once (scans) leave no ghost.
+ * 4. Write-back is sorted and coalesced: dirty buffers are written in block order,
  *    adjacent blocks in one backing write (up to `writeRunBlocks` per write). When a
  *    coalesced write fails, its blocks are retried one by one so that exactly the
  *    failing blocks stay dirty.
@@ -151,6 +157,8 @@ export class CachingChannel implements IoChannel {
   private readonly heads: (Buf | null)[] = new Array<Buf | null>(LIST_COUNT).fill(null);
   private readonly tails: (Buf | null)[] = new Array<Buf | null>(LIST_COUNT).fill(null);
   private readonly dirtySet = new Set<Buf>();
+  /** Evicted blocks' access history: block -> prio * 65536 + access (insertion order = FIFO). */
+  private readonly ghosts = new Map<number, number>();
   private readonly spare: Uint8Array[] = [];
   private scratch: Uint8Array | undefined;
   private readonly counters = new IoCounters();
@@ -845,15 +853,35 @@ export class CachingChannel implements IoChannel {
 
   private insert(buf: Buf): void {
     buf.stamp = ++this.clockTicks;
+    this.restoreHistory(buf);
     this.map.set(buf.block, buf);
-    this.pushHead(buf, 0);
+    this.pushHead(buf, buf.prio);
+  }
+
+  private restoreHistory(buf: Buf): void {
+    if (this.ghosts.size === 0) return;
+    const h = this.ghosts.get(buf.block);
+    if (h === undefined) return;
+    this.ghosts.delete(buf.block);
+    buf.prio = Math.floor(h / 65536);
+    buf.access = h % 65536;
+  }
+
+  private remember(victim: Buf): void {
+    if (victim.access === 0 && victim.prio === 0) return;
+    this.ghosts.set(victim.block, victim.prio * 65536 + victim.access);
+    if (this.ghosts.size > this.capacity) {
+      const oldest = this.ghosts.keys().next();
+      if (oldest.done !== true) this.ghosts.delete(oldest.value);
+    }
   }
 
   /** Prefetched buffers go to the LRU end of level 0: first to go if never used. */
   private insertPrefetched(buf: Buf): void {
     buf.stamp = ++this.clockTicks;
+    this.restoreHistory(buf);
     this.map.set(buf.block, buf);
-    this.pushTail(buf, 0);
+    this.pushTail(buf, buf.prio);
   }
 
   /** Reclaim one unheld clean buffer (writing back dirty ones first); null if none. */
@@ -869,6 +897,7 @@ export class CachingChannel implements IoChannel {
     this.unlink(victim);
     this.map.delete(victim.block);
     this.evictions++;
+    this.remember(victim);
     return victim;
   }
 
