@@ -1,0 +1,584 @@
+/**
+ * The on-disk inode (struct ext4_inode): decode, encode, checksum.
+ *
+ * An inode record is `inodeSize` bytes (the superblock's s_inode_size; 128 on revision-0
+ * filesystems). The first 128 bytes are the "good old" inode; a larger record starts
+ * its extra part with i_extra_isize, the number of bytes of known extra fields that
+ * follow byte 128. A field of the extra part exists only if it lies entirely within
+ * `128 + i_extra_isize` (the kernel's EXT4_FITS_IN_INODE); the bytes after that (up to
+ * `inodeSize`) hold in-inode extended attributes and are kept untouched.
+ *
+ * The decoded `Inode` keeps a copy of the whole record in `raw`; `encodeInode` patches
+ * the known fields over a copy of it, so unknown, reserved and OS-specific bytes
+ * round-trip byte for byte. The osd1/osd2 unions are read with their Linux meaning
+ * (creator OS 0), which is what every ext4 filesystem uses.
+ *
+ * 64-bit quantities are split lo/hi on disk and combined as `lo + hi * 2^32` (never with
+ * bitwise operators); values past 2^53 are rejected.
+ */
+import { corrupted, FsError } from '../errors.js';
+import { crc32cRaw, crc32cRawU32 } from './crc.js';
+import { decodeTime, encodeTime, encodeTimeLegacy, type Timestamp } from './time.js';
+
+export type { Timestamp } from './time.js';
+
+/** Size of the "good old" inode: everything up to and including osd2. */
+export const GOOD_OLD_INODE_SIZE = 128;
+/** Bytes of i_block: 15 little-endian u32 (block map) or an extent tree root, or inline data/symlink text. */
+export const INODE_BLOCK_SIZE = 60;
+/** Number of u32 slots in i_block. */
+export const INODE_N_BLOCKS = 15;
+/** i_extra_isize that covers every extra field known here (up to and including i_projid). */
+export const INODE_EXTRA_ISIZE_FULL = 32;
+
+/** Byte offsets of the inode fields (struct ext4_inode). */
+export const INODE_OFFSETS = {
+  mode: 0x00,
+  uidLo: 0x02,
+  sizeLo: 0x04,
+  atime: 0x08,
+  ctime: 0x0c,
+  mtime: 0x10,
+  dtime: 0x14,
+  gidLo: 0x18,
+  linksCount: 0x1a,
+  blocksLo: 0x1c,
+  flags: 0x20,
+  /** osd1: l_i_version on Linux. */
+  versionLo: 0x24,
+  block: 0x28,
+  generation: 0x64,
+  fileAclLo: 0x68,
+  sizeHi: 0x6c,
+  obsoFaddr: 0x70,
+  /** osd2 (Linux): l_i_blocks_high. */
+  blocksHi: 0x74,
+  fileAclHi: 0x76,
+  uidHi: 0x78,
+  gidHi: 0x7a,
+  checksumLo: 0x7c,
+  osd2Reserved: 0x7e,
+  /* Extra part (large inodes). */
+  extraIsize: 0x80,
+  checksumHi: 0x82,
+  ctimeExtra: 0x84,
+  mtimeExtra: 0x88,
+  atimeExtra: 0x8c,
+  crtime: 0x90,
+  crtimeExtra: 0x94,
+  versionHi: 0x98,
+  projid: 0x9c,
+} as const;
+
+/* File type and permission bits of i_mode (the same values as POSIX/Linux). */
+export const S_IFMT = 0o170000;
+export const S_IFSOCK = 0o140000;
+export const S_IFLNK = 0o120000;
+export const S_IFREG = 0o100000;
+export const S_IFBLK = 0o060000;
+export const S_IFDIR = 0o040000;
+export const S_IFCHR = 0o020000;
+export const S_IFIFO = 0o010000;
+export const S_ISUID = 0o4000;
+export const S_ISGID = 0o2000;
+export const S_ISVTX = 0o1000;
+/** Permission bits plus setuid/setgid/sticky: everything of i_mode except the type. */
+export const S_IALLUGO = 0o7777;
+
+/* i_flags (EXT4_*_FL, ext4.h and e2fsprogs' ext2_fs.h). */
+/** Secure deletion (not implemented by Linux). */
+export const SECRM_FL = 0x0000_0001;
+/** Undelete (not implemented by Linux). */
+export const UNRM_FL = 0x0000_0002;
+/** Compressed file (not implemented by ext4). */
+export const COMPR_FL = 0x0000_0004;
+/** Synchronous updates. */
+export const SYNC_FL = 0x0000_0008;
+/** Immutable file. */
+export const IMMUTABLE_FL = 0x0000_0010;
+/** Append-only file. */
+export const APPEND_FL = 0x0000_0020;
+/** Not to be dumped. */
+export const NODUMP_FL = 0x0000_0040;
+/** Do not update atime. */
+export const NOATIME_FL = 0x0000_0080;
+/** Compression: dirty (unused). */
+export const DIRTY_FL = 0x0000_0100;
+/** Compression: one or more compressed clusters (unused). */
+export const COMPRBLK_FL = 0x0000_0200;
+/** Compression: do not compress (unused). */
+export const NOCOMPR_FL = 0x0000_0400;
+/** Encrypted inode (fscrypt). */
+export const ENCRYPT_FL = 0x0000_0800;
+/** Hash-indexed (htree) directory. */
+export const INDEX_FL = 0x0000_1000;
+/** AFS magic directory. */
+export const IMAGIC_FL = 0x0000_2000;
+/** File data is journaled (data=journal per file). */
+export const JOURNAL_DATA_FL = 0x0000_4000;
+/** Do not merge file tail (unused). */
+export const NOTAIL_FL = 0x0000_8000;
+/** Directory entries are updated synchronously. */
+export const DIRSYNC_FL = 0x0001_0000;
+/** Top of directory hierarchy (Orlov allocator hint). */
+export const TOPDIR_FL = 0x0002_0000;
+/** i_blocks counts filesystem blocks, not 512-byte sectors (needs the huge_file feature). */
+export const HUGE_FILE_FL = 0x0004_0000;
+/** The inode uses an extent tree (i_block holds its root). */
+export const EXTENTS_FL = 0x0008_0000;
+/** fs-verity protected file. */
+export const VERITY_FL = 0x0010_0000;
+/** The inode stores a large extended attribute value (ea_inode feature). */
+export const EA_INODE_FL = 0x0020_0000;
+/** Formerly EXT4_EOFBLOCKS_FL (blocks allocated past EOF); no longer used. */
+export const EOFBLOCKS_FL = 0x0040_0000;
+/** Do not copy-on-write (FS_NOCOW_FL; meaningless for ext4). */
+export const NOCOW_FL = 0x0080_0000;
+/** next3 snapshot file (e2fsprogs reservation). */
+export const SNAPFILE_FL = 0x0100_0000;
+/** Direct access (DAX) for this file. */
+export const DAX_FL = 0x0200_0000;
+/** next3 snapshot being deleted (e2fsprogs reservation). */
+export const SNAPFILE_DELETED_FL = 0x0400_0000;
+/** next3 snapshot shrink completed (e2fsprogs reservation). */
+export const SNAPFILE_SHRUNK_FL = 0x0800_0000;
+/** Data stored inline in i_block and the system.data xattr. */
+export const INLINE_DATA_FL = 0x1000_0000;
+/** New children inherit the project id. */
+export const PROJINHERIT_FL = 0x2000_0000;
+/** Case-insensitive directory. */
+export const CASEFOLD_FL = 0x4000_0000;
+/** Reserved for the ext4 library. */
+export const RESERVED_FL = 0x8000_0000;
+
+/** A decoded inode. Fields are in the units named; lo/hi halves are combined unless noted. */
+export interface Inode {
+  /** i_mode: file type (S_IFMT bits) and permissions incl. setuid/setgid/sticky. */
+  readonly mode: number;
+  /** Owner: i_uid | l_i_uid_high << 16. */
+  readonly uid: number;
+  /** Group: i_gid | l_i_gid_high << 16. */
+  readonly gid: number;
+  /** File size in bytes: i_size_lo + i_size_high * 2^32. */
+  readonly size: number;
+  /** i_links_count. */
+  readonly linksCount: number;
+  /** i_blocks_lo, raw; its unit depends on huge_file and HUGE_FILE_FL (see `inodeBlocksBytes`). */
+  readonly blocksLo: number;
+  /** l_i_blocks_high, raw (meaningful only with the huge_file feature). */
+  readonly blocksHi: number;
+  /** i_flags (the *_FL constants). */
+  readonly flags: number;
+  /** i_block: the 60 raw bytes (block map, extent root, inline data or fast symlink text). */
+  readonly block: Uint8Array;
+  /** i_generation (NFS), also part of the per-inode checksum seed. */
+  readonly generation: number;
+  /** i_file_acl_lo: low 32 bits of the xattr block number. */
+  readonly fileAclLo: number;
+  /** l_i_file_acl_high: high 16 bits of the xattr block (meaningful only with the 64bit feature). */
+  readonly fileAclHi: number;
+  readonly atime: Timestamp;
+  readonly ctime: Timestamp;
+  readonly mtime: Timestamp;
+  /** Creation time; only in inodes whose extra part holds i_crtime. */
+  readonly crtime: Timestamp | undefined;
+  /** i_dtime: deletion time, or the next inode of the orphan list; raw u32. */
+  readonly dtime: number;
+  /** i_extra_isize (0 for 128-byte inode records). */
+  readonly extraIsize: number;
+  /** l_i_checksum_lo, raw. */
+  readonly checksumLo: number;
+  /** i_checksum_hi, raw; only when the extra part holds it. */
+  readonly checksumHi: number | undefined;
+  /** osd1 l_i_version: low 32 bits of the inode version. */
+  readonly versionLo: number;
+  /** i_version_hi; only when the extra part holds it. */
+  readonly versionHi: number | undefined;
+  /** i_projid; only when the extra part holds it. */
+  readonly projid: number | undefined;
+  /** A copy of the whole on-disk record (`inodeSize` bytes); encode patches over it. */
+  readonly raw: Uint8Array;
+}
+
+export interface InodeDecodeOptions {
+  /** Inode number, for error messages. */
+  readonly inodeNo: number;
+  /** Superblock s_inode_size: the record size (128 or more). */
+  readonly inodeSize: number;
+  /** Byte offset of the record in `bytes` (default 0). */
+  readonly offset?: number;
+  /** Block the record was read from, for error messages. */
+  readonly block?: number;
+}
+
+const TWO_32 = 0x1_0000_0000;
+/** i_size_high values above this make the size exceed 2^53 - 1. */
+const SIZE_HI_MAX = 0x1f_ffff;
+
+function u16(view: DataView, offset: number): number {
+  return view.getUint16(offset, true);
+}
+function u32(view: DataView, offset: number): number {
+  return view.getUint32(offset, true);
+}
+
+function viewOf(bytes: Uint8Array): DataView {
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** True when an extra-part field `[offset, offset+size)` lies within 128 + extraIsize. */
+function fits(extraIsize: number, offset: number, size: number): boolean {
+  return offset + size <= GOOD_OLD_INODE_SIZE + extraIsize;
+}
+
+/** Throws EINVAL unless `inodeSize` is a usable record size (the superblock module validates the real rules). */
+function checkInodeSize(inodeSize: number): void {
+  if (!Number.isInteger(inodeSize) || inodeSize < GOOD_OLD_INODE_SIZE || inodeSize % 4 !== 0 || inodeSize > 65536) {
+    throw new FsError('EINVAL', `invalid inode size ${inodeSize}`);
+  }
+}
+
+/**
+ * The i_extra_isize of a record, validated: 0 for 128-byte records (the field is not
+ * part of them); otherwise a multiple of 4 with 128 + extra_isize <= inodeSize.
+ */
+export function inodeExtraIsize(raw: Uint8Array, inodeSize: number, where: { readonly inodeNo?: number; readonly block?: number } = {}): number {
+  if (inodeSize <= GOOD_OLD_INODE_SIZE) return 0;
+  const extra = (raw[INODE_OFFSETS.extraIsize] ?? 0) | ((raw[INODE_OFFSETS.extraIsize + 1] ?? 0) << 8);
+  if (GOOD_OLD_INODE_SIZE + extra > inodeSize || extra % 4 !== 0) {
+    throw corrupted('inode', `bad i_extra_isize ${extra} (inode size ${inodeSize})`, context(where.inodeNo, where.block));
+  }
+  return extra;
+}
+
+function context(inodeNo: number | undefined, block: number | undefined): { inode?: number; block?: number } {
+  const c: { inode?: number; block?: number } = {};
+  if (inodeNo !== undefined) c.inode = inodeNo;
+  if (block !== undefined) c.block = block;
+  return c;
+}
+
+/** Decode one inode record. Throws EUCLEAN for a bad i_extra_isize or a size beyond 2^53. */
+export function decodeInode(bytes: Uint8Array, options: InodeDecodeOptions): Inode {
+  const { inodeNo, inodeSize } = options;
+  const start = options.offset ?? 0;
+  checkInodeSize(inodeSize);
+  if (!Number.isInteger(start) || start < 0 || start + inodeSize > bytes.length) {
+    throw new FsError('EINVAL', `inode record [${start}, ${start + inodeSize}) outside ${bytes.length} bytes`, context(inodeNo, options.block));
+  }
+  const raw = bytes.slice(start, start + inodeSize);
+  const view = viewOf(raw);
+  const o = INODE_OFFSETS;
+  const extraIsize = inodeExtraIsize(raw, inodeSize, { inodeNo, ...(options.block !== undefined ? { block: options.block } : {}) });
+  const has = (offset: number, size: number): boolean => fits(extraIsize, offset, size);
+
+  const sizeHi = u32(view, o.sizeHi);
+  if (sizeHi > SIZE_HI_MAX) {
+    throw corrupted('inode', `i_size_high 0x${sizeHi.toString(16)} makes the size exceed 2^53`, context(inodeNo, options.block));
+  }
+  const extraTime = (field: number, extraField: number): Timestamp =>
+    decodeTime(u32(view, field), has(extraField, 4) ? u32(view, extraField) : undefined);
+
+  return {
+    mode: u16(view, o.mode),
+    uid: u16(view, o.uidLo) + u16(view, o.uidHi) * 0x1_0000,
+    gid: u16(view, o.gidLo) + u16(view, o.gidHi) * 0x1_0000,
+    size: u32(view, o.sizeLo) + sizeHi * TWO_32,
+    linksCount: u16(view, o.linksCount),
+    blocksLo: u32(view, o.blocksLo),
+    blocksHi: u16(view, o.blocksHi),
+    flags: u32(view, o.flags),
+    block: raw.slice(o.block, o.block + INODE_BLOCK_SIZE),
+    generation: u32(view, o.generation),
+    fileAclLo: u32(view, o.fileAclLo),
+    fileAclHi: u16(view, o.fileAclHi),
+    atime: extraTime(o.atime, o.atimeExtra),
+    ctime: extraTime(o.ctime, o.ctimeExtra),
+    mtime: extraTime(o.mtime, o.mtimeExtra),
+    crtime: has(o.crtime, 4) ? decodeTime(u32(view, o.crtime), has(o.crtimeExtra, 4) ? u32(view, o.crtimeExtra) : undefined) : undefined,
+    dtime: u32(view, o.dtime),
+    extraIsize,
+    checksumLo: u16(view, o.checksumLo),
+    checksumHi: has(o.checksumHi, 2) ? u16(view, o.checksumHi) : undefined,
+    versionLo: u32(view, o.versionLo),
+    versionHi: has(o.versionHi, 4) ? u32(view, o.versionHi) : undefined,
+    projid: has(o.projid, 4) ? u32(view, o.projid) : undefined,
+    raw,
+  };
+}
+
+function checkUint(name: string, value: number, max: number): void {
+  if (!Number.isInteger(value) || value < 0 || value > max) {
+    throw new FsError('EINVAL', `inode ${name} ${value} outside 0..${max}`);
+  }
+}
+
+/**
+ * Encode an inode: a copy of `inode.raw` with every known field patched in. Fields the
+ * record cannot hold must be `undefined` (crtime, checksumHi, versionHi, projid when
+ * i_extra_isize does not cover them) — else EINVAL. Timestamps whose extra field is
+ * absent lose their nanoseconds (one-second granularity) and must fit in signed 32 bits
+ * (EOVERFLOW otherwise; see `clampTime`). The checksum fields are written as given:
+ * call `setInodeChecksum` afterwards on metadata_csum filesystems.
+ */
+export function encodeInode(inode: Inode): Uint8Array {
+  const inodeSize = inode.raw.length;
+  checkInodeSize(inodeSize);
+  const raw = inode.raw.slice();
+  const view = viewOf(raw);
+  const o = INODE_OFFSETS;
+
+  const extraIsize = inodeSize > GOOD_OLD_INODE_SIZE ? inode.extraIsize : 0;
+  if (inodeSize === GOOD_OLD_INODE_SIZE && inode.extraIsize !== 0) {
+    throw new FsError('EINVAL', `a ${inodeSize}-byte inode has no extra part (extraIsize ${inode.extraIsize})`);
+  }
+  if (!Number.isInteger(extraIsize) || extraIsize < 0 || extraIsize % 4 !== 0 || GOOD_OLD_INODE_SIZE + extraIsize > inodeSize) {
+    throw new FsError('EINVAL', `inode extraIsize ${extraIsize} invalid for inode size ${inodeSize}`);
+  }
+  const has = (offset: number, size: number): boolean => fits(extraIsize, offset, size);
+
+  checkUint('mode', inode.mode, 0xffff);
+  checkUint('uid', inode.uid, 0xffff_ffff);
+  checkUint('gid', inode.gid, 0xffff_ffff);
+  checkUint('size', inode.size, Number.MAX_SAFE_INTEGER);
+  checkUint('linksCount', inode.linksCount, 0xffff);
+  checkUint('blocksLo', inode.blocksLo, 0xffff_ffff);
+  checkUint('blocksHi', inode.blocksHi, 0xffff);
+  checkUint('flags', inode.flags, 0xffff_ffff);
+  checkUint('generation', inode.generation, 0xffff_ffff);
+  checkUint('fileAclLo', inode.fileAclLo, 0xffff_ffff);
+  checkUint('fileAclHi', inode.fileAclHi, 0xffff);
+  checkUint('dtime', inode.dtime, 0xffff_ffff);
+  checkUint('checksumLo', inode.checksumLo, 0xffff);
+  checkUint('versionLo', inode.versionLo, 0xffff_ffff);
+  if (inode.block.length !== INODE_BLOCK_SIZE) throw new FsError('EINVAL', `inode i_block must be ${INODE_BLOCK_SIZE} bytes, got ${inode.block.length}`);
+
+  view.setUint16(o.mode, inode.mode, true);
+  view.setUint16(o.uidLo, inode.uid % 0x1_0000, true);
+  view.setUint16(o.uidHi, Math.floor(inode.uid / 0x1_0000), true);
+  view.setUint16(o.gidLo, inode.gid % 0x1_0000, true);
+  view.setUint16(o.gidHi, Math.floor(inode.gid / 0x1_0000), true);
+  view.setUint32(o.sizeLo, inode.size % TWO_32, true);
+  view.setUint32(o.sizeHi, Math.floor(inode.size / TWO_32), true);
+  view.setUint16(o.linksCount, inode.linksCount, true);
+  view.setUint32(o.blocksLo, inode.blocksLo, true);
+  view.setUint16(o.blocksHi, inode.blocksHi, true);
+  view.setUint32(o.flags, inode.flags, true);
+  view.setUint32(o.versionLo, inode.versionLo, true);
+  raw.set(inode.block, o.block);
+  view.setUint32(o.generation, inode.generation, true);
+  view.setUint32(o.fileAclLo, inode.fileAclLo, true);
+  view.setUint16(o.fileAclHi, inode.fileAclHi, true);
+  view.setUint32(o.dtime, inode.dtime, true);
+  view.setUint16(o.checksumLo, inode.checksumLo, true);
+
+  const putTime = (name: string, time: Timestamp, field: number, extraField: number): void => {
+    if (has(extraField, 4)) {
+      const { lo, extra } = encodeTime(time);
+      view.setUint32(field, lo, true);
+      view.setUint32(extraField, extra, true);
+    } else {
+      try {
+        view.setUint32(field, encodeTimeLegacy(time), true);
+      } catch (error) {
+        if (error instanceof FsError) throw new FsError(error.code, `inode ${name}: ${error.message}`);
+        throw error;
+      }
+    }
+  };
+  putTime('atime', inode.atime, o.atime, o.atimeExtra);
+  putTime('ctime', inode.ctime, o.ctime, o.ctimeExtra);
+  putTime('mtime', inode.mtime, o.mtime, o.mtimeExtra);
+
+  const optional = (name: string, value: number | undefined, offset: number, size: 2 | 4): void => {
+    if (value === undefined) return;
+    if (!has(offset, size)) throw new FsError('EINVAL', `inode ${name} does not fit in an inode with extraIsize ${extraIsize}`);
+    checkUint(name, value, size === 2 ? 0xffff : 0xffff_ffff);
+    if (size === 2) view.setUint16(offset, value, true);
+    else view.setUint32(offset, value, true);
+  };
+  if (inodeSize > GOOD_OLD_INODE_SIZE) view.setUint16(o.extraIsize, extraIsize, true);
+  optional('checksumHi', inode.checksumHi, o.checksumHi, 2);
+  optional('versionHi', inode.versionHi, o.versionHi, 4);
+  optional('projid', inode.projid, o.projid, 4);
+  if (inode.crtime !== undefined) {
+    if (!has(o.crtime, 4)) throw new FsError('EINVAL', `inode crtime does not fit in an inode with extraIsize ${extraIsize}`);
+    putTime('crtime', inode.crtime, o.crtime, o.crtimeExtra);
+  }
+  return raw;
+}
+
+/**
+ * A zeroed inode record of `inodeSize` bytes, decoded: a template for new inodes.
+ * Large records get i_extra_isize = `extraIsize` (default 32, every known field).
+ */
+export function blankInode(inodeSize: number, extraIsize: number = INODE_EXTRA_ISIZE_FULL): Inode {
+  checkInodeSize(inodeSize);
+  const raw = new Uint8Array(inodeSize);
+  if (inodeSize > GOOD_OLD_INODE_SIZE) {
+    if (extraIsize % 4 !== 0 || extraIsize < 0 || GOOD_OLD_INODE_SIZE + extraIsize > inodeSize) {
+      throw new FsError('EINVAL', `extraIsize ${extraIsize} invalid for inode size ${inodeSize}`);
+    }
+    viewOf(raw).setUint16(INODE_OFFSETS.extraIsize, extraIsize, true);
+  }
+  return decodeInode(raw, { inodeNo: 0, inodeSize });
+}
+
+/* ---- File type helpers ---- */
+
+/** The S_IFMT bits of a mode. */
+export function fileType(mode: number): number {
+  return mode & S_IFMT;
+}
+export function isReg(mode: number): boolean {
+  return (mode & S_IFMT) === S_IFREG;
+}
+export function isDir(mode: number): boolean {
+  return (mode & S_IFMT) === S_IFDIR;
+}
+export function isSymlink(mode: number): boolean {
+  return (mode & S_IFMT) === S_IFLNK;
+}
+export function isChr(mode: number): boolean {
+  return (mode & S_IFMT) === S_IFCHR;
+}
+export function isBlk(mode: number): boolean {
+  return (mode & S_IFMT) === S_IFBLK;
+}
+export function isFifo(mode: number): boolean {
+  return (mode & S_IFMT) === S_IFIFO;
+}
+export function isSock(mode: number): boolean {
+  return (mode & S_IFMT) === S_IFSOCK;
+}
+/** True for the seven file types POSIX defines (a mode with another S_IFMT value is corrupt). */
+export function isValidFileType(mode: number): boolean {
+  switch (mode & S_IFMT) {
+    case S_IFREG:
+    case S_IFDIR:
+    case S_IFLNK:
+    case S_IFCHR:
+    case S_IFBLK:
+    case S_IFIFO:
+    case S_IFSOCK:
+      return true;
+    default:
+      return false;
+  }
+}
+
+/* ---- i_blocks, file ACL ---- */
+
+/**
+ * Bytes of storage charged to the inode (st_blocks * 512), from i_blocks:
+ * - without the huge_file feature: i_blocks_lo counts 512-byte sectors (the high half is ignored);
+ * - with huge_file: the 48-bit i_blocks_lo + l_i_blocks_high * 2^32 counts 512-byte sectors,
+ *   or filesystem blocks when the inode has HUGE_FILE_FL.
+ * Throws EOVERFLOW past 2^53 bytes.
+ */
+export function inodeBlocksBytes(inode: Pick<Inode, 'blocksLo' | 'blocksHi' | 'flags'>, blockSize: number, hugeFile: boolean): number {
+  if (!hugeFile) return inode.blocksLo * 512;
+  const count = inode.blocksLo + inode.blocksHi * TWO_32;
+  const unit = (inode.flags & HUGE_FILE_FL) !== 0 ? blockSize : 512;
+  const bytes = count * unit;
+  if (!Number.isSafeInteger(bytes)) throw new FsError('EOVERFLOW', `i_blocks ${count} x ${unit} bytes exceeds 2^53`);
+  return bytes;
+}
+
+/**
+ * The i_blocks fields for `bytes` of storage (a multiple of 512), as the kernel writes them:
+ * 32-bit sector counts need no feature; up to 2^48 sectors need huge_file (EFBIG without it);
+ * beyond that HUGE_FILE_FL switches the unit to filesystem blocks.
+ */
+export function encodeInodeBlocks(bytes: number, blockSize: number, hugeFile: boolean): { readonly blocksLo: number; readonly blocksHi: number; readonly hugeFileFlag: boolean } {
+  if (!Number.isSafeInteger(bytes) || bytes < 0 || bytes % 512 !== 0) throw new FsError('EINVAL', `i_blocks byte count ${bytes} is not a multiple of 512`);
+  const sectors = bytes / 512;
+  if (sectors <= 0xffff_ffff) return { blocksLo: sectors, blocksHi: 0, hugeFileFlag: false };
+  if (!hugeFile) throw new FsError('EFBIG', `${bytes} bytes of blocks need the huge_file feature`);
+  if (sectors < 2 ** 48) return { blocksLo: sectors % TWO_32, blocksHi: Math.floor(sectors / TWO_32), hugeFileFlag: false };
+  const blocks = Math.ceil(bytes / blockSize);
+  return { blocksLo: blocks % TWO_32, blocksHi: Math.floor(blocks / TWO_32), hugeFileFlag: true };
+}
+
+/** The extended-attribute block: i_file_acl_lo, plus l_i_file_acl_high * 2^32 with the 64bit feature. */
+export function inodeFileAcl(inode: Pick<Inode, 'fileAclLo' | 'fileAclHi'>, has64bit: boolean): number {
+  return has64bit ? inode.fileAclLo + inode.fileAclHi * TWO_32 : inode.fileAclLo;
+}
+
+/* ---- Checksum (metadata_csum) ---- */
+
+/**
+ * The per-inode checksum seed: crc32c over the little-endian inode number then the
+ * generation, starting from the filesystem seed (s_checksum_seed, or crc32c(~0, uuid)).
+ * Extent blocks, directory blocks and xattr blocks of the inode are seeded with it too.
+ */
+export function inodeCsumSeed(fsCsumSeed: number, inodeNo: number, generation: number): number {
+  return crc32cRawU32(crc32cRawU32(fsCsumSeed, inodeNo), generation);
+}
+
+export interface InodeChecksumOptions {
+  readonly inodeNo: number;
+  /** The filesystem checksum seed. */
+  readonly fsCsumSeed: number;
+}
+
+/** True when the record's checksum has a high half: a large record whose i_extra_isize covers i_checksum_hi. */
+function hasChecksumHi(raw: Uint8Array): boolean {
+  if (raw.length <= GOOD_OLD_INODE_SIZE || raw.length < INODE_OFFSETS.checksumHi + 2) return false;
+  const extra = (raw[INODE_OFFSETS.extraIsize] ?? 0) | ((raw[INODE_OFFSETS.extraIsize + 1] ?? 0) << 8);
+  return fits(extra, INODE_OFFSETS.checksumHi, 2);
+}
+
+/**
+ * The checksum of an inode record (`raw` = the whole `inodeSize`-byte record), as stored:
+ * crc32c from the per-inode seed over the entire record with i_checksum_lo (and
+ * i_checksum_hi when present) read as zero. 32 bits when the record holds
+ * i_checksum_hi, else only the low 16 bits (128-byte records, or i_extra_isize < 4).
+ */
+export function inodeChecksum(raw: Uint8Array, options: InodeChecksumOptions): number {
+  checkInodeSize(raw.length);
+  const view = viewOf(raw);
+  const seed = inodeCsumSeed(options.fsCsumSeed, options.inodeNo, u32(view, INODE_OFFSETS.generation));
+  const lo = INODE_OFFSETS.checksumLo;
+  let crc = crc32cRaw(seed, raw, 0, lo);
+  crc = crc32cRaw(crc, ZERO_U16, 0, 2);
+  crc = crc32cRaw(crc, raw, lo + 2, GOOD_OLD_INODE_SIZE);
+  if (raw.length > GOOD_OLD_INODE_SIZE) {
+    const hi = INODE_OFFSETS.checksumHi;
+    crc = crc32cRaw(crc, raw, GOOD_OLD_INODE_SIZE, hi);
+    if (hasChecksumHi(raw)) {
+      crc = crc32cRaw(crc, ZERO_U16, 0, 2);
+      crc = crc32cRaw(crc, raw, hi + 2, raw.length);
+    } else {
+      crc = crc32cRaw(crc, raw, hi, raw.length);
+    }
+  }
+  return hasChecksumHi(raw) ? crc >>> 0 : crc & 0xffff;
+}
+
+const ZERO_U16 = new Uint8Array(2);
+
+/** The checksum stored in a record: l_i_checksum_lo, plus i_checksum_hi << 16 when present. */
+export function storedInodeChecksum(raw: Uint8Array): number {
+  const view = viewOf(raw);
+  const lo = u16(view, INODE_OFFSETS.checksumLo);
+  return hasChecksumHi(raw) ? (lo + u16(view, INODE_OFFSETS.checksumHi) * 0x1_0000) >>> 0 : lo;
+}
+
+/**
+ * Verify an inode record's checksum. As e2fsprogs does, a record whose first 128 bytes
+ * are all zero is accepted (a never-written inode of an initialized table).
+ */
+export function verifyInodeChecksum(raw: Uint8Array, options: InodeChecksumOptions): boolean {
+  if (storedInodeChecksum(raw) === inodeChecksum(raw, options)) return true;
+  for (let i = 0; i < GOOD_OLD_INODE_SIZE; i++) if (raw[i] !== 0) return false;
+  return true;
+}
+
+/** Compute the checksum of `raw` (an encoded record) and store it in place. */
+export function setInodeChecksum(raw: Uint8Array, options: InodeChecksumOptions): void {
+  const crc = inodeChecksum(raw, options);
+  const view = viewOf(raw);
+  view.setUint16(INODE_OFFSETS.checksumLo, crc & 0xffff, true);
+  if (hasChecksumHi(raw)) view.setUint16(INODE_OFFSETS.checksumHi, crc >>> 16, true);
+}
