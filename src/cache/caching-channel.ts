@@ -74,6 +74,7 @@ import {
   type IoStats,
 } from '../io/channel.js';
 import { totalmem } from 'node:os';
+import { MruLists } from './mru-lists.js';
 
 export const PRIORITY_LEVELS = 16;
 export const MAX_PRIORITY = PRIORITY_LEVELS - 1;
@@ -154,8 +155,7 @@ class Buf {
 export class CachingChannel implements IoChannel {
   readonly inner: IoChannel;
   private readonly map = new Map<number, Buf>();
-  private readonly heads: (Buf | null)[] = new Array<Buf | null>(LIST_COUNT).fill(null);
-  private readonly tails: (Buf | null)[] = new Array<Buf | null>(LIST_COUNT).fill(null);
+  private readonly lists = new MruLists<Buf>(LIST_COUNT);
   private readonly dirtySet = new Set<Buf>();
   /** Evicted blocks' access history: block -> prio * 65536 + access (insertion order = FIFO). */
   private readonly ghosts = new Map<number, number>();
@@ -266,6 +266,24 @@ export class CachingChannel implements IoChannel {
   }
 
   /**
+   * Read blocks without caching them (file data): one backing read, then the cached
+   * copies of any of these blocks (which may be newer than the device) are copied
+   * over the result. Metadata in the cache is neither evicted nor promoted.
+   */
+  readDirect(block: number, count: number, into?: Uint8Array): Uint8Array {
+    this.assertOpen();
+    if (this.passthrough) return this.innerRead(block, count, into);
+    checkRange(block, count, this.name);
+    const bs = this.inner.blockSize;
+    const out = into ?? new Uint8Array(count * bs);
+    checkBuffer(out, count * bs, 'read', this.name, block, count);
+    if (count === 0) return out;
+    if ((block + count) * bs > this.inner.sizeBytes) throw pastEndError(this.name, block, count, bs, this.inner.sizeBytes);
+    this.readThrough(block, count, out);
+    return out;
+  }
+
+  /**
    * The cached buffer of one block, without a copy. The view is valid until the next
    * call on this channel; the caller must not modify it (use `acquire` to modify).
    */
@@ -328,7 +346,7 @@ export class CachingChannel implements IoChannel {
       }
       this.insert(buf);
     }
-    if (buf.refs === 0) this.unlink(buf);
+    if (buf.refs === 0) this.lists.unlink(buf);
     buf.refs++;
     return buf.data;
   }
@@ -343,7 +361,7 @@ export class CachingChannel implements IoChannel {
     }
     buf.refs--;
     if (buf.refs === 0) {
-      this.pushHead(buf, buf.failed ? PARKED : buf.prio);
+      this.lists.pushHead(buf, buf.failed ? PARKED : buf.prio);
       this.evictDown();
     }
   }
@@ -758,8 +776,8 @@ export class CachingChannel implements IoChannel {
     if (!buf.failed) {
       buf.failed = true;
       if (buf.list >= 0) {
-        this.unlink(buf);
-        this.pushHead(buf, PARKED);
+        this.lists.unlink(buf);
+        this.lists.pushHead(buf, PARKED);
       }
     }
     this.onWriteError?.(e, buf.block, 1);
@@ -799,8 +817,8 @@ export class CachingChannel implements IoChannel {
       if (buf.prio < MAX_PRIORITY) buf.prio++;
     }
     if (buf.list >= 0 && buf.list !== PARKED) {
-      this.unlink(buf);
-      this.pushHead(buf, buf.prio);
+      this.lists.unlink(buf);
+      this.lists.pushHead(buf, buf.prio);
     }
   }
 
@@ -819,8 +837,8 @@ export class CachingChannel implements IoChannel {
     if (buf.failed) {
       buf.failed = false;
       if (buf.list === PARKED) {
-        this.unlink(buf);
-        this.pushHead(buf, buf.prio);
+        this.lists.unlink(buf);
+        this.lists.pushHead(buf, buf.prio);
       }
     }
   }
@@ -855,7 +873,7 @@ export class CachingChannel implements IoChannel {
     buf.stamp = ++this.clockTicks;
     this.restoreHistory(buf);
     this.map.set(buf.block, buf);
-    this.pushHead(buf, buf.prio);
+    this.lists.pushHead(buf, buf.prio);
   }
 
   private restoreHistory(buf: Buf): void {
@@ -881,7 +899,7 @@ export class CachingChannel implements IoChannel {
     buf.stamp = ++this.clockTicks;
     this.restoreHistory(buf);
     this.map.set(buf.block, buf);
-    this.pushTail(buf, buf.prio);
+    this.lists.pushTail(buf, buf.prio);
   }
 
   /** Reclaim one unheld clean buffer (writing back dirty ones first); null if none. */
@@ -894,7 +912,7 @@ export class CachingChannel implements IoChannel {
       victim = this.lowestTail();
       if (victim === null) return null;
     }
-    this.unlink(victim);
+    this.lists.unlink(victim);
     this.map.delete(victim.block);
     this.evictions++;
     this.remember(victim);
@@ -902,11 +920,7 @@ export class CachingChannel implements IoChannel {
   }
 
   private lowestTail(): Buf | null {
-    for (let level = 0; level < PRIORITY_LEVELS; level++) {
-      const t = this.tails[level];
-      if (t !== null && t !== undefined) return t;
-    }
-    return null;
+    return this.lists.lowestTail(PRIORITY_LEVELS);
   }
 
   /** Apply lazy aging to the LRU tails of levels 1..15 (see the header comment). */
@@ -914,15 +928,15 @@ export class CachingChannel implements IoChannel {
     const period = this.ageTicks;
     const now = this.clockTicks;
     for (let level = 1; level < PRIORITY_LEVELS; level++) {
-      let t = this.tails[level] ?? null;
+      let t = this.lists.tail(level);
       while (t !== null && now - t.stamp >= period) {
         const levels = Math.floor((now - t.stamp) / period);
         const prev: Buf | null = t.prev;
-        this.unlink(t);
+        this.lists.unlink(t);
         t.prio = Math.max(0, t.prio - levels);
         t.stamp += levels * period;
         t.access = 0;
-        this.pushTail(t, t.prio);
+        this.lists.pushTail(t, t.prio);
         t = prev;
       }
     }
@@ -947,7 +961,7 @@ export class CachingChannel implements IoChannel {
   }
 
   private drop(buf: Buf): void {
-    if (buf.list >= 0) this.unlink(buf);
+    if (buf.list >= 0) this.lists.unlink(buf);
     this.map.delete(buf.block);
     if (buf.dirty) {
       buf.dirty = false;
@@ -985,39 +999,6 @@ export class CachingChannel implements IoChannel {
 
   private assertOpen(): void {
     if (this.closed) throw new FsError('EBADF', `${this.name}: channel is closed`, { device: this.name });
-  }
-
-  // ---------------------------------------------------------------- internals: lists
-
-  private unlink(buf: Buf): void {
-    const l = buf.list;
-    if (buf.prev !== null) buf.prev.next = buf.next;
-    else this.heads[l] = buf.next;
-    if (buf.next !== null) buf.next.prev = buf.prev;
-    else this.tails[l] = buf.prev;
-    buf.prev = null;
-    buf.next = null;
-    buf.list = -1;
-  }
-
-  private pushHead(buf: Buf, l: number): void {
-    const h = this.heads[l] ?? null;
-    buf.prev = null;
-    buf.next = h;
-    if (h !== null) h.prev = buf;
-    else this.tails[l] = buf;
-    this.heads[l] = buf;
-    buf.list = l;
-  }
-
-  private pushTail(buf: Buf, l: number): void {
-    const t = this.tails[l] ?? null;
-    buf.next = null;
-    buf.prev = t;
-    if (t !== null) t.next = buf;
-    else this.heads[l] = buf;
-    this.tails[l] = buf;
-    buf.list = l;
   }
 }
 

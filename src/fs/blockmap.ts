@@ -1,0 +1,132 @@
+/**
+ * Logical -> physical block mapping for a file: extent trees (any depth) and
+ * ext2/ext3 indirect block maps. `mapRun` answers one run: the longest stretch
+ * starting at a logical block that is contiguous on disk (or a hole, or an
+ * unwritten extent), so file data can be read in large coalesced requests.
+ * Every node read is validated; tree depth is bounded by the on-disk format (an
+ * extent tree cannot be deeper than 5, a block map than 3), so hostile trees
+ * cannot loop.
+ */
+import { corrupted } from '../errors.js';
+import type { CachingChannel } from '../cache/caching-channel.js';
+import type { Superblock } from '../ondisk/superblock.js';
+import { decodeExtentNode, findExtent, type ExtentNode } from '../ondisk/extent.js';
+import { BLOCK_MAP_MAX_LOGICAL, blockMapLimits, indirectPath } from '../ondisk/indirect.js';
+import { EXTENTS_FL, type Inode } from '../ondisk/inode.js';
+
+export type RunKind = 'data' | 'hole' | 'unwritten';
+
+export interface BlockRun {
+  /** First physical block (0 for a hole). */
+  readonly physical: number;
+  /** Blocks in the run (>= 1). */
+  readonly count: number;
+  readonly kind: RunKind;
+}
+
+/** What the mapper needs from the filesystem. */
+export interface MapContext {
+  readonly sb: Superblock;
+  readonly cache: CachingChannel;
+  /** Per-inode checksum seed for extent tail checksums, or undefined to skip verification. */
+  readonly csumSeed: number | undefined;
+}
+
+/** Largest logical block + 1 that ext4 addresses (32-bit logical block numbers). */
+export const LOGICAL_END = BLOCK_MAP_MAX_LOGICAL + 1;
+
+/** Map `lblk` of inode `ino`: the run starting there, at most `max` blocks long. */
+export function mapRun(ctx: MapContext, ino: number, inode: Inode, lblk: number, max: number): BlockRun {
+  if (lblk >= LOGICAL_END) return { physical: 0, count: Math.max(1, max), kind: 'hole' };
+  const limit = Math.max(1, Math.min(max, LOGICAL_END - lblk));
+  return (inode.flags & EXTENTS_FL) !== 0 ? mapExtent(ctx, ino, inode, lblk, limit) : mapIndirect(ctx, ino, inode, lblk, limit);
+}
+
+function mapExtent(ctx: MapContext, ino: number, inode: Inode, lblk: number, max: number): BlockRun {
+  const { sb } = ctx;
+  const common = { inode: ino, totalBlocks: sb.blocksCount, firstDataBlock: sb.firstDataBlock };
+  let node: ExtentNode = decodeExtentNode(inode.block, { ...common, capacity: 60 });
+  let end = LOGICAL_END; // the run may not pass the next sibling subtree's start
+  while (node.kind === 'index') {
+    const i = findExtent(node.entries, lblk);
+    if (i < 0) {
+      const first = node.entries[0];
+      return hole(Math.min(first === undefined ? end : first.block, end) - lblk, max);
+    }
+    const entry = node.entries[i];
+    const next = node.entries[i + 1];
+    if (entry === undefined) throw corrupted('extent tree', 'index entry missing', { inode: ino });
+    if (next !== undefined) end = Math.min(end, next.block);
+    const view = ctx.cache.view(entry.leaf);
+    const opts = { ...common, capacity: sb.blockSize, block: entry.leaf, expectedDepth: node.header.depth - 1, firstLogical: entry.block };
+    node = decodeExtentNode(view, ctx.csumSeed === undefined ? opts : { ...opts, csumSeed: ctx.csumSeed });
+  }
+  const i = findExtent(node.entries, lblk);
+  const e = i >= 0 ? node.entries[i] : undefined;
+  if (e !== undefined && lblk < e.block + e.len) {
+    const off = lblk - e.block;
+    return { physical: e.start + off, count: Math.min(e.len - off, max), kind: e.uninit ? 'unwritten' : 'data' };
+  }
+  const next = node.entries[i + 1];
+  return hole(Math.min(next === undefined ? end : next.block, end) - lblk, max);
+}
+
+function hole(length: number, max: number): BlockRun {
+  return { physical: 0, count: Math.max(1, Math.min(length, max)), kind: 'hole' };
+}
+
+function u32(bytes: Uint8Array, offset: number): number {
+  return ((bytes[offset] as number) | ((bytes[offset + 1] as number) << 8) | ((bytes[offset + 2] as number) << 16) | ((bytes[offset + 3] as number) << 24)) >>> 0;
+}
+
+function checkPointer(ctx: MapContext, ino: number, pointer: number, from: number | undefined): number {
+  const { sb } = ctx;
+  if (pointer !== 0 && (pointer <= sb.firstDataBlock || pointer >= sb.blocksCount)) {
+    const where = from === undefined ? { inode: ino } : { inode: ino, block: from };
+    throw corrupted('block map', `pointer to block ${pointer} is outside the filesystem`, where);
+  }
+  return pointer;
+}
+
+/**
+ * The physical block of one logical block through a block map, or for a hole
+ * `-span`: minus the number of logical blocks, from `lblk` on, that the zero
+ * pointer found leaves unmapped (a whole missing subtree is skipped at once).
+ */
+function indirectLookup(ctx: MapContext, ino: number, inode: Inode, lblk: number, addr: number): number {
+  const path = indirectPath(lblk, addr);
+  const limits = blockMapLimits(addr);
+  const rangeStart = path.depth === 0 ? lblk : path.depth === 1 ? limits.singleStart : path.depth === 2 ? limits.doubleStart : limits.tripleStart;
+  const n = lblk - rangeStart;
+  let span = addr ** path.depth; // blocks covered by the pointer about to be read
+  let pointer = checkPointer(ctx, ino, u32(inode.block, path.slot * 4), undefined);
+  for (const index of path.indexes) {
+    if (pointer === 0) break;
+    const from = pointer;
+    const view = ctx.cache.view(from);
+    pointer = checkPointer(ctx, ino, u32(view, index * 4), from);
+    span /= addr;
+  }
+  return pointer !== 0 ? pointer : -(span - (n % span));
+}
+
+function mapIndirect(ctx: MapContext, ino: number, inode: Inode, lblk: number, max: number): BlockRun {
+  const addr = ctx.sb.blockSize / 4;
+  const end = blockMapLimits(addr).end;
+  if (lblk >= end) return hole(max, max);
+  const cap = Math.min(max, end - lblk);
+  const first = indirectLookup(ctx, ino, inode, lblk, addr);
+  if (first < 0) {
+    // A hole: extend over following holes (each lookup skips a whole missing subtree).
+    let count = -first;
+    while (count < cap) {
+      const p = indirectLookup(ctx, ino, inode, lblk + count, addr);
+      if (p > 0) break;
+      count += -p;
+    }
+    return { physical: 0, count: Math.min(count, cap), kind: 'hole' };
+  }
+  let count = 1;
+  while (count < cap && indirectLookup(ctx, ino, inode, lblk + count, addr) === first + count) count++;
+  return { physical: first, count, kind: 'data' };
+}

@@ -1,0 +1,789 @@
+/**
+ * `Ext4`: an ext2/ext3/ext4 filesystem on a channel, read side.
+ *
+ * Inode-level calls (lookup, getattr, readdirInode, read, readlinkInode, getxattrInode,
+ * listxattrInode, statfs) are what the FUSE layer uses; path-level calls shaped like
+ * `node:fs/promises` (stat, lstat, readdir, readFile, readlink, createReadStream,
+ * getxattr, listxattr, realpath, exists), but synchronous, are for library users
+ * and the CLI. Every error is an `FsError` with an errno code.
+ *
+ * All metadata goes through the CachingChannel (`view` of cached blocks); file data is
+ * read in whole extent runs with `readDirect`, which neither evicts nor promotes the
+ * metadata in the cache. Decoded inodes live in a bounded InodeCache; an inode's
+ * checksum is verified once, when it enters that cache.
+ */
+import { Readable } from 'node:stream';
+import { FsError, corrupted } from '../errors.js';
+import type { IoChannel } from '../io/channel.js';
+import { FileChannel, type FileChannelOptions } from '../io/file-channel.js';
+import { CachingChannel, type CacheStats } from '../cache/caching-channel.js';
+import { decodeSuperblock, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, type Superblock } from '../ondisk/superblock.js';
+import { checkFeatures, INCOMPAT_FILETYPE, INCOMPAT_LARGEDIR, INCOMPAT_CASEFOLD, INCOMPAT_EA_INODE, RO_COMPAT_HUGE_FILE, COMPAT_DIR_INDEX, ENCODING_FLAG_STRICT, type FeatureCheck } from '../ondisk/features.js';
+import { decodeGroupDesc, BG_INODE_UNINIT, type GroupDesc } from '../ondisk/group-desc.js';
+import { descriptorBlockFor, inodeLocation } from '../ondisk/layout.js';
+import {
+  decodeInode,
+  inodeBlocksBytes,
+  inodeCsumSeed,
+  inodeFileAcl,
+  verifyInodeChecksum,
+  isDir,
+  isSymlink,
+  isReg,
+  isChr,
+  isBlk,
+  CASEFOLD_FL,
+  ENCRYPT_FL,
+  INDEX_FL,
+  INLINE_DATA_FL,
+  type Inode,
+} from '../ondisk/inode.js';
+import { decodeInodeXattrs, decodeXattrBlock, xattrNameString, splitXattrName, type XattrEntry } from '../ondisk/xattr.js';
+import { assembleInlineData, isInlineDataXattr } from '../ondisk/inline-data.js';
+import { ext4AclToVfs } from '../ondisk/acl.js';
+import { decodeDirBlock, decodeInlineDir, NAME_MAX, type DirEntry } from '../ondisk/dirent.js';
+import { decodeDxRoot, decodeDxNode, dxLookup, isDxNodeBlock, type DxEntry } from '../ondisk/htree.js';
+import { dirHashName, effectiveHashVersion, DX_HASH } from '../ondisk/dirhash.js';
+import { casefoldNameOrNull } from '../ondisk/casefold.js';
+import { InodeCache } from './inode-cache.js';
+import { mapRun, type MapContext } from './blockmap.js';
+import { kindOfFileType, kindOfMode, type DirEntryInfo, type Stat, type StatFs } from './types.js';
+
+export const ROOT_INO = 2;
+/** Symlinks followed while resolving one path before ELOOP (the kernel's limit). */
+export const MAX_SYMLINKS = 40;
+export const PATH_MAX = 4096;
+/** The largest single read the API serves (a bound on memory per call). */
+export const MAX_READ = 1 << 30;
+/** Largest run of blocks read with one request. */
+const MAX_RUN_BLOCKS = 256;
+/** Inode-table blocks fetched together when one misses the cache. */
+const INODE_TABLE_READAHEAD = 16;
+/** Largest xattr value (the VFS limit). */
+const XATTR_SIZE_MAX = 65536;
+
+export interface Ext4Options {
+  /** Verify metadata checksums (default true); false lets recovery work read damaged images. */
+  readonly checksums?: boolean;
+  /** Decoded inodes kept in memory (default 8192). */
+  readonly inodeCacheSize?: number;
+  /** Cache budget in bytes when `open` wraps a plain channel (default: the CachingChannel default). */
+  readonly cacheSize?: number;
+}
+
+export interface OpenFileOptions extends Ext4Options, Omit<FileChannelOptions, 'readOnly' | 'blockSize'> {}
+
+const utf8 = new TextDecoder('utf-8', { fatal: false });
+const utf8Encoder = new TextEncoder();
+
+function toBytes(name: string | Uint8Array): Uint8Array {
+  return typeof name === 'string' ? utf8Encoder.encode(name) : name;
+}
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+const DOT = new Uint8Array([0x2e]);
+const DOTDOT = new Uint8Array([0x2e, 0x2e]);
+
+export class Ext4 {
+  readonly channel: CachingChannel;
+  readonly sb: Superblock;
+  readonly features: FeatureCheck;
+  private readonly verify: boolean;
+  private readonly groups: (GroupDesc | undefined)[];
+  private readonly inodes: InodeCache;
+  private readonly hugeFile: boolean;
+  private readonly hasFileType: boolean;
+  private readonly casefoldFs: boolean;
+  private readonly strictCasefold: boolean;
+  private readonly eaInode: boolean;
+  private closed = false;
+
+  private constructor(channel: CachingChannel, sb: Superblock, features: FeatureCheck, options: Ext4Options) {
+    this.channel = channel;
+    this.sb = sb;
+    this.features = features;
+    this.verify = options.checksums ?? true;
+    this.groups = new Array<GroupDesc | undefined>(sb.groupCount);
+    this.inodes = new InodeCache(options.inodeCacheSize ?? 8192);
+    this.hugeFile = (sb.featureRoCompat & RO_COMPAT_HUGE_FILE) !== 0;
+    this.hasFileType = (sb.featureIncompat & INCOMPAT_FILETYPE) !== 0;
+    this.casefoldFs = (sb.featureIncompat & INCOMPAT_CASEFOLD) !== 0;
+    this.strictCasefold = this.casefoldFs && (sb.encodingFlags & ENCODING_FLAG_STRICT) !== 0;
+    this.eaInode = (sb.featureIncompat & INCOMPAT_EA_INODE) !== 0;
+  }
+
+  /**
+   * Open the filesystem on `channel` (read-only). A channel that is not already a
+   * CachingChannel is wrapped in one.
+   */
+  static open(channel: IoChannel, options: Ext4Options = {}): Ext4 {
+    const cache =
+      channel instanceof CachingChannel
+        ? channel
+        : new CachingChannel(channel, options.cacheSize === undefined ? {} : { cacheSize: options.cacheSize });
+    cache.setBlockSize(1024);
+    if (cache.sizeBytes < SUPERBLOCK_OFFSET + SUPERBLOCK_SIZE) {
+      throw new FsError('EINVAL', `${cache.name}: too small to hold an ext2/3/4 filesystem (${cache.sizeBytes} bytes)`, { device: cache.name });
+    }
+    const raw = cache.read(SUPERBLOCK_OFFSET / 1024, 1);
+    let sb: Superblock;
+    try {
+      sb = decodeSuperblock(raw, { verifyChecksum: options.checksums ?? true });
+    } catch (error) {
+      if (error instanceof FsError && error.code === 'EUCLEAN' && /magic/i.test(error.message)) {
+        throw new FsError('EINVAL', `${cache.name}: not an ext2/ext3/ext4 filesystem (bad superblock magic)`, { device: cache.name }, { cause: error });
+      }
+      throw error;
+    }
+    const features = checkFeatures(sb, false);
+    if (sb.blocksCount * sb.blockSize > cache.sizeBytes) {
+      throw corrupted('superblock', `the filesystem claims ${sb.blocksCount} blocks of ${sb.blockSize} bytes, but the device holds only ${cache.sizeBytes} bytes`);
+    }
+    cache.setBlockSize(sb.blockSize);
+    return new Ext4(cache, sb, features, options);
+  }
+
+  /** Open an image file or block device read-only. */
+  static openFile(path: string, options: OpenFileOptions = {}): Ext4 {
+    const fileOptions: FileChannelOptions = { readOnly: true };
+    const channel = FileChannel.open(path, {
+      ...fileOptions,
+      ...(options.offset === undefined ? {} : { offset: options.offset }),
+      ...(options.size === undefined ? {} : { size: options.size }),
+      ...(options.lock === undefined ? {} : { lock: options.lock }),
+    });
+    try {
+      return Ext4.open(channel, options);
+    } catch (error) {
+      channel.close();
+      throw error;
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.channel.close();
+    this.inodes.clear();
+    this.closed = true;
+  }
+
+  /** Cache statistics (block cache and inode cache). */
+  stats(): CacheStats & { readonly inodeHits: number; readonly inodeMisses: number; readonly inodesCached: number } {
+    return { ...this.channel.stats(), inodeHits: this.inodes.hits, inodeMisses: this.inodes.misses, inodesCached: this.inodes.size };
+  }
+
+  // ------------------------------------------------------------------ metadata
+
+  /** Group descriptor `g`, decoded (and checksum-verified) once. */
+  groupDesc(g: number): GroupDesc {
+    const cached = this.groups[g];
+    if (cached !== undefined) return cached;
+    if (!Number.isInteger(g) || g < 0 || g >= this.sb.groupCount) throw new FsError('EINVAL', `group ${g} out of range`);
+    const loc = descriptorBlockFor(this.sb, g);
+    const view = this.channel.view(loc.block);
+    const gd = decodeGroupDesc(view, loc.offset, this.sb, g, { verifyChecksum: this.verify, block: loc.block });
+    const tableEnd = gd.inodeTable + this.sb.inodeTableBlocks;
+    if (gd.inodeTable <= this.sb.firstDataBlock || tableEnd > this.sb.blocksCount) {
+      throw corrupted('group descriptor', `group ${g}'s inode table (blocks ${gd.inodeTable}..${tableEnd - 1}) lies outside the filesystem`, { block: loc.block });
+    }
+    this.groups[g] = gd;
+    return gd;
+  }
+
+  /** Read an inode (through the inode cache). */
+  readInode(ino: number): Inode {
+    const cached = this.inodes.get(ino);
+    if (cached !== undefined) return cached;
+    const loc = inodeLocation(this.sb, ino);
+    const gd = this.groupDesc(loc.group);
+    if ((gd.flags & BG_INODE_UNINIT) !== 0 && this.sb.hasGroupDescCsum) {
+      throw corrupted('inode', `inode ${ino} is in group ${loc.group}, whose inode table is uninitialized (a reference to an unused inode)`, { inode: ino });
+    }
+    const block = gd.inodeTable + loc.tableBlock;
+    if (!this.channel.has(block)) {
+      // Neighbouring inodes are usually wanted soon (a directory's files): fetch a run
+      // of the inode table with one read.
+      this.channel.readahead(block, Math.min(INODE_TABLE_READAHEAD, this.sb.inodeTableBlocks - loc.tableBlock));
+    }
+    const view = this.channel.view(block);
+    const bytes = view.subarray(loc.blockOffset, loc.blockOffset + this.sb.inodeSize);
+    if (this.verify && this.sb.hasMetadataCsum && !verifyInodeChecksum(bytes, { inodeNo: ino, fsCsumSeed: this.sb.csumSeed })) {
+      throw corrupted('inode', 'checksum mismatch', { inode: ino, block });
+    }
+    const inode = decodeInode(bytes, { inodeNo: ino, inodeSize: this.sb.inodeSize, block });
+    this.inodes.set(ino, inode);
+    return inode;
+  }
+
+  /** A live inode: one with a valid mode and links (a directory entry must not name a freed inode). */
+  private liveInode(ino: number): Inode {
+    const inode = this.readInode(ino);
+    if (inode.linksCount === 0 && inode.mode === 0) throw corrupted('inode', 'a directory entry refers to a free inode', { inode: ino });
+    if (kindOfMode(inode.mode) === 'unknown') throw corrupted('inode', `invalid file type in mode 0${inode.mode.toString(8)}`, { inode: ino });
+    return inode;
+  }
+
+  private mapContext(ino: number, inode: Inode): MapContext {
+    return {
+      sb: this.sb,
+      cache: this.channel,
+      csumSeed: this.verify && this.sb.hasMetadataCsum ? inodeCsumSeed(this.sb.csumSeed, ino, inode.generation) : undefined,
+    };
+  }
+
+  // ------------------------------------------------------------------ inode-level API
+
+  getattr(ino: number): Stat {
+    const inode = this.liveInode(ino);
+    const kind = kindOfMode(inode.mode);
+    let major = 0;
+    let minor = 0;
+    if (isChr(inode.mode) || isBlk(inode.mode)) [major, minor] = decodeDevice(inode.block);
+    const nlink = isDir(inode.mode) && inode.linksCount === 1 ? 1 : inode.linksCount;
+    return {
+      ino,
+      kind,
+      mode: inode.mode,
+      nlink,
+      uid: inode.uid,
+      gid: inode.gid,
+      size: inode.size,
+      blocks: Math.floor(inodeBlocksBytes(inode, this.sb.blockSize, this.hugeFile) / 512),
+      blksize: this.sb.blockSize,
+      rdev: makedev(major, minor),
+      rdevMajor: major,
+      rdevMinor: minor,
+      atime: inode.atime,
+      mtime: inode.mtime,
+      ctime: inode.ctime,
+      birthtime: inode.crtime,
+      flags: inode.flags,
+      generation: inode.generation,
+    };
+  }
+
+  /** Read up to `length` bytes of a regular file (or symlink) at `offset`; short at end of file. */
+  read(ino: number, offset: number, length: number): Uint8Array {
+    const inode = this.liveInode(ino);
+    if (isDir(inode.mode)) throw new FsError('EISDIR', `inode ${ino} is a directory`, { inode: ino });
+    if (!isReg(inode.mode) && !isSymlink(inode.mode)) throw new FsError('EINVAL', `inode ${ino} is not a regular file`, { inode: ino });
+    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
+      throw new FsError('EINVAL', `invalid read range ${offset}+${length}`, { inode: ino });
+    }
+    if (length > MAX_READ) throw new FsError('EINVAL', `read of ${length} bytes is larger than the ${MAX_READ}-byte limit per call`, { inode: ino });
+    if ((inode.flags & ENCRYPT_FL) !== 0) throw new FsError('ENOKEY', `inode ${ino} is encrypted (fscrypt) and no key is available`, { inode: ino });
+    return this.readData(ino, inode, offset, length);
+  }
+
+  private readData(ino: number, inode: Inode, offset: number, length: number): Uint8Array {
+    const end = Math.min(inode.size, offset + length);
+    if (end <= offset) return new Uint8Array(0);
+    if ((inode.flags & INLINE_DATA_FL) !== 0) return this.inlineData(ino, inode).slice(offset, end);
+    const out = new Uint8Array(end - offset);
+    const bs = this.sb.blockSize;
+    const ctx = this.mapContext(ino, inode);
+    let lblk = Math.floor(offset / bs);
+    const lastBlock = Math.ceil(end / bs); // exclusive
+    let scratch: Uint8Array | undefined;
+    while (lblk < lastBlock) {
+      const run = mapRun(ctx, ino, inode, lblk, Math.min(lastBlock - lblk, MAX_RUN_BLOCKS));
+      if (run.kind === 'data') {
+        const runStart = lblk * bs; // file offset of the run
+        const runEnd = runStart + run.count * bs;
+        const from = Math.max(runStart, offset);
+        const to = Math.min(runEnd, end);
+        if (from === runStart && to === runEnd) {
+          this.channel.readDirect(run.physical, run.count, out.subarray(from - offset, to - offset));
+        } else {
+          if (scratch === undefined || scratch.length < run.count * bs) scratch = new Uint8Array(Math.min(MAX_RUN_BLOCKS, Math.max(run.count, 16)) * bs);
+          this.channel.readDirect(run.physical, run.count, scratch);
+          out.set(scratch.subarray(from - runStart, to - runStart), from - offset);
+        }
+      }
+      lblk += run.count;
+    }
+    return out;
+  }
+
+  private inodeXattrs(ino: number, inode: Inode): readonly XattrEntry[] {
+    if (this.sb.inodeSize <= 128 || inode.extraIsize === 0) return [];
+    const region = decodeInodeXattrs(inode.raw, { inodeSize: this.sb.inodeSize, extraIsize: inode.extraIsize }, { inode: ino, eaInode: this.eaInode, inodesCount: this.sb.inodesCount, firstIno: this.sb.firstIno });
+    return region.entries;
+  }
+
+  private blockXattrs(ino: number, inode: Inode): readonly XattrEntry[] {
+    const block = inodeFileAcl(inode, this.sb.has64bit);
+    if (block === 0) return [];
+    if (block <= this.sb.firstDataBlock || block >= this.sb.blocksCount) throw corrupted('inode', `xattr block ${block} is outside the filesystem`, { inode: ino });
+    const view = this.channel.view(block);
+    const options = { blockNo: block, inode: ino, eaInode: this.eaInode, inodesCount: this.sb.inodesCount, firstIno: this.sb.firstIno };
+    const decoded = decodeXattrBlock(view, this.verify && this.sb.hasMetadataCsum ? { ...options, csumSeed: this.sb.csumSeed } : options);
+    return decoded.entries;
+  }
+
+  private inlineData(ino: number, inode: Inode): Uint8Array {
+    return assembleInlineData(inode.block, this.inodeXattrs(ino, inode), inode.size, { inode: ino });
+  }
+
+  /** The value of an xattr entry (reading an EA inode if needed), as stored on disk. */
+  private xattrValue(ino: number, entry: XattrEntry): Uint8Array {
+    if (entry.value.kind === 'bytes') return entry.value.bytes;
+    const { inode: eaIno, size } = entry.value;
+    if (size > XATTR_SIZE_MAX) throw corrupted('xattr', `EA inode value of ${size} bytes exceeds ${XATTR_SIZE_MAX}`, { inode: ino });
+    const eaInode = this.readInode(eaIno);
+    if (!isReg(eaInode.mode) || eaInode.size !== size) throw corrupted('xattr', `EA inode ${eaIno} does not hold a ${size}-byte value`, { inode: ino });
+    return this.readData(eaIno, eaInode, 0, size);
+  }
+
+  /** Every xattr of an inode, in-inode first, then the block's: name -> on-disk entry. */
+  private allXattrs(ino: number, inode: Inode): Map<string, XattrEntry> {
+    const out = new Map<string, XattrEntry>();
+    for (const list of [this.inodeXattrs(ino, inode), this.blockXattrs(ino, inode)]) {
+      for (const e of list) {
+        if (isInlineDataXattr(e)) continue;
+        const name = xattrNameString(e.index, e.name);
+        if (name !== null && !out.has(name)) out.set(name, e);
+      }
+    }
+    return out;
+  }
+
+  /** Names of the extended attributes of an inode (system.data of inline data is hidden). */
+  listxattrInode(ino: number): string[] {
+    return [...this.allXattrs(ino, this.liveInode(ino)).keys()];
+  }
+
+  /** The value of one xattr (POSIX ACLs in the VFS format getfattr shows); ENODATA if absent. */
+  getxattrInode(ino: number, name: string): Uint8Array {
+    if (splitXattrName(name) === null) throw new FsError('EOPNOTSUPP', `extended attribute namespace of "${name}" is not supported`, { inode: ino });
+    const entry = this.allXattrs(ino, this.liveInode(ino)).get(name);
+    if (entry === undefined) throw new FsError('ENODATA', `no extended attribute "${name}"`, { inode: ino });
+    const value = this.xattrValue(ino, entry);
+    if (name === 'system.posix_acl_access' || name === 'system.posix_acl_default') {
+      const vfs = ext4AclToVfs(value, { inode: ino });
+      if (vfs === null) throw new FsError('ENODATA', `no extended attribute "${name}"`, { inode: ino });
+      return vfs;
+    }
+    return value;
+  }
+
+  readlinkInode(ino: number): Uint8Array {
+    const inode = this.liveInode(ino);
+    if (!isSymlink(inode.mode)) throw new FsError('EINVAL', `inode ${ino} is not a symbolic link`, { inode: ino });
+    if ((inode.flags & ENCRYPT_FL) !== 0) throw new FsError('ENOKEY', `symlink ${ino} is encrypted (fscrypt) and no key is available`, { inode: ino });
+    if (inode.size >= PATH_MAX) throw corrupted('inode', `symlink target of ${inode.size} bytes is longer than PATH_MAX`, { inode: ino });
+    if ((inode.flags & INLINE_DATA_FL) !== 0) return this.inlineData(ino, inode);
+    if (this.isFastSymlink(inode)) {
+      if (inode.size > 60) throw corrupted('inode', `fast symlink of ${inode.size} bytes does not fit in i_block`, { inode: ino });
+      return inode.block.slice(0, inode.size);
+    }
+    return this.readData(ino, inode, 0, inode.size);
+  }
+
+  private isFastSymlink(inode: Inode): boolean {
+    if (inode.size >= 60) return false;
+    const xattrBlock = inodeFileAcl(inode, this.sb.has64bit) !== 0 ? this.sb.blockSize : 0;
+    return inodeBlocksBytes(inode, this.sb.blockSize, this.hugeFile) - xattrBlock === 0;
+  }
+
+  statfs(): StatFs {
+    let freeBlocks = 0;
+    let freeInodes = 0;
+    for (let g = 0; g < this.sb.groupCount; g++) {
+      const gd = this.groupDesc(g);
+      freeBlocks += gd.freeBlocksCount * this.sb.clusterRatio;
+      freeInodes += gd.freeInodesCount;
+    }
+    freeBlocks = Math.min(freeBlocks, this.sb.blocksCount);
+    return {
+      blockSize: this.sb.blockSize,
+      fragmentSize: this.sb.clusterSize,
+      blocks: this.sb.blocksCount,
+      freeBlocks,
+      availableBlocks: Math.max(0, freeBlocks - this.sb.rBlocksCount),
+      files: this.sb.inodesCount,
+      freeFiles: Math.min(freeInodes, this.sb.inodesCount),
+      nameMax: NAME_MAX,
+    };
+  }
+
+  // ------------------------------------------------------------------ directories
+
+  private dirInode(ino: number): Inode {
+    const inode = this.liveInode(ino);
+    if (!isDir(inode.mode)) throw new FsError('ENOTDIR', `inode ${ino} is not a directory`, { inode: ino });
+    return inode;
+  }
+
+  private isEncryptedDir(inode: Inode): boolean {
+    return (inode.flags & ENCRYPT_FL) !== 0;
+  }
+
+  private isCasefoldDir(inode: Inode): boolean {
+    return this.casefoldFs && (inode.flags & CASEFOLD_FL) !== 0;
+  }
+
+  private presentName(dir: Inode, raw: Uint8Array): Uint8Array {
+    return this.isEncryptedDir(dir) ? utf8Encoder.encode(Buffer.from(raw).toString('base64url')) : raw;
+  }
+
+  /**
+   * Entries of a directory from cookie `cookie` on ('.' and '..' included). Cookies
+   * are positions in the directory (byte offsets of records, plus 1): stable while
+   * the directory is not modified.
+   */
+  *readdirInode(ino: number, cookie = 0): Generator<DirEntryInfo> {
+    const dir = this.dirInode(ino);
+    const emit = (e: DirEntry, pos: number): DirEntryInfo | undefined => {
+      if (pos < cookie) return undefined;
+      const rawName = this.presentName(dir, e.name);
+      return { name: utf8.decode(rawName), rawName, ino: e.inode, kind: kindOfFileType(this.hasFileType ? e.fileType : 0), next: pos + 1 };
+    };
+    if ((dir.flags & INLINE_DATA_FL) !== 0) {
+      const inline = this.inlineDir(ino, dir);
+      const dot = { inode: ino, name: DOT, fileType: 2, offset: 0, recLen: 0 };
+      const dotdot = { inode: inline.parent, name: DOTDOT, fileType: 2, offset: 1, recLen: 0 };
+      for (const [e, pos] of [
+        [dot, 0],
+        [dotdot, 1],
+      ] as const) {
+        const out = emit(e, pos);
+        if (out !== undefined) yield out;
+      }
+      for (const e of inline.entries) {
+        const out = emit(e, 2 + (e.region === 'i_block' ? 0 : 60) + e.offset);
+        if (out !== undefined) yield out;
+      }
+      return;
+    }
+    const bs = this.sb.blockSize;
+    const blocks = Math.ceil(dir.size / bs);
+    const ctx = this.mapContext(ino, dir);
+    const indexed = (dir.flags & INDEX_FL) !== 0;
+    let lblk = Math.floor(Math.max(0, cookie - 1) / bs);
+    while (lblk < blocks) {
+      const run = mapRun(ctx, ino, dir, lblk, blocks - lblk);
+      if (run.kind !== 'data') {
+        lblk += run.count;
+        continue;
+      }
+      for (let i = 0; i < run.count; i++, lblk++) {
+        const entries = this.dirBlockEntries(ino, dir, lblk, run.physical + i, indexed);
+        for (const e of entries) {
+          const out = emit(e, lblk * bs + e.offset);
+          if (out !== undefined) yield out;
+        }
+      }
+    }
+  }
+
+  /** Live entries of one directory block (the dx root yields '.' and '..'; dx nodes nothing). */
+  private dirBlockEntries(ino: number, dir: Inode, lblk: number, physical: number, indexed: boolean): readonly DirEntry[] {
+    const bs = this.sb.blockSize;
+    const view = this.channel.view(physical);
+    const csum = this.sb.hasMetadataCsum;
+    const seed = this.verify && csum ? inodeCsumSeed(this.sb.csumSeed, ino, dir.generation) : undefined;
+    if (indexed && lblk === 0) {
+      const root = decodeDxRoot(view, {
+        blockSize: bs,
+        hasChecksum: csum,
+        largeDir: (this.sb.featureIncompat & INCOMPAT_LARGEDIR) !== 0,
+        hasFileType: this.hasFileType,
+        block: physical,
+        inode: ino,
+        ...(seed === undefined ? {} : { csumSeed: seed }),
+      });
+      return [
+        { inode: root.dotInode, name: DOT, fileType: 2, offset: 0, recLen: 12 },
+        { inode: root.dotdotInode, name: DOTDOT, fileType: 2, offset: 12, recLen: bs - 12 },
+      ];
+    }
+    if (indexed && isDxNodeBlock(view, bs)) return [];
+    const decoded = decodeDirBlock(view, {
+      blockSize: bs,
+      hasFileType: this.hasFileType,
+      hasChecksumTail: csum,
+      inodesCount: this.sb.inodesCount,
+      inode: ino,
+      block: physical,
+      hashInDirent: this.isEncryptedDir(dir) && this.isCasefoldDir(dir),
+      ...(seed === undefined ? {} : { csumSeed: seed }),
+    });
+    return decoded.entries;
+  }
+
+  private inlineDir(ino: number, dir: Inode) {
+    const data = this.inodeXattrs(ino, dir).find(isInlineDataXattr);
+    const systemData = data !== undefined && data.value.kind === 'bytes' ? data.value.bytes : null;
+    return decodeInlineDir(dir.block, systemData, { hasFileType: this.hasFileType, inodesCount: this.sb.inodesCount, inode: ino });
+  }
+
+  /** Look a name up in a directory; returns the inode number or throws ENOENT. */
+  lookup(dirIno: number, name: string | Uint8Array): number {
+    const bytes = toBytes(name);
+    if (bytes.length === 0) throw new FsError('ENOENT', 'empty name', { inode: dirIno });
+    if (bytes.length > NAME_MAX) throw new FsError('ENAMETOOLONG', `name of ${bytes.length} bytes is longer than ${NAME_MAX}`, { inode: dirIno });
+    if (bytes.includes(0x2f) || bytes.includes(0)) throw new FsError('EINVAL', 'a name cannot contain "/" or NUL', { inode: dirIno });
+    const dir = this.dirInode(dirIno);
+    const found =
+      (dir.flags & INDEX_FL) !== 0 && (dir.flags & INLINE_DATA_FL) === 0 && (this.sb.featureCompat & COMPAT_DIR_INDEX) !== 0 && !this.isEncryptedDir(dir)
+        ? this.htreeLookup(dirIno, dir, bytes)
+        : this.linearLookup(dirIno, dir, bytes);
+    if (found === undefined) throw new FsError('ENOENT', `no entry "${utf8.decode(bytes)}"`, { inode: dirIno });
+    if (found < 1 || found > this.sb.inodesCount) throw corrupted('directory entry', `entry names inode ${found}, outside 1..${this.sb.inodesCount}`, { inode: dirIno });
+    return found;
+  }
+
+  /** Compares entry names with `name` the way this directory does (casefolded or exact). */
+  private matcher(dir: Inode, name: Uint8Array): (candidate: Uint8Array) => boolean {
+    if (this.isCasefoldDir(dir) && !this.isEncryptedDir(dir)) {
+      const folded = casefoldNameOrNull(name);
+      if (folded !== null) {
+        return (c) => {
+          if (bytesEqual(c, name)) return true;
+          const fc = casefoldNameOrNull(c);
+          return fc !== null && bytesEqual(fc, folded);
+        };
+      }
+      if (this.strictCasefold) return () => false;
+    }
+    return (c) => bytesEqual(c, name);
+  }
+
+  /** Scan every entry (names of encrypted directories are compared in their listed form). */
+  private linearLookup(ino: number, dir: Inode, name: Uint8Array): number | undefined {
+    const matches = this.matcher(dir, name);
+    for (const e of this.readdirInode(ino)) if (matches(e.rawName)) return e.ino;
+    return undefined;
+  }
+
+  private htreeLookup(ino: number, dir: Inode, name: Uint8Array): number | undefined {
+    if (bytesEqual(name, DOT) || bytesEqual(name, DOTDOT)) return this.linearLookup(ino, dir, name);
+    const bs = this.sb.blockSize;
+    const csum = this.sb.hasMetadataCsum;
+    const seed = this.verify && csum ? inodeCsumSeed(this.sb.csumSeed, ino, dir.generation) : undefined;
+    const ctx = this.mapContext(ino, dir);
+    const blocks = Math.ceil(dir.size / bs);
+    const physicalOf = (lblk: number): number => {
+      if (lblk >= blocks) throw corrupted('htree', `index points at block ${lblk}, past the directory's ${blocks} blocks`, { inode: ino });
+      const run = mapRun(ctx, ino, dir, lblk, 1);
+      if (run.kind !== 'data') throw corrupted('htree', `index points at block ${lblk}, a hole in the directory`, { inode: ino });
+      return run.physical;
+    };
+    const rootPhys = physicalOf(0);
+    const common = { blockSize: bs, hasChecksum: csum, inode: ino, ...(seed === undefined ? {} : { csumSeed: seed }) };
+    const root = decodeDxRoot(this.channel.view(rootPhys), {
+      ...common,
+      block: rootPhys,
+      largeDir: (this.sb.featureIncompat & INCOMPAT_LARGEDIR) !== 0,
+      hasFileType: this.hasFileType,
+    });
+    const version = effectiveHashVersion(root.hashVersion, this.sb.flags);
+    if (version === DX_HASH.SIPHASH) return this.linearLookup(ino, dir, name);
+    const hash = dirHashName(name, { version, seed: this.sb.hashSeed, casefold: this.isCasefoldDir(dir) }).hash;
+    let entries: readonly DxEntry[] = root.entries;
+    for (let level = 0; level < root.indirectLevels; level++) {
+      const child = (entries[dxLookup(entries, hash)] as DxEntry).block;
+      const phys = physicalOf(child);
+      entries = decodeDxNode(this.channel.view(phys), { ...common, block: phys }).entries;
+    }
+    const matches = this.matcher(dir, name);
+    let i = dxLookup(entries, hash);
+    for (;;) {
+      const leaf = (entries[i] as DxEntry).block;
+      const found = this.dirBlockEntries(ino, dir, leaf, physicalOf(leaf), true).find((e) => matches(e.name));
+      if (found !== undefined) return found.inode;
+      // A hash collision may continue into the next leaf (its index hash has the low bit set).
+      const next = entries[i + 1];
+      if (next === undefined || (next.hash & 1) === 0 || (next.hash & ~1) >>> 0 !== hash) return undefined;
+      i++;
+    }
+  }
+
+  // ------------------------------------------------------------------ paths
+
+  /**
+   * Resolve a path to an inode. Absolute and relative paths are both taken from the
+   * root. Symlinks in the middle are followed; the last component's only with
+   * `followLast`. ELOOP after 40 symlinks, ENAMETOOLONG past 4096 bytes.
+   */
+  resolve(path: string | Uint8Array, followLast = true): number {
+    const bytes = toBytes(path);
+    if (bytes.length > PATH_MAX) throw new FsError('ENAMETOOLONG', `path of ${bytes.length} bytes is longer than ${PATH_MAX}`, { path: utf8.decode(bytes) });
+    const budget = { symlinks: MAX_SYMLINKS };
+    try {
+      return this.walk(ROOT_INO, splitPath(bytes), followLast, budget, []);
+    } catch (error) {
+      if (error instanceof FsError && error.context.path === undefined) {
+        throw new FsError(error.code, error.message, { ...error.context, path: typeof path === 'string' ? path : utf8.decode(path) }, { cause: error });
+      }
+      throw error;
+    }
+  }
+
+  private walk(start: number, parts: Uint8Array[], followLast: boolean, budget: { symlinks: number }, ancestors: number[]): number {
+    let cur = start;
+    const stack = ancestors.slice();
+    for (let i = 0; i < parts.length; i++) {
+      const part = parts[i] as Uint8Array;
+      if (bytesEqual(part, DOT)) continue;
+      if (bytesEqual(part, DOTDOT)) {
+        cur = stack.pop() ?? ROOT_INO;
+        continue;
+      }
+      const next = this.lookup(cur, part);
+      const inode = this.liveInode(next);
+      const last = i === parts.length - 1;
+      if (isSymlink(inode.mode) && (!last || followLast)) {
+        if (--budget.symlinks < 0) throw new FsError('ELOOP', 'too many levels of symbolic links');
+        const target = this.readlinkInode(next);
+        const absolute = target[0] === 0x2f;
+        const base = absolute ? ROOT_INO : cur;
+        const baseStack = absolute ? [] : stack;
+        cur = this.walk(base, splitPath(target), true, budget, baseStack);
+        // The resolved directory's ancestors are not tracked through symlinks; '..' after
+        // a symlink goes through the directory's own '..' entry.
+        stack.length = 0;
+        if (cur !== ROOT_INO) stack.push(this.parentOf(cur));
+        continue;
+      }
+      if (!last && !isDir(inode.mode)) throw new FsError('ENOTDIR', `"${utf8.decode(part)}" is not a directory`, { inode: next });
+      stack.push(cur);
+      cur = next;
+    }
+    return cur;
+  }
+
+  private parentOf(dirIno: number): number {
+    const inode = this.readInode(dirIno);
+    if (!isDir(inode.mode)) return ROOT_INO;
+    return this.lookup(dirIno, DOTDOT);
+  }
+
+  stat(path: string | Uint8Array): Stat {
+    return this.getattr(this.resolve(path, true));
+  }
+
+  lstat(path: string | Uint8Array): Stat {
+    return this.getattr(this.resolve(path, false));
+  }
+
+  exists(path: string | Uint8Array): boolean {
+    try {
+      this.resolve(path, false);
+      return true;
+    } catch (error) {
+      if (error instanceof FsError && (error.code === 'ENOENT' || error.code === 'ENOTDIR')) return false;
+      throw error;
+    }
+  }
+
+  /** Names in a directory (without '.' and '..'), or entries with `withFileTypes`. */
+  readdir(path: string | Uint8Array): string[];
+  readdir(path: string | Uint8Array, options: { withFileTypes: true }): DirEntryInfo[];
+  readdir(path: string | Uint8Array, options?: { withFileTypes?: boolean }): string[] | DirEntryInfo[] {
+    const ino = this.resolve(path, true);
+    const entries: DirEntryInfo[] = [];
+    for (const e of this.readdirInode(ino)) {
+      if (bytesEqual(e.rawName, DOT) || bytesEqual(e.rawName, DOTDOT)) continue;
+      entries.push(e);
+    }
+    return options?.withFileTypes === true ? entries : entries.map((e) => e.name);
+  }
+
+  readFile(path: string | Uint8Array): Uint8Array {
+    const ino = this.resolve(path, true);
+    const st = this.getattr(ino);
+    if (st.kind === 'directory') throw new FsError('EISDIR', 'is a directory', { inode: ino, path: String(path) });
+    if (st.size > MAX_READ) throw new FsError('EFBIG', `file of ${st.size} bytes is too large to read at once; use createReadStream`, { inode: ino });
+    return this.read(ino, 0, st.size);
+  }
+
+  readlink(path: string | Uint8Array): string {
+    return utf8.decode(this.readlinkInode(this.resolve(path, false)));
+  }
+
+  listxattr(path: string | Uint8Array): string[] {
+    return this.listxattrInode(this.resolve(path, false));
+  }
+
+  getxattr(path: string | Uint8Array, name: string): Uint8Array {
+    return this.getxattrInode(this.resolve(path, false), name);
+  }
+
+  /** The canonical absolute path of `path` (symlinks resolved). */
+  realpath(path: string | Uint8Array): string {
+    let ino = this.resolve(path, true);
+    const parts: string[] = [];
+    const seen = new Set<number>();
+    while (ino !== ROOT_INO) {
+      if (seen.has(ino)) throw corrupted('directory', 'directory loop while walking up to the root', { inode: ino });
+      seen.add(ino);
+      const parent = this.parentOf(ino);
+      let name: string | undefined;
+      for (const e of this.readdirInode(parent)) {
+        if (e.ino === ino && !bytesEqual(e.rawName, DOT) && !bytesEqual(e.rawName, DOTDOT)) {
+          name = e.name;
+          break;
+        }
+      }
+      if (name === undefined) throw corrupted('directory', `inode ${ino} is not listed in its parent ${parent}`, { inode: ino });
+      parts.unshift(name);
+      ino = parent;
+    }
+    return '/' + parts.join('/');
+  }
+
+  /** A Readable of a file's content, read in chunks (default 1 MiB) as it is consumed. */
+  createReadStream(path: string | Uint8Array, options: { start?: number; end?: number; highWaterMark?: number } = {}): Readable {
+    const ino = this.resolve(path, true);
+    const st = this.getattr(ino);
+    if (st.kind === 'directory') throw new FsError('EISDIR', 'is a directory', { inode: ino });
+    let pos = options.start ?? 0;
+    const end = Math.min(st.size, options.end === undefined ? st.size : options.end + 1);
+    const chunk = options.highWaterMark ?? 1 << 20;
+    const readable: Readable = new Readable({
+      highWaterMark: chunk,
+      read: (): void => {
+        try {
+          const data = pos >= end ? new Uint8Array(0) : this.read(ino, pos, Math.min(chunk, end - pos));
+          pos += data.length;
+          readable.push(data.length === 0 ? null : Buffer.from(data.buffer, data.byteOffset, data.length));
+        } catch (error) {
+          readable.destroy(error instanceof Error ? error : new Error(String(error)));
+        }
+      },
+    });
+    return readable;
+  }
+}
+
+function splitPath(bytes: Uint8Array): Uint8Array[] {
+  const parts: Uint8Array[] = [];
+  let start = 0;
+  for (let i = 0; i <= bytes.length; i++) {
+    if (i === bytes.length || bytes[i] === 0x2f) {
+      if (i > start) parts.push(bytes.subarray(start, i));
+      start = i + 1;
+    }
+  }
+  return parts;
+}
+
+/** Device number from i_block: old 16-bit encoding in word 0, else the new 32-bit one in word 1. */
+function decodeDevice(block: Uint8Array): [number, number] {
+  const w0 = (block[0] as number) | ((block[1] as number) << 8) | ((block[2] as number) << 16) | (((block[3] as number) << 24) >>> 0);
+  if (w0 !== 0) return [(w0 >>> 8) & 0xff, w0 & 0xff];
+  const w1 = ((block[4] as number) | ((block[5] as number) << 8) | ((block[6] as number) << 16) | ((block[7] as number) << 24)) >>> 0;
+  return [(w1 >>> 8) & 0xfff, (w1 & 0xff) | ((w1 >>> 12) & 0xfff00)];
+}
+
+/** glibc's makedev for majors below 4096 (what Node reports as st_rdev). */
+function makedev(major: number, minor: number): number {
+  return ((major & 0xfff) << 8) | (minor & 0xff) | ((minor & 0xfff00) << 12);
+}
