@@ -530,10 +530,11 @@ export class Ext4 {
     if (bytes.length > NAME_MAX) throw new FsError('ENAMETOOLONG', `name of ${bytes.length} bytes is longer than ${NAME_MAX}`, { inode: dirIno });
     if (bytes.includes(0x2f) || bytes.includes(0)) throw new FsError('EINVAL', 'a name cannot contain "/" or NUL', { inode: dirIno });
     const dir = this.dirInode(dirIno);
-    const found =
-      (dir.flags & INDEX_FL) !== 0 && (dir.flags & INLINE_DATA_FL) === 0 && (this.sb.featureCompat & COMPAT_DIR_INDEX) !== 0 && !this.isEncryptedDir(dir)
-        ? this.htreeLookup(dirIno, dir, bytes)
-        : this.linearLookup(dirIno, dir, bytes);
+    const indexed = (dir.flags & INDEX_FL) !== 0 && (dir.flags & INLINE_DATA_FL) === 0 && (this.sb.featureCompat & COMPAT_DIR_INDEX) !== 0 && !this.isEncryptedDir(dir);
+    let found = indexed ? this.htreeLookup(dirIno, dir, bytes) : this.linearLookup(dirIno, dir, bytes);
+    // As the kernel does since 2025: a casefolded name may have been hashed under older
+    // folding rules, so an indexed miss in a casefold directory falls back to a scan.
+    if (found === undefined && indexed && this.isCasefoldDir(dir)) found = this.linearLookup(dirIno, dir, bytes);
     if (found === undefined) throw new FsError('ENOENT', `no entry "${utf8.decode(bytes)}"`, { inode: dirIno });
     if (found < 1 || found > this.sb.inodesCount) throw corrupted('directory entry', `entry names inode ${found}, outside 1..${this.sb.inodesCount}`, { inode: dirIno });
     return found;

@@ -1,0 +1,164 @@
+/**
+ * The filesystem API's own semantics: errno codes, cookies, streams, the inode
+ * cache. (What the API reads is compared with the kernel in fs-matrix.test.ts.)
+ */
+import { describe, it, before } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { Ext4, ROOT_INO } from '../src/fs/ext4.js';
+import { InodeCache } from '../src/fs/inode-cache.js';
+import { MemoryChannel } from '../src/io/memory-channel.js';
+import { CachingChannel } from '../src/cache/caching-channel.js';
+import { FsError } from '../src/errors.js';
+import { makeImage, debugfs } from './helpers/images.js';
+import type { Inode } from '../src/ondisk/inode.js';
+
+function isCode(code: string) {
+  return (e: unknown) => e instanceof FsError && e.code === code;
+}
+
+let image = '';
+before(() => {
+  image = makeImage({
+    name: 'fs-api',
+    size: '32M',
+    mkfsArgs: ['-t', 'ext4', '-b', '1024'],
+    populate: (dir) => {
+      fs.writeFileSync(join(dir, 'hello.txt'), 'hello world\n');
+      fs.mkdirSync(join(dir, 'sub/deeper'), { recursive: true });
+      fs.writeFileSync(join(dir, 'sub/deeper/file'), 'deep');
+      const big = Buffer.alloc(3 * 1024 * 1024 + 123);
+      for (let i = 0; i < big.length; i++) big[i] = (i * 7919) & 0xff;
+      fs.writeFileSync(join(dir, 'big.bin'), big);
+      fs.symlinkSync('loop2', join(dir, 'loop1'));
+      fs.symlinkSync('loop1', join(dir, 'loop2'));
+      fs.symlinkSync('sub/deeper', join(dir, 'dirlink'));
+      fs.symlinkSync('../hello.txt', join(dir, 'sub/up'));
+      fs.symlinkSync('/sub/deeper/file', join(dir, 'abs'));
+      for (let i = 0; i < 500; i++) fs.writeFileSync(join(dir, `sub/n${i}`), String(i));
+    },
+  });
+});
+
+describe('Ext4 path API errors and resolution', () => {
+  it('resolves relative and absolute symlinks, .. and .', () => {
+    const e = Ext4.openFile(image);
+    assert.equal(new TextDecoder().decode(e.readFile('/dirlink/file')), 'deep');
+    assert.equal(new TextDecoder().decode(e.readFile('sub/up')), 'hello world\n');
+    assert.equal(new TextDecoder().decode(e.readFile('/abs')), 'deep');
+    assert.equal(e.stat('/sub/deeper/../..').ino, ROOT_INO);
+    assert.equal(e.stat('/sub/./deeper/.').ino, e.stat('/dirlink').ino);
+    assert.equal(e.lstat('/dirlink').kind, 'symlink');
+    assert.equal(e.stat('/dirlink').kind, 'directory');
+    assert.equal(e.realpath('/dirlink'), '/sub/deeper');
+    assert.equal(e.readlink('/sub/up'), '../hello.txt');
+    e.close();
+  });
+
+  it('answers with the right errno codes', () => {
+    const e = Ext4.openFile(image);
+    assert.throws(() => e.stat('/nope'), isCode('ENOENT'));
+    assert.throws(() => e.stat('/hello.txt/x'), isCode('ENOTDIR'));
+    assert.throws(() => e.stat('/loop1'), isCode('ELOOP'));
+    assert.throws(() => e.stat('/' + 'x'.repeat(256)), isCode('ENAMETOOLONG'));
+    assert.throws(() => e.stat('/a'.repeat(2100)), isCode('ENAMETOOLONG'));
+    assert.throws(() => e.readFile('/sub'), isCode('EISDIR'));
+    assert.throws(() => e.readdir('/hello.txt'), isCode('ENOTDIR'));
+    assert.throws(() => e.readlink('/hello.txt'), isCode('EINVAL'));
+    assert.throws(() => e.getxattr('/hello.txt', 'user.none'), isCode('ENODATA'));
+    assert.throws(() => e.getxattr('/hello.txt', 'bogus.ns'), isCode('EOPNOTSUPP'));
+    const err = (() => {
+      try {
+        e.stat('/sub/missing');
+      } catch (x) {
+        return x;
+      }
+      return undefined;
+    })();
+    assert.ok(err instanceof FsError && err.context.path === '/sub/missing', 'errors name the path');
+    assert.equal(e.exists('/sub/missing'), false);
+    assert.equal(e.exists('/sub'), true);
+    e.close();
+  });
+
+  it('readdir cookies resume exactly where they left off', () => {
+    const e = Ext4.openFile(image);
+    const dir = e.resolve('/sub');
+    const all = [...e.readdirInode(dir)];
+    assert.equal(all.length, 500 + 2 + 2, '500 files, deeper, up, . and ..');
+    const resumed: string[] = [];
+    let cookie = 0;
+    for (;;) {
+      const page = [];
+      for (const entry of e.readdirInode(dir, cookie)) {
+        page.push(entry);
+        if (page.length === 37) break;
+      }
+      if (page.length === 0) break;
+      resumed.push(...page.map((p) => p.name));
+      cookie = (page[page.length - 1] as { next: number }).next;
+    }
+    assert.deepEqual(resumed, all.map((x) => x.name));
+    const names = debugfs(image, 'ls /sub').split(/\s+/).filter((w) => w !== '' && !/^\d+$/.test(w) && !/^\(\d+\)$/.test(w));
+    for (const n of names) assert.ok(all.some((x) => x.name === n), `debugfs lists ${n}`);
+    e.close();
+  });
+
+  it('reads files whole, by range and as a stream, identically', async () => {
+    const e = Ext4.openFile(image);
+    const whole = e.readFile('/big.bin');
+    assert.equal(whole.length, 3 * 1024 * 1024 + 123);
+    const ino = e.resolve('/big.bin');
+    assert.deepEqual(e.read(ino, 1000, 5000), whole.subarray(1000, 6000));
+    assert.deepEqual(e.read(ino, whole.length - 10, 100), whole.subarray(whole.length - 10));
+    assert.equal(e.read(ino, whole.length + 5, 10).length, 0);
+    const hash = createHash('sha256');
+    for await (const chunk of e.createReadStream('/big.bin', { highWaterMark: 65536 })) hash.update(chunk as Buffer);
+    assert.equal(hash.digest('hex'), createHash('sha256').update(whole).digest('hex'));
+    const dumped = execFileSync('debugfs', ['-R', 'cat /big.bin', image], { maxBuffer: 1 << 24, stdio: ['ignore', 'pipe', 'ignore'] });
+    assert.ok(Buffer.from(whole).equals(dumped), 'same bytes as debugfs cat');
+    e.close();
+  });
+
+  it('refuses non-ext images and filesystems larger than the device', () => {
+    const junk = new MemoryChannel(new Uint8Array(1 << 20), { blockSize: 1024 });
+    assert.throws(() => Ext4.open(junk), (x: unknown) => x instanceof FsError && x.code === 'EINVAL' && /not an ext2\/ext3\/ext4/.test(x.message));
+    const bytes = new Uint8Array(fs.readFileSync(image));
+    const truncated = new MemoryChannel(bytes.slice(0, 4 << 20), { blockSize: 1024 });
+    assert.throws(() => Ext4.open(truncated), (x: unknown) => x instanceof FsError && x.code === 'EUCLEAN' && /device holds only/.test(x.message));
+  });
+});
+
+describe('inode cache', () => {
+  it('verifies an inode once, when it enters the cache', () => {
+    const bytes = new Uint8Array(fs.readFileSync(image));
+    const e = Ext4.open(new CachingChannel(new MemoryChannel(bytes, { blockSize: 1024 }), { cacheSize: 0 }), { inodeCacheSize: 100 });
+    const ino = e.resolve('/hello.txt');
+    e.getattr(ino);
+    // Corrupt the inode on the "device" behind the caches: its mode bytes.
+    const where = /Inode \d+ is part of block group \d+\s+located at block (\d+), offset (0x[0-9a-f]+)/.exec(debugfs(image, `imap <${ino}>`));
+    assert.ok(where !== null);
+    const off = Number(where[1]) * 1024 + Number(where[2]);
+    (bytes as Uint8Array)[off + 1] = ((bytes[off + 1] as number) ^ 0x01) & 0xff;
+    assert.equal(e.getattr(ino).size, 12, 'served from the inode cache: not re-read, not re-verified');
+    const fresh = Ext4.open(new CachingChannel(new MemoryChannel(bytes, { blockSize: 1024 }), { cacheSize: 0 }), { inodeCacheSize: 0 });
+    assert.throws(() => fresh.getattr(ino), (x: unknown) => x instanceof FsError && x.code === 'EUCLEAN' && /inode/.test(x.message) && x.context.inode === ino);
+    const lax = Ext4.open(new CachingChannel(new MemoryChannel(bytes, { blockSize: 1024 }), { cacheSize: 0 }), { inodeCacheSize: 0, checksums: false });
+    assert.equal(lax.getattr(ino).size, 12, 'checksums: false reads past the mismatch');
+  });
+
+  it('is bounded and keeps frequently used inodes over a scan', () => {
+    const c = new InodeCache(100);
+    const fake = {} as Inode;
+    for (let i = 1; i <= 10; i++) c.set(i, fake);
+    for (let r = 0; r < 60; r++) for (let i = 1; i <= 10; i++) c.get(i); // priority 1
+    for (let i = 1000; i < 1500; i++) c.set(i, fake); // a scan of 500 > 100
+    assert.equal(c.size, 100);
+    for (let i = 1; i <= 10; i++) assert.notEqual(c.get(i), undefined, `hot inode ${i} kept`);
+    assert.equal(c.get(1000), undefined, 'old scan entries reclaimed');
+    assert.ok(c.evictions >= 410);
+  });
+});
