@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 /**
  * The ext4ts command line. Parsing and printing only: every command calls the
- * library. Errors print one line `ext4ts: WHAT: reason` and exit 1.
+ * library. Errors print one line `ext4ts: WHAT: reason` and exit 1; never a stack
+ * trace, whatever the image holds (an unexpected exception is an `internal error`).
  */
 import { Command, CommanderError } from 'commander';
-import { FsError } from '../errors.js';
+import { Failure, printable, reasonOf } from './errors.js';
 import { registerCommands } from './commands.js';
 
 const program = new Command();
@@ -12,25 +13,51 @@ program
   .name('ext4ts')
   .description('A userspace ext2/ext3/ext4 driver: read images and devices without the kernel, safely.')
   .version('0.1.0', '-V, --version')
-  .showHelpAfterError('(run with --help for usage)')
-  .exitOverride();
+  .exitOverride()
+  .configureOutput({
+    // Commander's own errors (unknown option, missing argument): one line, our prefix.
+    outputError: (text, write) => write(`ext4ts: ${text.replace(/^error: /, '').trim()} (see --help)\n`),
+  });
+program.addHelpText(
+  'after',
+  `
+Run "ext4ts COMMAND --help" for a command's options and examples.
+The caching I/O manager can be measured with: npm run bench:cache`,
+);
 
 registerCommands(program);
 
-function fail(message: string): never {
+function fail(message: string): void {
   process.stderr.write(`ext4ts: ${message}\n`);
-  process.exit(1);
+  process.exitCode = 1;
 }
+
+// Last resort: whatever escapes the command's own handling still prints one line.
+for (const event of ['uncaughtException', 'unhandledRejection'] as const) {
+  process.on(event, (error: unknown) => {
+    process.stderr.write(`ext4ts: ${reasonOf(error)}\n`);
+    process.exit(1);
+  });
+}
+
+// A reader that goes away (`ext4ts cat ... | head`) is not an error.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  fail(`stdout: ${error.message}`);
+  process.exit(1);
+});
 
 try {
   await program.parseAsync(process.argv);
 } catch (error) {
   if (error instanceof CommanderError) {
-    process.exit(error.exitCode);
+    process.exitCode = error.exitCode;
+  } else if (error instanceof Failure) {
+    const what = printable(error.what);
+    fail(`${what}: ${reasonOf(error.error, what)}`);
+  } else if ((error as { code?: unknown } | null)?.code === 'EPIPE') {
+    // stdout closed early: see above.
+  } else {
+    fail(reasonOf(error));
   }
-  if (error instanceof FsError) {
-    const what = error.context.path ?? error.context.device;
-    fail(what !== undefined && !error.message.startsWith(what) ? `${what}: ${error.message}` : error.message);
-  }
-  fail(`internal error: ${error instanceof Error ? error.message : String(error)}`);
 }

@@ -253,7 +253,8 @@ export class Ext4 {
       uid: inode.uid,
       gid: inode.gid,
       size: inode.size,
-      blocks: Math.floor(inodeBlocksBytes(inode, this.sb.blockSize, this.hugeFile) / 512),
+      // Like the kernel, an inline-data regular file is charged for its bytes.
+      blocks: Math.floor(inodeBlocksBytes(inode, this.sb.blockSize, this.hugeFile) / 512) + (isReg(inode.mode) && (inode.flags & INLINE_DATA_FL) !== 0 ? Math.ceil(inode.size / 512) : 0),
       blksize: this.sb.blockSize,
       rdev: makedev(major, minor),
       rdevMajor: major,
