@@ -852,9 +852,16 @@ export class CachingChannel implements IoChannel {
     if (this.map.size < this.capacity) return this.newBuf(block);
     const victim = this.reclaim();
     if (victim !== null) {
-      const data = victim.data;
-      const buf = new Buf(block, data);
-      return buf;
+      // Reuse the victim's object and memory: a miss allocates nothing.
+      victim.block = block;
+      victim.dirty = false;
+      victim.failed = false;
+      victim.prefetched = false;
+      victim.refs = 0;
+      victim.prio = 0;
+      victim.access = 0;
+      victim.stamp = 0;
+      return victim;
     }
     return force ? this.newBuf(block) : null;
   }
