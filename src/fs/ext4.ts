@@ -39,7 +39,7 @@ import {
   type Inode,
 } from '../ondisk/inode.js';
 import { decodeInodeXattrs, decodeXattrBlock, xattrNameString, splitXattrName, type XattrEntry } from '../ondisk/xattr.js';
-import { assembleInlineData, isInlineDataXattr } from '../ondisk/inline-data.js';
+import { assembleInlineData, inlineDataCapacity, isInlineDataXattr } from '../ondisk/inline-data.js';
 import { ext4AclToVfs } from '../ondisk/acl.js';
 import { decodeDirBlock, decodeInlineDir, NAME_MAX, type DirEntry } from '../ondisk/dirent.js';
 import { decodeDxRoot, decodeDxNode, dxLookup, isDxNodeBlock, type DxEntry } from '../ondisk/htree.js';
@@ -284,7 +284,12 @@ export class Ext4 {
   private readData(ino: number, inode: Inode, offset: number, length: number): Uint8Array {
     const end = Math.min(inode.size, offset + length);
     if (end <= offset) return new Uint8Array(0);
-    if ((inode.flags & INLINE_DATA_FL) !== 0) return this.inlineData(ino, inode).slice(offset, end);
+    if ((inode.flags & INLINE_DATA_FL) !== 0) {
+      const stored = this.inlineData(ino, inode);
+      const out = new Uint8Array(end - offset);
+      if (offset < stored.length) out.set(stored.subarray(offset, Math.min(end, stored.length)));
+      return out;
+    }
     const out = new Uint8Array(end - offset);
     const bs = this.sb.blockSize;
     const ctx = this.mapContext(ino, inode);
@@ -311,6 +316,30 @@ export class Ext4 {
     return out;
   }
 
+  /**
+   * lseek(2)'s SEEK_DATA / SEEK_HOLE: the first offset >= `offset` that is data (or a
+   * hole). Unwritten extents count as holes. ENXIO at or past the end of the file for
+   * SEEK_DATA; the end of the file is the implicit hole.
+   */
+  seek(ino: number, offset: number, what: 'data' | 'hole'): number {
+    const inode = this.liveInode(ino);
+    if (!Number.isSafeInteger(offset) || offset < 0) throw new FsError('EINVAL', `invalid offset ${offset}`, { inode: ino });
+    if (offset >= inode.size) throw new FsError('ENXIO', `offset ${offset} is at or past the end of the file`, { inode: ino });
+    if ((inode.flags & INLINE_DATA_FL) !== 0 || !isReg(inode.mode)) return what === 'data' ? offset : inode.size;
+    const bs = this.sb.blockSize;
+    const ctx = this.mapContext(ino, inode);
+    const last = Math.ceil(inode.size / bs);
+    let lblk = Math.floor(offset / bs);
+    while (lblk < last) {
+      const run = mapRun(ctx, ino, inode, lblk, last - lblk);
+      const isData = run.kind === 'data';
+      if (isData === (what === 'data')) return Math.max(offset, lblk * bs);
+      lblk += run.count;
+    }
+    if (what === 'hole') return inode.size;
+    throw new FsError('ENXIO', `no data after offset ${offset}`, { inode: ino });
+  }
+
   private inodeXattrs(ino: number, inode: Inode): readonly XattrEntry[] {
     if (this.sb.inodeSize <= 128 || inode.extraIsize === 0) return [];
     const region = decodeInodeXattrs(inode.raw, { inodeSize: this.sb.inodeSize, extraIsize: inode.extraIsize }, { inode: ino, eaInode: this.eaInode, inodesCount: this.sb.inodesCount, firstIno: this.sb.firstIno });
@@ -327,8 +356,15 @@ export class Ext4 {
     return decoded.entries;
   }
 
+  /**
+   * The bytes stored inline. i_size may exceed them (mke2fs -d makes such inodes for
+   * all-zero files): the rest reads as zeros, as in the kernel.
+   */
   private inlineData(ino: number, inode: Inode): Uint8Array {
-    return assembleInlineData(inode.block, this.inodeXattrs(ino, inode), inode.size, { inode: ino });
+    const entries = this.inodeXattrs(ino, inode);
+    const data = entries.find(isInlineDataXattr);
+    const stored = data !== undefined && data.value.kind === 'bytes' ? inlineDataCapacity(data.value.bytes.length) : 60;
+    return assembleInlineData(inode.block, entries, Math.min(inode.size, stored), { inode: ino });
   }
 
   /** The value of an xattr entry (reading an EA inode if needed), as stored on disk. */
@@ -618,8 +654,12 @@ export class Ext4 {
     const bytes = toBytes(path);
     if (bytes.length > PATH_MAX) throw new FsError('ENAMETOOLONG', `path of ${bytes.length} bytes is longer than ${PATH_MAX}`, { path: utf8.decode(bytes) });
     const budget = { symlinks: MAX_SYMLINKS };
+    // A trailing slash (as in "dir/") follows a final symlink and requires a directory.
+    const trailingSlash = bytes.length > 1 && bytes[bytes.length - 1] === 0x2f;
     try {
-      return this.walk(ROOT_INO, splitPath(bytes), followLast, budget, []);
+      const ino = this.walk(ROOT_INO, splitPath(bytes), followLast || trailingSlash, budget, []);
+      if (trailingSlash && !isDir(this.liveInode(ino).mode)) throw new FsError('ENOTDIR', 'not a directory', { inode: ino });
+      return ino;
     } catch (error) {
       if (error instanceof FsError && error.context.path === undefined) {
         throw new FsError(error.code, error.message, { ...error.context, path: typeof path === 'string' ? path : utf8.decode(path) }, { cause: error });
@@ -787,5 +827,5 @@ function decodeDevice(block: Uint8Array): [number, number] {
 
 /** glibc's makedev for majors below 4096 (what Node reports as st_rdev). */
 function makedev(major: number, minor: number): number {
-  return ((major & 0xfff) << 8) | (minor & 0xff) | ((minor & 0xfff00) << 12);
+  return (((major & 0xfff) << 8) | (minor & 0xff) | ((minor & 0xfff00) << 12)) >>> 0;
 }
