@@ -1,0 +1,138 @@
+/**
+ * Running measured commands for bench/read.ts: every command is pinned to one CPU
+ * (`taskset -c N`), wrapped in `timeout` (which kills it, not just a wrapper, when a
+ * cap runs out) and in GNU time for its CPU times; the wall time is taken here around
+ * the whole spawn. Also: dropping and filling the OS page cache.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+export interface RunOptions {
+  /** CPU to pin to (taskset -c); undefined = no pinning. */
+  readonly cpu: number | undefined;
+  /** Where stdout goes: 'ignore' (/dev/null) or 'pipe' (returned). */
+  readonly stdout: 'ignore' | 'pipe';
+  /** Kill the command (SIGKILL) after this many seconds. */
+  readonly timeoutSeconds?: number;
+  readonly env?: NodeJS.ProcessEnv;
+  readonly cwd?: string;
+}
+
+export interface RunResult {
+  readonly argv: readonly string[];
+  /** Seconds, measured around the spawn. */
+  readonly wall: number;
+  /** User and system CPU seconds of the command and its children (GNU time), if known. */
+  readonly user: number | undefined;
+  readonly sys: number | undefined;
+  /** Peak resident set size in KiB (GNU time), if known. */
+  readonly maxRssKiB: number | undefined;
+  /** Exit status; 124 or 137 after a timeout. */
+  readonly status: number | null;
+  readonly timedOut: boolean;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+const GNU_TIME = '/usr/bin/time';
+const hasGnuTime = ((): boolean => {
+  try {
+    return spawnSync(GNU_TIME, ['-f', '%e', 'true'], { stdio: 'ignore' }).status === 0;
+  } catch {
+    return false;
+  }
+})();
+const hasTaskset = spawnSync('taskset', ['-c', '0', 'true'], { stdio: 'ignore' }).status === 0;
+
+export function pinningAvailable(): boolean {
+  return hasTaskset;
+}
+
+let timeFileSeq = 0;
+
+/** Run `argv` (pinned, capped, timed) and wait for it. */
+export function runMeasured(argv: readonly string[], options: RunOptions): RunResult {
+  const [cmd, ...args] = argv;
+  if (cmd === undefined) throw new Error('runMeasured: empty command');
+  const wrapped: string[] = [];
+  const timeFile = path.join(os.tmpdir(), `bench-read-time-${process.pid}-${timeFileSeq++}.txt`);
+  if (hasGnuTime) wrapped.push(GNU_TIME, '-o', timeFile, '-f', '%e %U %S %M');
+  if (options.timeoutSeconds !== undefined) wrapped.push('timeout', '-s', 'KILL', String(Math.ceil(options.timeoutSeconds)));
+  if (options.cpu !== undefined && hasTaskset) wrapped.push('taskset', '-c', String(options.cpu));
+  wrapped.push(cmd, ...args);
+  const started = performance.now();
+  const r = spawnSync(wrapped[0] as string, wrapped.slice(1), {
+    stdio: ['ignore', options.stdout, 'pipe'],
+    encoding: 'utf8',
+    maxBuffer: 256 * 1024 * 1024,
+    ...(options.env === undefined ? {} : { env: options.env }),
+    ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
+  });
+  const wall = (performance.now() - started) / 1000;
+  if (r.error !== undefined) throw new Error(`cannot run ${cmd}: ${r.error.message}`);
+  let user: number | undefined;
+  let sys: number | undefined;
+  let maxRssKiB: number | undefined;
+  if (hasGnuTime) {
+    try {
+      // "Command exited with non-zero status N" may come first; the numbers are last.
+      const last = fs.readFileSync(timeFile, 'utf8').trim().split('\n').pop() ?? '';
+      const parts = last.split(' ').map(Number);
+      if (parts.length === 4 && parts.every((n) => Number.isFinite(n))) [, user, sys, maxRssKiB] = parts;
+    } catch {
+      // no numbers: leave them unknown
+    }
+    fs.rmSync(timeFile, { force: true });
+  }
+  const status = r.status;
+  return {
+    argv,
+    wall,
+    user,
+    sys,
+    maxRssKiB,
+    status,
+    timedOut: options.timeoutSeconds !== undefined && (status === 137 || status === 124) && wall >= options.timeoutSeconds - 0.5,
+    stdout: typeof r.stdout === 'string' ? r.stdout : '',
+    stderr: typeof r.stderr === 'string' ? r.stderr : '',
+  };
+}
+
+/** `sync; echo 3 > /proc/sys/vm/drop_caches`. Throws a one-line error when not possible. */
+export function dropCaches(): void {
+  spawnSync('sync', [], { stdio: 'ignore' });
+  try {
+    fs.writeFileSync('/proc/sys/vm/drop_caches', '3');
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    throw new Error(`cannot drop the page cache (writing /proc/sys/vm/drop_caches failed: ${String(code ?? error)}); run as root, or pass --no-cold`);
+  }
+}
+
+/** Read a file once, 4 MiB at a time, so that the page cache holds it. */
+export function fillPageCache(file: string): void {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(4 * 1024 * 1024);
+    let pos = 0;
+    for (;;) {
+      const n = fs.readSync(fd, buf, 0, buf.length, pos);
+      if (n === 0) break;
+      pos += n;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** First line of a command's version output (e.g. "debugfs 1.47.0 (5-Feb-2023)"), or undefined. */
+export function versionLine(argv: readonly string[]): string | undefined {
+  const [cmd, ...args] = argv;
+  if (cmd === undefined) return undefined;
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  if (r.error !== undefined) return undefined;
+  const text = `${r.stdout}\n${r.stderr}`.trim();
+  return text.split('\n')[0]?.trim();
+}
