@@ -1,11 +1,12 @@
 /** The CLI's commands; each is a thin layer over the library. */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { addCommonOptions, type CommonOptions } from './options.js';
 import { info, type InfoOptions } from './info.js';
 import { ls, type LsOptions } from './ls.js';
 import { stat, type StatOptions } from './stat.js';
 import { cat } from './cat.js';
 import { get, type GetOptions } from './get.js';
+import { mount, umount, type MountCliOptions } from './mount.js';
 
 const COMMON_HELP = `
 --cache-size, --offset, --no-checksums and --stats work the same for every command.
@@ -98,5 +99,54 @@ Without it: mknod/mkfifo make devices and fifos, setfattr --restore sets xattrs,
     )
     .action(async (image: string, path: string, dest: string, options: GetOptions) => {
       done(await get(image, path, dest, options));
+    });
+
+  program
+    .command('mount')
+    .description(
+      'Mount an image through FUSE, read-only, as root. Returns once the mount is live; the server runs in the background (-f keeps it in the foreground).',
+    )
+    .argument('<image>', 'filesystem image or block device')
+    .argument('<mountpoint>', 'an existing directory')
+    .option('-o, --options <list>', 'comma-separated mount options (may repeat)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('-f, --foreground', 'serve in this process until unmounted (Ctrl-C unmounts)')
+    .addOption(new Option('--ready-fd <fd>').hideHelp())
+    .addHelpText(
+      'after',
+      `
+Mount options (-o, comma-separated, like mount(8) and fuse2fs):
+  ro                      read-only (the default; read-write needs write support, not yet in ext4ts)
+  allow_other             let other users use the mount
+  default_permissions     the kernel checks permissions from mode bits and ACLs (on by default;
+                          no_default_permissions turns it off)
+  fakeroot                show every file as owned by the mounting user
+  cache_size=SIZE         block cache budget (K/M/G suffixes; default min(32M, RAM/20))
+  attr_timeout=SECONDS    how long the kernel may cache attributes (default 3600: the image is
+  entry_timeout=SECONDS   ours alone while mounted, nothing else changes it)
+  offset=BYTES            the filesystem starts this far into the image
+  max_read=SIZE           largest read request (default 1M)
+  flush_interval=SECONDS  periodic flush of dirty data (for read-write mounts)
+  errors=continue|remount-ro|panic   what to do on corruption (read-only mounts continue)
+  no_checksums            do not verify metadata checksums (recovery)
+  debug                   trace every request on stderr (use with -f)
+
+Examples:
+  ext4ts mount disk.img /mnt/disk
+  ext4ts mount -o allow_other,cache_size=256M disk.img /mnt/disk
+  ext4ts mount -f -o debug disk.img /mnt/disk
+  ext4ts umount /mnt/disk`,
+    )
+    .action(async (image: string, mountpoint: string, options: MountCliOptions) => {
+      await mount(image, mountpoint, options);
+    });
+
+  program
+    .command('umount')
+    .description('Unmount an ext4ts mount and wait until its server has flushed everything and exited.')
+    .argument('<mountpoint>', 'where the image is mounted')
+    .option('-l, --lazy', 'detach now even if busy; the server exits when the last user is gone')
+    .option('--timeout <seconds>', 'how long to wait for the server to exit', '60')
+    .action(async (mountpoint: string, options: { lazy?: boolean; timeout?: string }) => {
+      await umount(mountpoint, options);
     });
 }

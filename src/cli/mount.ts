@@ -1,0 +1,115 @@
+/** `ext4ts mount` and `ext4ts umount`. */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import { resolve } from 'node:path';
+import { FsError } from '../errors.js';
+import { parseMountOptions } from '../fuse/options.js';
+import { pidFileFor, serve } from '../fuse/server.js';
+import { findMount, unmount } from '../fuse/kernel-mount.js';
+import { Failure } from './errors.js';
+
+export interface MountCliOptions {
+  readonly options?: string[];
+  readonly foreground?: boolean;
+  /** Internal: the fd on which a background server reports readiness. */
+  readonly readyFd?: string;
+}
+
+/**
+ * Mount IMAGE on MOUNTPOINT. In the foreground (-f) this process serves until the
+ * mount goes away. Otherwise a detached copy of this command serves (`-f`), and
+ * this one returns once the mount is live (or prints the server's error).
+ */
+export async function mount(image: string, mountpoint: string, cli: MountCliOptions): Promise<void> {
+  const lists = cli.options ?? [];
+  const options = parseMountOptions(lists);
+  if (cli.foreground === true) {
+    const readyFd = cli.readyFd === undefined ? undefined : Number(cli.readyFd);
+    try {
+      await serve(image, mountpoint, options, {
+        onReady: () => {
+          if (readyFd !== undefined) {
+            fs.writeSync(readyFd, 'ready\n');
+            fs.closeSync(readyFd);
+          }
+        },
+      });
+    } catch (error) {
+      if (readyFd !== undefined) {
+        const message = error instanceof Error ? error.message : String(error);
+        const code = error instanceof FsError ? error.code : 'EIO';
+        fs.writeSync(readyFd, `error ${code} ${message.replace(/\n/g, ' ')}\n`);
+        fs.closeSync(readyFd);
+        process.exitCode = 1;
+        return;
+      }
+      throw new Failure(error instanceof FsError && error.context.path === image ? image : mountpoint, error);
+    }
+    return;
+  }
+  // Background: run the same command in the foreground, detached, and wait for its word.
+  const script = process.argv[1] ?? '';
+  const args = [...process.execArgv, script, 'mount', image, mountpoint, '-f', '--ready-fd', '3', ...lists.flatMap((o) => ['-o', o])];
+  const child = spawn(process.execPath, args, {
+    detached: true,
+    stdio: ['ignore', 'ignore', options.debug ? 'inherit' : 'ignore', 'pipe'],
+  });
+  const pipe = child.stdio[3];
+  if (pipe === null || pipe === undefined || !('on' in pipe)) throw new Failure(mountpoint, new FsError('EIO', 'cannot talk to the server process'));
+  const word = await new Promise<string>((resolve) => {
+    let text = '';
+    pipe.on('data', (chunk: Buffer) => {
+      text += chunk.toString('utf8');
+      if (text.includes('\n')) resolve(text);
+    });
+    pipe.on('end', () => resolve(text));
+    child.once('exit', () => resolve(text));
+  });
+  child.unref();
+  pipe.destroy();
+  if (word.startsWith('ready')) return;
+  const m = /^error (\S+) (.*)$/m.exec(word);
+  const code = (m?.[1] ?? 'EIO') as FsError['code'];
+  throw new Failure(mountpoint, new FsError(code, m?.[2] ?? 'the server exited before the mount was live'));
+}
+
+/** Unmount and wait for the server to flush, close the image and exit. */
+export async function umount(mountpoint: string, options: { lazy?: boolean; timeout?: string }): Promise<void> {
+  // This process serves no mount, so resolving the path through it is safe.
+  const real = fs.existsSync(mountpoint) ? fs.realpathSync(mountpoint) : resolve(mountpoint);
+  const mounted = findMount(real);
+  if (mounted === undefined) throw new Failure(mountpoint, new FsError('EINVAL', 'not mounted'));
+  if (mounted.fsType !== 'fuse.ext4ts') throw new Failure(mountpoint, new FsError('EINVAL', `not an ext4ts mount (${mounted.fsType})`));
+  const pidFile = pidFileFor(real);
+  let pid: number | undefined;
+  try {
+    pid = Number(fs.readFileSync(pidFile, 'utf8').trim());
+  } catch {
+    pid = undefined;
+  }
+  const err = unmount(real, options.lazy === true);
+  if (err !== undefined) {
+    const busy = /busy/i.test(err);
+    throw new Failure(mountpoint, new FsError(busy ? 'EBUSY' : 'EIO', busy ? 'target is busy (files are open on it; try --lazy)' : err));
+  }
+  if (pid === undefined || !Number.isInteger(pid) || pid <= 0) return;
+  const limit = Date.now() + 1000 * Number(options.timeout ?? 60);
+  while (alive(pid)) {
+    if (Date.now() > limit) throw new Failure(mountpoint, new FsError('EBUSY', `unmounted, but the server (pid ${pid}) has not exited yet`));
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  // A zombie (exited, not yet reaped by its parent) has finished its work.
+  try {
+    return !/^State:\s+Z/m.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return false;
+  }
+}

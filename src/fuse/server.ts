@@ -1,0 +1,153 @@
+/**
+ * The serving process's main thread: opens /dev/fuse, starts the worker (which opens
+ * the image), mounts, then handles signals, housekeeping wakeups and unmount, while
+ * the worker serves requests.
+ *
+ * - The image is opened (and checked) before anything is mounted, so a bad image
+ *   fails the mount with its own error.
+ * - A watchdog process lazily unmounts the mount point if this process dies without
+ *   unmounting (so a crash leaves no dead "Transport endpoint is not connected" mount).
+ * - SIGINT/SIGTERM/SIGHUP unmount (lazily if busy); the worker then sees ENODEV, closes
+ *   the image and exits, and so does this process.
+ * - Every 2 s the main thread sets the wakeup flag and pokes the mount with an
+ *   asynchronous statfs(2), which wakes the worker from its blocking read so that
+ *   it runs housekeeping (periodic flush, memory-pressure shrink).
+ */
+import { Worker } from 'node:worker_threads';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { FsError, type Errno } from '../errors.js';
+import { WakeupFlag } from '../cache/housekeeper.js';
+import { mountFuse, raiseReadahead, unmount } from './kernel-mount.js';
+import type { MountOptions } from './options.js';
+import type { WorkerData, WorkerMessage } from './worker.js';
+
+export interface ServeHooks {
+  /** Called once the mount is live. */
+  readonly onReady?: () => void;
+  /** Diagnostics (bugs caught in the worker, unmount trouble). */
+  readonly log?: (line: string) => void;
+}
+
+/** Where the pid of the server of a mount point (an absolute, resolved path) is recorded. */
+export function pidFileFor(realMountpoint: string): string {
+  const dir = fs.existsSync('/run') ? '/run/ext4ts' : join(tmpdir(), 'ext4ts');
+  return join(dir, `${encodeURIComponent(realMountpoint)}.pid`);
+}
+
+function startWorker(data: WorkerData): Worker {
+  const here = import.meta.url;
+  if (here.endsWith('.ts')) {
+    // Running from source under tsx: workers do not inherit its loader; register it first.
+    const script = new URL('./worker.ts', here).href;
+    const tsx = import.meta.resolve('tsx/esm/api');
+    return new Worker(`import(${JSON.stringify(tsx)}).then((t) => { t.register(); return import(${JSON.stringify(script)}); })`, { eval: true, workerData: data });
+  }
+  return new Worker(new URL('./worker.js', here), { workerData: data });
+}
+
+/** Mount `image` on `mountpoint` and serve it until unmounted. Resolves when the server is done. */
+export async function serve(image: string, mountpoint: string, options: MountOptions, hooks: ServeHooks = {}): Promise<void> {
+  const log = hooks.log ?? ((line: string) => process.stderr.write(`ext4ts: ${line}\n`));
+  if (!options.readOnly) {
+    throw new FsError('EROFS', 'read-write mounts need write support, which ext4ts does not have yet; mount with -o ro', { path: mountpoint });
+  }
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(mountpoint);
+  } catch {
+    throw new FsError('ENOENT', 'mount point does not exist', { path: mountpoint });
+  }
+  if (!st.isDirectory()) throw new FsError('ENOTDIR', 'mount point is not a directory', { path: mountpoint });
+  // Resolve everything about the mount point now: once mounted, a synchronous access
+  // to it from this thread before the worker serves would deadlock.
+  const realMount = fs.realpathSync(mountpoint);
+  const pidFile = pidFileFor(realMount);
+
+  let fd: number;
+  try {
+    fd = fs.openSync('/dev/fuse', 'r+');
+  } catch (error) {
+    throw new FsError('EACCES', `cannot open /dev/fuse: ${(error as Error).message}`, { path: mountpoint });
+  }
+  const flag = new WakeupFlag();
+  const owner = options.fakeroot ? { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 } : undefined;
+  const worker = startWorker({ image, fd, options, flag: flag.buffer, owner });
+  let workerDone = false;
+  const exited = new Promise<number>((resolve) => worker.once('exit', (code) => resolve(code)));
+  void exited.then(() => (workerDone = true));
+
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const onMessage = (m: WorkerMessage) => {
+        if (m.type === 'opened') resolve();
+        else if (m.type === 'error') reject(new FsError(m.code as Errno, m.message, { path: image }));
+      };
+      worker.on('message', onMessage);
+      worker.once('error', reject);
+      void exited.then((code) => reject(new FsError('EIO', `the server thread exited (${code}) before the mount`, { path: image })));
+    });
+    mountFuse(fd, image, realMount, options);
+    worker.postMessage('start');
+  } catch (error) {
+    await worker.terminate();
+    fs.closeSync(fd);
+    throw error;
+  }
+
+  worker.on('message', (m: WorkerMessage) => {
+    if (m.type === 'bug') log(`internal error (request answered EIO): ${m.message}`);
+  });
+  worker.on('error', (e) => log(`server thread failed: ${e.message}`));
+  raiseReadahead(realMount, Math.max(128, options.maxRead / 1024));
+
+  // A watchdog that detaches the mount if this process dies without unmounting.
+  const watchdog = spawn('sh', ['-c', 'while read -r _; do :; done; umount -l -- "$0" 2>/dev/null', realMount], {
+    stdio: ['pipe', 'ignore', 'ignore'],
+    detached: true,
+  });
+  watchdog.unref();
+
+  try {
+    fs.mkdirSync(join(pidFile, '..'), { recursive: true });
+    fs.writeFileSync(pidFile, `${process.pid}\n`);
+  } catch {
+    // umount by pid is a convenience; the mount works without it
+  }
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping || workerDone) return;
+    stopping = true;
+    const err = unmount(realMount);
+    if (err !== undefined) {
+      log(`${signal}: ${mountpoint} is busy (${err}); detaching it lazily`);
+      unmount(realMount, true);
+    }
+  };
+  const handlers: [NodeJS.Signals, () => void][] = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((s) => [s, () => stop(s)]);
+  for (const [s, h] of handlers) process.on(s, h);
+  const timer = setInterval(() => {
+    flag.request();
+    fs.promises.statfs(realMount).catch(() => undefined);
+  }, 2000);
+  timer.unref();
+
+  hooks.onReady?.();
+  await exited;
+  clearInterval(timer);
+  for (const [s, h] of handlers) process.off(s, h);
+  watchdog.stdin?.end();
+  try {
+    fs.closeSync(fd);
+  } catch {
+    // already closed
+  }
+  try {
+    if (fs.readFileSync(pidFile, 'utf8').trim() === String(process.pid)) fs.unlinkSync(pidFile);
+  } catch {
+    // no pid file
+  }
+}
