@@ -56,7 +56,7 @@ function serve(): void {
     ext4,
     (buffers) => {
       try {
-        fs.writevSync(fd, buffers as Uint8Array[]);
+        fs.writevSync(fd, buffers);
       } catch (error) {
         // ENOENT: the request was interrupted and is gone; nothing to do.
         if ((error as { code?: unknown }).code !== 'ENOENT') throw error;
