@@ -5,6 +5,12 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { FsError } from '../errors.js';
+import { isNativeAvailable, recvFd, socketpair } from '../io/native.js';
+
+/** Mounting through mount(8) needs root; anyone else goes through fusermount3. */
+export function isRoot(): boolean {
+  return (process.geteuid?.() ?? 0) === 0;
+}
 
 export interface KernelMountOptions {
   readonly readOnly: boolean;
@@ -38,9 +44,49 @@ export function mountFuse(fd: number, source: string, mountpoint: string, option
   }
 }
 
-/** umount(8); with `lazy`, detach now and clean up when no longer busy. Returns umount's error text or undefined. */
+/**
+ * Mount as an ordinary user: fusermount3 (setuid root) opens /dev/fuse, mounts, and
+ * passes the fd back over a unix socket (SCM_RIGHTS) named by _FUSE_COMMFD. Node
+ * cannot receive a passed fd, so our native addon does (recvmsg). Returns the fd.
+ */
+export function mountFuseUnprivileged(source: string, mountpoint: string, options: KernelMountOptions): number {
+  if (!isNativeAvailable()) {
+    throw new FsError('EOPNOTSUPP', 'mounting as an ordinary user needs the native helper (npm rebuild) to receive the /dev/fuse descriptor', { path: mountpoint });
+  }
+  const opts = ['nosuid', 'nodev', `fsname=${source.replace(/[,\\]/g, '_')}`, 'subtype=ext4ts', `max_read=${options.maxRead}`];
+  if (options.readOnly) opts.push('ro');
+  if (options.allowOther) opts.push('allow_other');
+  if (options.defaultPermissions) opts.push('default_permissions');
+  const [ours, theirs] = socketpair();
+  let theirsOpen = true;
+  try {
+    const result = spawnSync('fusermount3', ['-o', opts.join(','), '--', mountpoint], {
+      stdio: ['ignore', 'pipe', 'pipe', theirs],
+      env: { ...process.env, _FUSE_COMMFD: '3' },
+      encoding: 'utf8',
+    });
+    if (result.error !== undefined) {
+      throw new FsError('EOPNOTSUPP', `cannot run fusermount3 (install the fuse3 package): ${result.error.message}`, { path: mountpoint });
+    }
+    if (result.status !== 0) {
+      const why = (result.stderr || `exit status ${result.status}`).trim().replace(/\s+/g, ' ');
+      throw new FsError(/permission|not permitted/i.test(why) ? 'EPERM' : 'EIO', `fusermount3 failed: ${why}`, { path: mountpoint });
+    }
+    fs.closeSync(theirs);
+    theirsOpen = false;
+    return recvFd(ours);
+  } finally {
+    // (The received fd may reuse `theirs`'s number: close only what is still ours.)
+    if (theirsOpen) fs.closeSync(theirs);
+    fs.closeSync(ours);
+  }
+}
+
+/** umount(8) (root) or fusermount3 -u; with `lazy`, detach now and clean up when no longer busy. Returns the error text or undefined. */
 export function unmount(mountpoint: string, lazy = false): string | undefined {
-  const result = spawnSync('umount', lazy ? ['-l', mountpoint] : [mountpoint], { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
+  const result = isRoot()
+    ? spawnSync('umount', lazy ? ['-l', mountpoint] : [mountpoint], { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' })
+    : spawnSync('fusermount3', lazy ? ['-u', '-z', '--', mountpoint] : ['-u', '--', mountpoint], { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
   if (result.status === 0) return undefined;
   return (result.stderr || `exit status ${result.status}`).trim();
 }

@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { FsError, type Errno } from '../errors.js';
 import { WakeupFlag } from '../cache/housekeeper.js';
-import { mountFuse, raiseReadahead, unmount } from './kernel-mount.js';
+import { isRoot, mountFuse, mountFuseUnprivileged, raiseReadahead, unmount } from './kernel-mount.js';
 import type { MountOptions } from './options.js';
 import type { WorkerData, WorkerMessage } from './worker.js';
 
@@ -33,7 +33,8 @@ export interface ServeHooks {
 
 /** Where the pid of the server of a mount point (an absolute, resolved path) is recorded. */
 export function pidFileFor(realMountpoint: string): string {
-  const dir = fs.existsSync('/run') ? '/run/ext4ts' : join(tmpdir(), 'ext4ts');
+  const uid = process.getuid?.() ?? 0;
+  const dir = uid === 0 && fs.existsSync('/run') ? '/run/ext4ts' : join(process.env.XDG_RUNTIME_DIR ?? tmpdir(), `ext4ts-${uid}`);
   return join(dir, `${encodeURIComponent(realMountpoint)}.pid`);
 }
 
@@ -66,15 +67,18 @@ export async function serve(image: string, mountpoint: string, options: MountOpt
   const realMount = fs.realpathSync(mountpoint);
   const pidFile = pidFileFor(realMount);
 
-  let fd: number;
-  try {
-    fd = fs.openSync('/dev/fuse', 'r+');
-  } catch (error) {
-    throw new FsError('EACCES', `cannot open /dev/fuse: ${(error as Error).message}`, { path: mountpoint });
+  const root = isRoot();
+  let fd = -1;
+  if (root) {
+    try {
+      fd = fs.openSync('/dev/fuse', 'r+');
+    } catch (error) {
+      throw new FsError('EACCES', `cannot open /dev/fuse: ${(error as Error).message}`, { path: mountpoint });
+    }
   }
   const flag = new WakeupFlag();
   const owner = options.fakeroot ? { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 } : undefined;
-  const worker = startWorker({ image, fd, options, flag: flag.buffer, owner });
+  const worker = startWorker({ image, options, flag: flag.buffer, owner });
   let workerDone = false;
   const exited = new Promise<number>((resolve) => worker.once('exit', (code) => resolve(code)));
   void exited.then(() => (workerDone = true));
@@ -89,11 +93,12 @@ export async function serve(image: string, mountpoint: string, options: MountOpt
       worker.once('error', reject);
       void exited.then((code) => reject(new FsError('EIO', `the server thread exited (${code}) before the mount`, { path: image })));
     });
-    mountFuse(fd, image, realMount, options);
-    worker.postMessage('start');
+    if (root) mountFuse(fd, image, realMount, options);
+    else fd = mountFuseUnprivileged(image, realMount, options);
+    worker.postMessage({ fd });
   } catch (error) {
     await worker.terminate();
-    fs.closeSync(fd);
+    if (fd >= 0) fs.closeSync(fd);
     throw error;
   }
 
@@ -104,7 +109,8 @@ export async function serve(image: string, mountpoint: string, options: MountOpt
   raiseReadahead(realMount, Math.max(128, options.maxRead / 1024));
 
   // A watchdog that detaches the mount if this process dies without unmounting.
-  const watchdog = spawn('sh', ['-c', 'while read -r _; do :; done; umount -l -- "$0" 2>/dev/null', realMount], {
+  const detach = root ? 'umount -l -- "$0"' : 'fusermount3 -u -z -- "$0"';
+  const watchdog = spawn('sh', ['-c', `while read -r _; do :; done; ${detach} 2>/dev/null`, realMount], {
     stdio: ['pipe', 'ignore', 'ignore'],
     detached: true,
   });

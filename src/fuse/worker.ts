@@ -14,7 +14,6 @@ import type { MountOptions } from './options.js';
 
 export interface WorkerData {
   readonly image: string;
-  readonly fd: number;
   readonly options: MountOptions;
   readonly flag: SharedArrayBuffer;
   readonly owner: { readonly uid: number; readonly gid: number } | undefined;
@@ -47,10 +46,11 @@ try {
   process.exit(1);
 }
 
-port.once('message', () => serve());
+/** The main thread sends the /dev/fuse descriptor once the mount is live. */
+port.once('message', (m: { fd: number }) => serve(m.fd));
 
-function serve(): void {
-  const { fd, options } = data;
+function serve(fd: number): void {
+  const { options } = data;
   const trace = options.debug ? (line: string) => process.stderr.write(`ext4ts: ${line}\n`) : undefined;
   const session = new FuseSession(
     ext4,
