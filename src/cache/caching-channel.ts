@@ -232,15 +232,22 @@ export class CachingChannel implements IoChannel {
 
   // ---------------------------------------------------------------- reads
 
-  read(block: number, count: number, into?: Uint8Array): Uint8Array {
-    this.assertOpen();
-    if (this.passthrough) return this.innerRead(block, count, into);
+  /** Validate a read request and return the buffer it fills. */
+  private readTarget(block: number, count: number, into: Uint8Array | undefined): Uint8Array {
     checkRange(block, count, this.name);
     const bs = this.inner.blockSize;
     const out = into ?? new Uint8Array(count * bs);
     checkBuffer(out, count * bs, 'read', this.name, block, count);
-    if (count === 0) return out;
     if ((block + count) * bs > this.inner.sizeBytes) throw pastEndError(this.name, block, count, bs, this.inner.sizeBytes);
+    return out;
+  }
+
+  read(block: number, count: number, into?: Uint8Array): Uint8Array {
+    this.assertOpen();
+    if (this.passthrough) return this.innerRead(block, count, into);
+    const out = this.readTarget(block, count, into);
+    if (count === 0) return out;
+    const bs = this.inner.blockSize;
     if (count > this.largeRequestBlocks) {
       this.readThrough(block, count, out);
       return out;
@@ -273,13 +280,8 @@ export class CachingChannel implements IoChannel {
   readDirect(block: number, count: number, into?: Uint8Array): Uint8Array {
     this.assertOpen();
     if (this.passthrough) return this.innerRead(block, count, into);
-    checkRange(block, count, this.name);
-    const bs = this.inner.blockSize;
-    const out = into ?? new Uint8Array(count * bs);
-    checkBuffer(out, count * bs, 'read', this.name, block, count);
-    if (count === 0) return out;
-    if ((block + count) * bs > this.inner.sizeBytes) throw pastEndError(this.name, block, count, bs, this.inner.sizeBytes);
-    this.readThrough(block, count, out);
+    const out = this.readTarget(block, count, into);
+    if (count > 0) this.readThrough(block, count, out);
     return out;
   }
 

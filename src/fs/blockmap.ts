@@ -13,6 +13,7 @@ import type { Superblock } from '../ondisk/superblock.js';
 import { decodeExtentNode, findExtent, type ExtentNode } from '../ondisk/extent.js';
 import { BLOCK_MAP_MAX_LOGICAL, blockMapLimits, indirectPath } from '../ondisk/indirect.js';
 import { EXTENTS_FL, type Inode } from '../ondisk/inode.js';
+import { readU32 } from '../ondisk/bytes.js';
 
 export type RunKind = 'data' | 'hole' | 'unwritten';
 
@@ -75,9 +76,6 @@ function hole(length: number, max: number): BlockRun {
   return { physical: 0, count: Math.max(1, Math.min(length, max)), kind: 'hole' };
 }
 
-function u32(bytes: Uint8Array, offset: number): number {
-  return ((bytes[offset] as number) | ((bytes[offset + 1] as number) << 8) | ((bytes[offset + 2] as number) << 16) | ((bytes[offset + 3] as number) << 24)) >>> 0;
-}
 
 function checkPointer(ctx: MapContext, ino: number, pointer: number, from: number | undefined): number {
   const { sb } = ctx;
@@ -99,12 +97,12 @@ function indirectLookup(ctx: MapContext, ino: number, inode: Inode, lblk: number
   const rangeStart = path.depth === 0 ? lblk : path.depth === 1 ? limits.singleStart : path.depth === 2 ? limits.doubleStart : limits.tripleStart;
   const n = lblk - rangeStart;
   let span = addr ** path.depth; // blocks covered by the pointer about to be read
-  let pointer = checkPointer(ctx, ino, u32(inode.block, path.slot * 4), undefined);
+  let pointer = checkPointer(ctx, ino, readU32(inode.block, path.slot * 4), undefined);
   for (const index of path.indexes) {
     if (pointer === 0) break;
     const from = pointer;
     const view = ctx.cache.view(from);
-    pointer = checkPointer(ctx, ino, u32(view, index * 4), from);
+    pointer = checkPointer(ctx, ino, readU32(view, index * 4), from);
     span /= addr;
   }
   return pointer !== 0 ? pointer : -(span - (n % span));

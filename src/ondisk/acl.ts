@@ -14,6 +14,7 @@
  * caller throws EINVAL (EOPNOTSUPP for an unknown version), as the kernel's setxattr does.
  */
 import { FsError, corrupted } from '../errors.js';
+import { readU16, readU32, writeU16, writeU32 } from './bytes.js';
 
 export const ACL_USER_OBJ = 0x01;
 export const ACL_USER = 0x02;
@@ -239,22 +240,6 @@ function checkEntryFields(e: AclEntry): void {
   if (!Number.isInteger(e.id) || e.id < 0 || e.id > 0xffffffff) throw new FsError('EINVAL', `invalid ACL id ${e.id}`);
 }
 
-function readU16(b: Uint8Array, off: number): number {
-  return (b[off] as number) | ((b[off + 1] as number) << 8);
-}
 
-function readU32(b: Uint8Array, off: number): number {
-  return ((b[off] as number) | ((b[off + 1] as number) << 8) | ((b[off + 2] as number) << 16) | ((b[off + 3] as number) << 24)) >>> 0;
-}
 
-function writeU16(b: Uint8Array, off: number, v: number): void {
-  b[off] = v & 0xff;
-  b[off + 1] = (v >>> 8) & 0xff;
-}
 
-function writeU32(b: Uint8Array, off: number, v: number): void {
-  b[off] = v & 0xff;
-  b[off + 1] = (v >>> 8) & 0xff;
-  b[off + 2] = (v >>> 16) & 0xff;
-  b[off + 3] = (v >>> 24) & 0xff;
-}

@@ -24,6 +24,7 @@
  */
 import { FsError, corrupted } from '../errors.js';
 import { crc32cRaw, crc32cRawU32 } from './crc.js';
+import { readU16, readU32, writeU16, writeU32 } from './bytes.js';
 
 // ---------------------------------------------------------------------------------------
 // Layout constants
@@ -243,7 +244,7 @@ export function xattrEntryHash(name: Uint8Array, value: Uint8Array, signed = fal
   const fullWords = Math.floor(value.length / 4);
   for (let w = 0; w < fullWords; w++) {
     const i = w * 4;
-    hash = mixValueWord(hash, leU32(value, i));
+    hash = mixValueWord(hash, readU32(value, i));
   }
   const rest = value.length - fullWords * 4;
   if (rest > 0) {
@@ -718,29 +719,10 @@ function roundUp4(n: number): number {
   return Math.ceil(n / XATTR_PAD) * XATTR_PAD;
 }
 
-function readU16(b: Uint8Array, off: number): number {
-  return (b[off] as number) | ((b[off + 1] as number) << 8);
-}
 
-function readU32(b: Uint8Array, off: number): number {
-  return leU32(b, off);
-}
 
-function leU32(b: Uint8Array, off: number): number {
-  return ((b[off] as number) | ((b[off + 1] as number) << 8) | ((b[off + 2] as number) << 16) | ((b[off + 3] as number) << 24)) >>> 0;
-}
 
-function writeU16(b: Uint8Array, off: number, v: number): void {
-  b[off] = v & 0xff;
-  b[off + 1] = (v >>> 8) & 0xff;
-}
 
-function writeU32(b: Uint8Array, off: number, v: number): void {
-  b[off] = v & 0xff;
-  b[off + 1] = (v >>> 8) & 0xff;
-  b[off + 2] = (v >>> 16) & 0xff;
-  b[off + 3] = (v >>> 24) & 0xff;
-}
 
 function hex32(v: number): string {
   return (v >>> 0).toString(16).padStart(8, '0');
