@@ -169,7 +169,7 @@ export interface Inode {
   readonly blocksHi: number;
   /** i_flags (the *_FL constants). */
   readonly flags: number;
-  /** i_block: the 60 raw bytes (block map, extent root, inline data or fast symlink text). */
+  /** i_block: the 60 raw bytes (block map, extent root, inline data or fast symlink text); a view into `raw`. */
   readonly block: Uint8Array;
   /** i_generation (NFS), also part of the per-inode checksum seed. */
   readonly generation: number;
@@ -288,7 +288,7 @@ export function decodeInode(bytes: Uint8Array, options: InodeDecodeOptions): Ino
     blocksLo: u32(view, o.blocksLo),
     blocksHi: u16(view, o.blocksHi),
     flags: u32(view, o.flags),
-    block: raw.slice(o.block, o.block + INODE_BLOCK_SIZE),
+    block: raw.subarray(o.block, o.block + INODE_BLOCK_SIZE),
     generation: u32(view, o.generation),
     fileAclLo: u32(view, o.fileAclLo),
     fileAclHi: u16(view, o.fileAclHi),
