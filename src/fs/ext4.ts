@@ -330,10 +330,16 @@ export class Ext4 {
     const ctx = this.mapContext(ino, inode);
     const last = Math.ceil(inode.size / bs);
     let lblk = Math.floor(offset / bs);
+    // A file cannot hold more data blocks than the filesystem has: past that, its map
+    // reuses blocks (corruption), and scanning on would take practically forever.
+    let dataBlocks = 0;
     while (lblk < last) {
-      const run = mapRun(ctx, ino, inode, lblk, last - lblk);
+      const run = mapRun(ctx, ino, inode, lblk, Math.min(last - lblk, this.sb.blocksCount));
       const isData = run.kind === 'data';
       if (isData === (what === 'data')) return Math.max(offset, lblk * bs);
+      if (isData && (dataBlocks += run.count) > this.sb.blocksCount) {
+        throw corrupted('block map', 'maps more data blocks than the filesystem has', { inode: ino });
+      }
       lblk += run.count;
     }
     if (what === 'hole') return inode.size;
@@ -499,7 +505,7 @@ export class Ext4 {
       return;
     }
     const bs = this.sb.blockSize;
-    const blocks = Math.ceil(dir.size / bs);
+    const blocks = this.dirBlocks(ino, dir);
     const ctx = this.mapContext(ino, dir);
     const indexed = (dir.flags & INDEX_FL) !== 0;
     let lblk = Math.floor(Math.max(0, cookie - 1) / bs);
@@ -517,6 +523,17 @@ export class Ext4 {
         }
       }
     }
+  }
+
+  /**
+   * Blocks in a directory. A directory cannot be larger than the filesystem (its
+   * blocks are not shared), so a larger i_size is corruption: without this bound a
+   * hostile tree that maps the same blocks over and over would be read for hours.
+   */
+  private dirBlocks(ino: number, dir: Inode): number {
+    const blocks = Math.ceil(dir.size / this.sb.blockSize);
+    if (blocks > this.sb.blocksCount) throw corrupted('directory', `i_size ${dir.size} is larger than the filesystem`, { inode: ino });
+    return blocks;
   }
 
   /** Live entries of one directory block (the dx root yields '.' and '..'; dx nodes nothing). */
@@ -572,7 +589,7 @@ export class Ext4 {
     // As the kernel does since 2025: a casefolded name may have been hashed under older
     // folding rules, so an indexed miss in a casefold directory falls back to a scan.
     if (found === undefined && indexed && this.isCasefoldDir(dir)) found = this.linearLookup(dirIno, dir, bytes);
-    if (found === undefined) throw new FsError('ENOENT', `no entry "${utf8.decode(bytes)}"`, { inode: dirIno });
+    if (found === undefined) throw new FsError('ENOENT', `no entry ${quoteName(bytes)}`, { inode: dirIno });
     if (found < 1 || found > this.sb.inodesCount) throw corrupted('directory entry', `entry names inode ${found}, outside 1..${this.sb.inodesCount}`, { inode: dirIno });
     return found;
   }
@@ -606,7 +623,7 @@ export class Ext4 {
     const csum = this.sb.hasMetadataCsum;
     const seed = this.verify && csum ? inodeCsumSeed(this.sb.csumSeed, ino, dir.generation) : undefined;
     const ctx = this.mapContext(ino, dir);
-    const blocks = Math.ceil(dir.size / bs);
+    const blocks = this.dirBlocks(ino, dir);
     const physicalOf = (lblk: number): number => {
       if (lblk >= blocks) throw corrupted('htree', `index points at block ${lblk}, past the directory's ${blocks} blocks`, { inode: ino });
       const run = mapRun(ctx, ino, dir, lblk, 1);
@@ -694,7 +711,7 @@ export class Ext4 {
         if (cur !== ROOT_INO) stack.push(this.parentOf(cur));
         continue;
       }
-      if (!last && !isDir(inode.mode)) throw new FsError('ENOTDIR', `"${utf8.decode(part)}" is not a directory`, { inode: next });
+      if (!last && !isDir(inode.mode)) throw new FsError('ENOTDIR', `${quoteName(part)} is not a directory`, { inode: next });
       stack.push(cur);
       cur = next;
     }
@@ -803,6 +820,11 @@ export class Ext4 {
     });
     return readable;
   }
+}
+
+/** A name for an error message: quoted, on one line, control bytes escaped (names come from the image). */
+function quoteName(bytes: Uint8Array): string {
+  return JSON.stringify(utf8.decode(bytes)).replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 function splitPath(bytes: Uint8Array): Uint8Array[] {
