@@ -12,6 +12,13 @@
  *   sendFd(socketFd, fd)                   sendmsg with SCM_RIGHTS (one data byte)
  *   recvFd(socketFd) -> fd                 blocking recvmsg, SCM_RIGHTS, MSG_CMSG_CLOEXEC
  *   socketpair() -> [fd, fd]               AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC
+ *   lutimens(path, aSec, aNsec, mSec, mNsec) utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW)
+ *   mknod(path, mode, major, minor)        mknod(path, mode, makedev(major, minor))
+ *   lsetxattr(path, name, value)           lsetxattr(path, name, value, size, 0)
+ *
+ * Paths are a string (encoded as UTF-8) or a Buffer/Uint8Array of raw bytes (names
+ * that are not UTF-8); they must not contain a NUL byte (EINVAL) and must be shorter
+ * than PATH_MAX bytes (ENAMETOOLONG, as the kernel would say).
  *
  * Errors: a failed syscall throws an Error with `code` = errno name ("EAGAIN"),
  * `errno` = the positive errno number, `syscall` = the syscall's name, and a message
@@ -40,9 +47,13 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
+#include <limits.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 /* 2^53: the largest integer below which every integer is exact in a double. */
@@ -118,7 +129,7 @@ static napi_value throw_type(napi_env env, const char *fn, const char *what) {
 
 /* ---------------------------------------------------------------- arguments */
 
-#define MAX_ARGS 4
+#define MAX_ARGS 5
 
 /* Fetch exactly `want` arguments. Returns 0 on success, -1 with an exception thrown. */
 static int get_args(napi_env env, napi_callback_info info, const char *fn, size_t want, napi_value *argv) {
@@ -189,6 +200,78 @@ static int get_range(napi_env env, napi_value *argv, const char *fn, uint64_t *o
   }
   *offset = (uint64_t)off;
   *length = (uint64_t)len;
+  return 0;
+}
+
+/* An integer in [-2^53, 2^53] (seconds since the epoch, which may be negative). */
+static int get_int(napi_env env, napi_value value, const char *fn, const char *name, double *out) {
+  napi_valuetype type;
+  if (napi_typeof(env, value, &type) != napi_ok || type != napi_number) {
+    char what[96];
+    snprintf(what, sizeof what, "%s must be a number", name);
+    throw_type(env, fn, what);
+    return -1;
+  }
+  double d;
+  napi_get_value_double(env, value, &d);
+  if (!isfinite(d) || d != floor(d) || d < -MAX_EXACT || d > MAX_EXACT) {
+    char what[128];
+    snprintf(what, sizeof what, "%s must be an integer in [-2^53, 2^53], got %.17g", name, d);
+    throw_errno(env, EINVAL, fn, what);
+    return -1;
+  }
+  *out = d;
+  return 0;
+}
+
+/* The bytes of a Buffer/Uint8Array (any TypedArray view of bytes). Returns 1 with
+ * the data pointer and byte length set, 0 when `value` is not such a view (nothing thrown). */
+static int get_byte_view(napi_env env, napi_value value, const void **data, size_t *length) {
+  bool is_typed = false;
+  if (napi_is_typedarray(env, value, &is_typed) != napi_ok || !is_typed) return 0;
+  napi_typedarray_type type;
+  size_t count;
+  void *ptr;
+  if (napi_get_typedarray_info(env, value, &type, &count, &ptr, NULL, NULL) != napi_ok) return 0;
+  if (type != napi_uint8_array && type != napi_int8_array && type != napi_uint8_clamped_array) return 0;
+  *data = ptr;
+  *length = count;
+  return 1;
+}
+
+/* A path as a NUL-terminated string in `out` (PATH_MAX bytes): a string (UTF-8) or a
+ * Buffer/Uint8Array of raw bytes. */
+static int get_path(napi_env env, napi_value value, const char *fn, const char *syscall, char *out) {
+  const void *data;
+  size_t length;
+  if (get_byte_view(env, value, &data, &length)) {
+    if (length >= PATH_MAX) {
+      throw_errno(env, ENAMETOOLONG, syscall, NULL);
+      return -1;
+    }
+    if (length > 0) memcpy(out, data, length);
+    out[length] = '\0';
+  } else {
+    napi_valuetype type;
+    if (napi_typeof(env, value, &type) != napi_ok || type != napi_string) {
+      throw_type(env, fn, "path must be a string, a Buffer or a Uint8Array");
+      return -1;
+    }
+    /* Ask for the length first: a longer string would be silently truncated. */
+    if (napi_get_value_string_utf8(env, value, NULL, 0, &length) != napi_ok) {
+      throw_type(env, fn, "cannot read the path");
+      return -1;
+    }
+    if (length >= PATH_MAX) {
+      throw_errno(env, ENAMETOOLONG, syscall, NULL);
+      return -1;
+    }
+    napi_get_value_string_utf8(env, value, out, PATH_MAX, &length);
+  }
+  if (memchr(out, '\0', length) != NULL) {
+    throw_errno(env, EINVAL, fn, "path must not contain a NUL byte");
+    return -1;
+  }
   return 0;
 }
 
@@ -382,6 +465,72 @@ static napi_value js_socketpair(napi_env env, napi_callback_info info) {
   return array;
 }
 
+/* ---------------------------------------------------------------- file metadata */
+
+static napi_value js_lutimens(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  char path[PATH_MAX];
+  double a_sec, a_nsec, m_sec, m_nsec;
+  if (get_args(env, info, "lutimens", 5, argv) != 0) return NULL;
+  if (get_path(env, argv[0], "lutimens", "utimensat", path) != 0) return NULL;
+  if (get_int(env, argv[1], "lutimens", "atimeSec", &a_sec) != 0) return NULL;
+  if (get_uint(env, argv[2], "lutimens", "atimeNsec", 999999999.0, &a_nsec) != 0) return NULL;
+  if (get_int(env, argv[3], "lutimens", "mtimeSec", &m_sec) != 0) return NULL;
+  if (get_uint(env, argv[4], "lutimens", "mtimeNsec", 999999999.0, &m_nsec) != 0) return NULL;
+
+  struct timespec ts[2];
+  ts[0].tv_sec = (time_t)a_sec;
+  ts[0].tv_nsec = (long)a_nsec;
+  ts[1].tv_sec = (time_t)m_sec;
+  ts[1].tv_nsec = (long)m_nsec;
+  if (utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW) != 0) return throw_errno(env, errno, "utimensat", NULL);
+  return undefined(env);
+}
+
+static napi_value js_mknod(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  char path[PATH_MAX];
+  double mode, major_, minor_;
+  if (get_args(env, info, "mknod", 4, argv) != 0) return NULL;
+  if (get_path(env, argv[0], "mknod", "mknod", path) != 0) return NULL;
+  if (get_uint(env, argv[1], "mknod", "mode", 4294967295.0, &mode) != 0) return NULL;
+  if (get_uint(env, argv[2], "mknod", "major", 4294967295.0, &major_) != 0) return NULL;
+  if (get_uint(env, argv[3], "mknod", "minor", 4294967295.0, &minor_) != 0) return NULL;
+
+  if (mknod(path, (mode_t)mode, makedev((unsigned int)major_, (unsigned int)minor_)) != 0) {
+    return throw_errno(env, errno, "mknod", NULL);
+  }
+  return undefined(env);
+}
+
+/* XATTR_NAME_MAX (255) bytes and a NUL; longer names are refused with ERANGE, as the kernel does. */
+#define NAME_BUF 256
+
+static napi_value js_lsetxattr(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  char path[PATH_MAX];
+  char name[NAME_BUF];
+  if (get_args(env, info, "lsetxattr", 3, argv) != 0) return NULL;
+  if (get_path(env, argv[0], "lsetxattr", "lsetxattr", path) != 0) return NULL;
+
+  napi_valuetype type;
+  size_t name_len;
+  if (napi_typeof(env, argv[1], &type) != napi_ok || type != napi_string) return throw_type(env, "lsetxattr", "name must be a string");
+  if (napi_get_value_string_utf8(env, argv[1], NULL, 0, &name_len) != napi_ok) return throw_type(env, "lsetxattr", "cannot read the name");
+  if (name_len >= NAME_BUF) return throw_errno(env, ERANGE, "lsetxattr", NULL);
+  napi_get_value_string_utf8(env, argv[1], name, sizeof name, &name_len);
+  if (memchr(name, '\0', name_len) != NULL) return throw_errno(env, EINVAL, "lsetxattr", "name must not contain a NUL byte");
+
+  const void *value;
+  size_t size;
+  if (!get_byte_view(env, argv[2], &value, &size)) return throw_type(env, "lsetxattr", "value must be a Buffer or a Uint8Array");
+  static const char empty = 0;
+  if (value == NULL) value = &empty; /* a zero-length view may have no storage */
+
+  if (lsetxattr(path, name, value, size, 0) != 0) return throw_errno(env, errno, "lsetxattr", NULL);
+  return undefined(env);
+}
+
 /* ---------------------------------------------------------------- module */
 
 static napi_value init(napi_env env, napi_value exports) {
@@ -395,6 +544,9 @@ static napi_value init(napi_env env, napi_value exports) {
     {"sendFd", NULL, js_send_fd, NULL, NULL, NULL, napi_enumerable, NULL},
     {"recvFd", NULL, js_recv_fd, NULL, NULL, NULL, napi_enumerable, NULL},
     {"socketpair", NULL, js_socketpair, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"lutimens", NULL, js_lutimens, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"mknod", NULL, js_mknod, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"lsetxattr", NULL, js_lsetxattr, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

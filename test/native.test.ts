@@ -1,8 +1,11 @@
 // Tests of the native addon (native/ext4ts_native.c) through its wrapper src/io/native.ts,
 // against the real kernel: flock conflicts between two open file descriptions,
 // fallocate's effect on contents / size / allocated blocks, fd passing over a unix
-// socket (also to and from a child process), and the block-device ioctls on a loop
-// device made with losetup (root only; detached in after()).
+// socket (also to and from a child process), the block-device ioctls on a loop
+// device made with losetup (root only; detached in after()), and the file-metadata
+// calls `ext4ts get` uses: lutimens (nanosecond times, checked with a BigInt lstat),
+// mknod (fifos, sockets, devices) and lsetxattr (checked with getfattr), on string,
+// Buffer and non-UTF-8 paths.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -23,8 +26,15 @@ import {
   flock,
   isNativeAvailable,
   isNativeSyscallError,
+  lsetxattr,
+  lutimens,
+  mknod,
   native,
   recvFd,
+  S_IFBLK,
+  S_IFCHR,
+  S_IFIFO,
+  S_IFSOCK,
   sendFd,
   socketpair,
   type FlockOperation,
@@ -427,5 +437,263 @@ void describe('block device ioctls on a loop device', () => {
     assertErrno(() => blockDeviceSize(f), 'ENOTTY', 25);
     assertErrno(() => blockSectorSize(f), 'ENOTTY', 25);
     assertErrno(() => blockDiscard(f, 0, 512), 'ENOTTY', 25);
+  });
+});
+
+/** Nanoseconds since the epoch of `sec` + `nsec`, as lstat reports them. */
+function ns(sec: number, nsec: number): bigint {
+  return BigInt(sec) * 1_000_000_000n + BigInt(nsec);
+}
+
+/** Linux's dev_t encoding of (major, minor), as st_rdev shows it (glibc's makedev). */
+function makedev(major: number, minor: number): bigint {
+  const ma = BigInt(major);
+  const mi = BigInt(minor);
+  return (mi & 0xffn) | ((ma & 0xfffn) << 8n) | ((mi & ~0xffn) << 12n) | ((ma & ~0xfffn) << 32n);
+}
+
+/** `getfattr -h -e hex -n NAME PATH`'s value as bytes (undefined when the attribute is absent). */
+function getfattr(file: string, name: string): Buffer | undefined {
+  const r = spawnSync('getfattr', ['-h', '--absolute-names', '-e', 'hex', '-n', name, file], { encoding: 'utf8' });
+  if (r.status !== 0) return undefined;
+  const m = new RegExp(`^${name.replace(/\./g, '\\.')}(?:=0x([0-9a-f]*))?$`, 'm').exec(r.stdout);
+  assert.ok(m !== null, r.stdout);
+  return Buffer.from(m[1] ?? '', 'hex');
+}
+
+const NON_UTF8 = Buffer.from([0x62, 0x69, 0x6e, 0xff, 0xfe, 0x2d, 0xc3, 0x28]); // "bin\xff\xfe-\xc3(": not UTF-8
+
+void describe('lutimens', () => {
+  let sub: string;
+  before(() => {
+    sub = path.join(dir, 'times');
+    fs.mkdirSync(sub);
+  });
+
+  void it('sets atime and mtime to the nanosecond, before 1970, after 2038 and at the extremes of nsec', () => {
+    const file = path.join(sub, 'f');
+    fs.writeFileSync(file, 'x');
+    const cases: [number, number, number, number][] = [
+      [1614834367, 123456789, 1546300800, 1], // 2021, 2019
+      [-14182939, 500000000, -1, 999999999], // 1969-07-20; one nanosecond before the epoch
+      [4133980799, 999999999, 2214450367, 987654321], // 2100, 2040
+      [0, 0, 2147483648, 0], // the epoch; one second past the 32-bit limit
+      [-2147483648, 0, -2147483647, 999999999], // 1901-12-13, ext4's earliest (the test dir may be on ext4)
+    ];
+    for (const [as, an, ms, mn] of cases) {
+      lutimens(file, as, an, ms, mn);
+      const st = fs.lstatSync(file, { bigint: true });
+      assert.equal(st.atimeNs, ns(as, an), `atime ${as}.${an}`);
+      assert.equal(st.mtimeNs, ns(ms, mn), `mtime ${ms}.${mn}`);
+    }
+  });
+
+  void it('sets a symlink’s own times and leaves its target alone; a directory’s too', () => {
+    const target = path.join(sub, 'target');
+    const link = path.join(sub, 'link');
+    fs.writeFileSync(target, 't');
+    fs.symlinkSync('target', link);
+    lutimens(target, 1000, 1, 2000, 2);
+    lutimens(link, 3000, 3, -4000, 4);
+    const t = fs.lstatSync(target, { bigint: true });
+    const l = fs.lstatSync(link, { bigint: true });
+    assert.deepEqual([t.atimeNs, t.mtimeNs], [ns(1000, 1), ns(2000, 2)]);
+    assert.deepEqual([l.atimeNs, l.mtimeNs], [ns(3000, 3), ns(-4000, 4)]);
+    assert.ok(l.isSymbolicLink());
+    // A dangling symlink works too: nothing is followed.
+    const dangling = path.join(sub, 'dangling');
+    fs.symlinkSync('nowhere', dangling);
+    lutimens(dangling, 5, 5, 6, 6);
+    assert.equal(fs.lstatSync(dangling, { bigint: true }).mtimeNs, ns(6, 6));
+    lutimens(sub, 7, 7, 8, 8);
+    assert.equal(fs.lstatSync(sub, { bigint: true }).mtimeNs, ns(8, 8));
+  });
+
+  void it('takes Buffer, Uint8Array and non-UTF-8 paths', () => {
+    const raw = Buffer.concat([Buffer.from(sub + '/'), NON_UTF8]);
+    fs.writeFileSync(raw, 'raw name');
+    lutimens(raw, 11, 12, 13, 14);
+    assert.equal(fs.lstatSync(raw, { bigint: true }).mtimeNs, ns(13, 14));
+    const view = new Uint8Array(raw.length + 4).fill(0x41);
+    view.set(raw, 2);
+    lutimens(view.subarray(2, 2 + raw.length), 15, 16, 17, 18); // a view with an offset into its buffer
+    assert.equal(fs.lstatSync(raw, { bigint: true }).mtimeNs, ns(17, 18));
+    const utf8 = path.join(sub, 'ünïcödé');
+    fs.writeFileSync(utf8, '');
+    lutimens(utf8, 19, 20, 21, 22);
+    assert.equal(fs.lstatSync(Buffer.from(utf8), { bigint: true }).mtimeNs, ns(21, 22));
+  });
+
+  void it('rejects bad times with EINVAL and bad paths with the kernel’s errno', () => {
+    const file = path.join(sub, 'f');
+    const before = fs.lstatSync(file, { bigint: true }).mtimeNs;
+    assertErrno(() => lutimens(file, 0, 1_000_000_000, 0, 0), 'EINVAL', 22);
+    assertErrno(() => lutimens(file, 0, 0, 0, -1), 'EINVAL', 22);
+    assertErrno(() => lutimens(file, 0.5, 0, 0, 0), 'EINVAL', 22);
+    assertErrno(() => lutimens(file, 0, 0, Number.NaN, 0), 'EINVAL', 22);
+    assertErrno(() => lutimens(file, 0, 0, -(2 ** 53) - 2, 0), 'EINVAL', 22);
+    assertErrno(() => lutimens(file, 0, 0, Number.POSITIVE_INFINITY, 0), 'EINVAL', 22);
+    assertErrno(() => lutimens(`${file}\0x`, 0, 0, 0, 0), 'EINVAL', 22);
+    assert.equal(fs.lstatSync(file, { bigint: true }).mtimeNs, before, 'nothing changed');
+    assertErrno(() => lutimens(path.join(sub, 'missing'), 0, 0, 0, 0), 'ENOENT', 2);
+    assertErrno(() => lutimens('', 0, 0, 0, 0), 'ENOENT', 2);
+    assertErrno(() => lutimens(path.join(file, 'below'), 0, 0, 0, 0), 'ENOTDIR', 20);
+    assertErrno(() => lutimens('/' + 'a'.repeat(5000), 0, 0, 0, 0), 'ENAMETOOLONG', 36);
+    assertErrno(() => lutimens(Buffer.alloc(5000, 0x61), 0, 0, 0, 0), 'ENAMETOOLONG', 36);
+    const raw = native.lutimens as unknown as (...args: unknown[]) => void;
+    assert.throws(() => raw(42, 0, 0, 0, 0), TypeError);
+    assert.throws(() => raw(file, 0, 0, 0), TypeError);
+    assert.throws(() => raw(file, 0n, 0, 0, 0), TypeError);
+    assert.throws(() => raw(new Uint16Array(4), 0, 0, 0, 0), TypeError);
+    try {
+      lutimens(path.join(sub, 'missing'), 0, 0, 0, 0);
+    } catch (error) {
+      assert.ok(isNativeSyscallError(error));
+      assert.equal(error.syscall, 'utimensat');
+    }
+  });
+});
+
+void describe('mknod', () => {
+  let sub: string;
+  before(() => {
+    sub = path.join(dir, 'nodes');
+    fs.mkdirSync(sub);
+  });
+
+  void it('makes fifos and sockets with the given permission bits', () => {
+    const oldMask = process.umask(0);
+    try {
+      mknod(path.join(sub, 'fifo'), S_IFIFO | 0o640, 0, 0);
+      mknod(Buffer.from(path.join(sub, 'sock')), S_IFSOCK | 0o755, 0, 0);
+      mknod(path.join(sub, 'regular'), 0o600, 0, 0); // type 0: a regular file
+    } finally {
+      process.umask(oldMask);
+    }
+    const fifo = fs.lstatSync(path.join(sub, 'fifo'));
+    assert.ok(fifo.isFIFO());
+    assert.equal(fifo.mode & 0o7777, 0o640);
+    const sock = fs.lstatSync(path.join(sub, 'sock'));
+    assert.ok(sock.isSocket());
+    assert.equal(sock.mode & 0o7777, 0o755);
+    assert.ok(fs.lstatSync(path.join(sub, 'regular')).isFile());
+    assert.equal(S_IFCHR, 0o020000);
+    assert.equal(S_IFBLK, 0o060000);
+  });
+
+  void it('makes character and block devices with their major and minor numbers (root)', { skip: process.getuid?.() !== 0 && 'needs root' }, () => {
+    const cases: [string, number, number, number][] = [
+      ['null', S_IFCHR | 0o666, 1, 3],
+      ['loop', S_IFBLK | 0o660, 7, 200],
+      ['wide', S_IFCHR | 0o600, 259, 65537], // minor above 8 bits, major above 8 bits
+      ['widest', S_IFBLK | 0o600, 4095, 1048575], // the largest the kernel keeps (12 and 20 bits)
+    ];
+    for (const [name, mode, major, minor] of cases) {
+      const file = path.join(sub, name);
+      mknod(file, mode, major, minor);
+      const st = fs.lstatSync(file, { bigint: true });
+      assert.equal(st.isCharacterDevice(), (mode & 0o170000) === S_IFCHR, name);
+      assert.equal(st.isBlockDevice(), (mode & 0o170000) === S_IFBLK, name);
+      assert.equal(st.rdev, makedev(major, minor), name);
+    }
+    // /dev/null's twin works as one.
+    fs.writeFileSync(path.join(sub, 'null'), 'discarded');
+    assert.equal(fs.readFileSync(path.join(sub, 'null')).length, 0);
+  });
+
+  void it('on a non-UTF-8 name', () => {
+    const raw = Buffer.concat([Buffer.from(sub + '/'), NON_UTF8]);
+    mknod(raw, S_IFIFO | 0o600, 0, 0);
+    assert.ok(fs.lstatSync(raw).isFIFO());
+  });
+
+  void it('fails with EEXIST, ENOENT, EINVAL, and EPERM for a device made without privilege', () => {
+    assertErrno(() => mknod(path.join(sub, 'fifo'), S_IFIFO | 0o600, 0, 0), 'EEXIST', 17);
+    assertErrno(() => mknod(path.join(sub, 'no', 'such'), S_IFIFO | 0o600, 0, 0), 'ENOENT', 2);
+    assertErrno(() => mknod(path.join(sub, 'dir'), 0o040000 | 0o700, 0, 0), 'EPERM', 1); // mknod cannot make directories
+    assertErrno(() => mknod(path.join(sub, 'x'), -1, 0, 0), 'EINVAL', 22);
+    assertErrno(() => mknod(path.join(sub, 'x'), S_IFCHR, 2 ** 32, 0), 'EINVAL', 22);
+    assertErrno(() => mknod(path.join(sub, 'x'), S_IFCHR, 0, 1.5), 'EINVAL', 22);
+    assert.equal(fs.existsSync(path.join(sub, 'x')), false);
+    if (process.getuid?.() === 0) {
+      // As nobody, in a directory nobody may write to: a fifo is fine, a device is EPERM.
+      const open = path.join(dir, 'nobody');
+      fs.mkdirSync(open);
+      fs.chmodSync(open, 0o777);
+      fs.chmodSync(dir, 0o755);
+      const code = [
+        `const addon = require(${JSON.stringify(ADDON)});`,
+        `addon.mknod(${JSON.stringify(path.join(open, 'fifo'))}, ${S_IFIFO | 0o600}, 0, 0);`,
+        `try { addon.mknod(${JSON.stringify(path.join(open, 'dev'))}, ${S_IFCHR | 0o600}, 1, 3); console.log('made'); } catch (e) { console.log(e.code, e.errno, e.syscall); }`,
+      ].join('\n');
+      const child = spawnSync(process.execPath, ['-e', code], { uid: 65534, gid: 65534, encoding: 'utf8' });
+      assert.equal(child.status, 0, child.stderr);
+      assert.equal(child.stdout.trim(), 'EPERM 1 mknod');
+      assert.ok(fs.lstatSync(path.join(open, 'fifo')).isFIFO());
+      assert.equal(fs.existsSync(path.join(open, 'dev')), false);
+    }
+  });
+});
+
+void describe('lsetxattr', () => {
+  let sub: string;
+  before(() => {
+    sub = path.join(dir, 'xattrs');
+    fs.mkdirSync(sub);
+  });
+
+  void it('sets and replaces user.* attributes that getfattr reads back, binary and empty values included', () => {
+    const file = path.join(sub, 'f');
+    fs.writeFileSync(file, '');
+    lsetxattr(file, 'user.greeting', Buffer.from('hello'));
+    assert.deepEqual(getfattr(file, 'user.greeting'), Buffer.from('hello'));
+    lsetxattr(file, 'user.greeting', Buffer.from('replaced, longer'));
+    assert.deepEqual(getfattr(file, 'user.greeting'), Buffer.from('replaced, longer'));
+    const binary = Uint8Array.from([0x00, 0xff, 0x7f, 0x80, 0x00]);
+    lsetxattr(file, 'user.bin', binary);
+    assert.deepEqual(getfattr(file, 'user.bin'), Buffer.from(binary));
+    lsetxattr(file, 'user.empty', new Uint8Array(0));
+    assert.deepEqual(getfattr(file, 'user.empty'), Buffer.alloc(0));
+    const big = pattern(3000, 9);
+    lsetxattr(file, 'user.big', big.subarray(1000)); // a view with an offset
+    assert.deepEqual(getfattr(file, 'user.big'), big.subarray(1000));
+    lsetxattr(sub, 'user.ondir', Buffer.from('d'));
+    assert.deepEqual(getfattr(sub, 'user.ondir'), Buffer.from('d'));
+  });
+
+  void it('works on a symlink itself (trusted.*, root) and never on its target', { skip: process.getuid?.() !== 0 && 'needs root' }, () => {
+    const target = path.join(sub, 'target');
+    const link = path.join(sub, 'link');
+    fs.writeFileSync(target, '');
+    fs.symlinkSync('target', link);
+    lsetxattr(link, 'trusted.onlink', Buffer.from('L'));
+    assert.deepEqual(getfattr(link, 'trusted.onlink'), Buffer.from('L'));
+    assert.equal(getfattr(target, 'trusted.onlink'), undefined);
+    // user.* is for regular files and directories only: on a symlink the kernel says EPERM.
+    assertErrno(() => lsetxattr(link, 'user.x', Buffer.from('x')), 'EPERM', 1);
+    assert.equal(getfattr(target, 'user.x'), undefined);
+  });
+
+  void it('on a non-UTF-8 name', () => {
+    const raw = Buffer.concat([Buffer.from(sub + '/'), NON_UTF8]);
+    fs.writeFileSync(raw, '');
+    lsetxattr(raw, 'user.raw', Buffer.from('bytes'));
+    // getfattr's argv cannot carry the raw bytes: look through a second (ASCII) name of the inode.
+    fs.linkSync(raw, path.join(sub, 'raw-alias'));
+    assert.deepEqual(getfattr(path.join(sub, 'raw-alias'), 'user.raw'), Buffer.from('bytes'));
+  });
+
+  void it('reports ENOTSUP as EOPNOTSUPP, and ENOENT, ERANGE, EINVAL and type errors', () => {
+    assertErrno(() => lsetxattr('/proc/self/comm', 'user.x', Buffer.from('x')), 'EOPNOTSUPP', 95);
+    assertErrno(() => lsetxattr(path.join(sub, 'missing'), 'user.x', Buffer.from('x')), 'ENOENT', 2);
+    const file = path.join(sub, 'f');
+    assertErrno(() => lsetxattr(file, `user.${'n'.repeat(251)}`, Buffer.from('x')), 'ERANGE', 34); // 256 bytes
+    lsetxattr(file, `user.${'n'.repeat(250)}`, Buffer.from('x')); // 255: the longest allowed
+    assertErrno(() => lsetxattr(file, 'user.a\0b', Buffer.from('x')), 'EINVAL', 22);
+    assertErrno(() => lsetxattr(file, 'nonamespace', Buffer.from('x')), 'EOPNOTSUPP', 95);
+    const raw = native.lsetxattr as unknown as (...args: unknown[]) => void;
+    assert.throws(() => raw(file, 'user.x', 'a string'), TypeError);
+    assert.throws(() => raw(file, Buffer.from('user.x'), Buffer.from('x')), TypeError);
+    assert.throws(() => raw(file, 'user.x'), TypeError);
   });
 });

@@ -36,7 +36,7 @@ export interface GetOptions extends CommonOptions {
   readonly progress?: boolean;
 }
 
-/** Files per metadata batch (one helper process each). */
+/** Files per metadata batch (one helper process each with the python3 backend). */
 const BATCH_FILES = 2048;
 const BATCH_BYTES = 16 << 20;
 
@@ -113,6 +113,8 @@ interface PendingDir {
   readonly src: Buffer;
   readonly dest: Buffer;
   readonly ino: number;
+  /** We made `dest` in this run: it is empty, so its entries need no lstat before being created. */
+  readonly fresh: boolean;
 }
 
 class Extractor {
@@ -215,7 +217,7 @@ class Extractor {
       this.fail(dir.src, dir.dest, error);
       return;
     }
-    for (const { name, ino } of names) this.entry(joinPath(dir.src, name), joinPath(dir.dest, name), ino);
+    for (const { name, ino } of names) this.entry(joinPath(dir.src, name), joinPath(dir.dest, name), ino, dir.fresh);
   }
 
   private fail(src: Buffer, dest: Buffer, error: unknown): void {
@@ -224,8 +226,13 @@ class Extractor {
     else this.reporter.error(src, error);
   }
 
-  /** Makes room for `dest`: 'absent' to create it, 'merge' when it is a directory to fill. */
-  private prepare(dest: Buffer, isDir: boolean): 'absent' | 'merge' {
+  /**
+   * Makes room for `dest`: 'absent' to create it, 'merge' when it is a directory to fill.
+   * In a directory this run created (`fresh`) nothing can be in the way: no lstat. (Two
+   * entries of one name, in a corrupted image, then fail with EEXIST when created.)
+   */
+  private prepare(dest: Buffer, isDir: boolean, fresh: boolean): 'absent' | 'merge' {
+    if (fresh) return 'absent';
     const existing = nodefs.lstatSync(dest, { throwIfNoEntry: false });
     if (existing === undefined) return 'absent';
     if (isDir && existing.isDirectory()) return 'merge';
@@ -259,13 +266,13 @@ class Extractor {
     return { path: dest, kind: st.kind, mode, uid: st.uid, gid: st.gid, atime: st.atime, mtime: st.mtime, xattrs };
   }
 
-  private entry(src: Buffer, dest: Buffer, ino: number): void {
+  private entry(src: Buffer, dest: Buffer, ino: number, fresh = false): void {
     try {
       const st = about(src, () => this.fs.getattr(ino));
       if (st.kind !== 'directory' && st.nlink > 1) {
         const first = this.linkMap.get(ino);
         if (first !== undefined) {
-          this.prepare(dest, false);
+          this.prepare(dest, false, fresh);
           nodefs.linkSync(first, dest);
           this.progress.entry();
           return;
@@ -278,8 +285,9 @@ class Extractor {
             return;
           }
           this.visited.add(ino);
-          if (this.prepare(dest, true) === 'absent') nodefs.mkdirSync(dest, { mode: 0o700 });
-          this.stack.push({ src, dest, ino });
+          const made = this.prepare(dest, true, fresh) === 'absent';
+          if (made) nodefs.mkdirSync(dest, { mode: 0o700 });
+          this.stack.push({ src, dest, ino, fresh: made });
           const record = this.record(dest, st, this.xattrs(src, ino));
           this.checkPrecision(record);
           this.dirRecords.push(record);
@@ -287,12 +295,12 @@ class Extractor {
           return;
         }
         case 'file':
-          this.prepare(dest, false);
+          this.prepare(dest, false, fresh);
           this.writeFile(src, dest, ino, st);
           break;
         case 'symlink': {
           const target = about(src, () => this.fs.readlinkInode(ino));
-          this.prepare(dest, false);
+          this.prepare(dest, false, fresh);
           nodefs.symlinkSync(Buffer.from(target), dest);
           break;
         }
@@ -300,7 +308,7 @@ class Extractor {
         case 'block-device':
         case 'fifo':
         case 'socket': {
-          this.prepare(dest, false);
+          this.prepare(dest, false, fresh);
           const failures = this.ops.makeSpecial({ path: dest, kind: st.kind, mode: st.mode & 0o7777, major: st.rdevMajor, minor: st.rdevMinor });
           if (failures.length > 0) {
             this.report(failures);
@@ -319,16 +327,23 @@ class Extractor {
     }
   }
 
+  /**
+   * Creates `dest` (O_EXCL: a new, empty file) and writes the data runs, leaving holes.
+   * Syscalls: open, one pwrite per run (up to CHUNK bytes), close; ftruncate only when
+   * the file ends in a hole, to give it its size.
+   */
   private writeFile(src: Buffer, dest: Buffer, ino: number, st: Stat): void {
     const fd = nodefs.openSync(dest, nodefs.constants.O_WRONLY | nodefs.constants.O_CREAT | nodefs.constants.O_EXCL, 0o600);
     try {
       const inode = about(src, () => this.fs.readInode(ino));
+      let end = 0; // the file's size so far
       const write = (pos: number, length: number): void => {
         for (let at = pos; at < pos + length; ) {
           const data = about(src, () => this.fs.read(ino, at, Math.min(CHUNK, pos + length - at)));
           if (data.length === 0) throw new Failure(src, new FsError('EIO', `short read at offset ${at} of ${st.size} bytes`, { inode: ino }));
           for (let done = 0; done < data.length; ) done += nodefs.writeSync(fd, data, done, data.length - done, at + done);
           at += data.length;
+          end = Math.max(end, at);
           this.progress.data(data.length);
         }
       };
@@ -346,7 +361,7 @@ class Extractor {
           write(start, Math.min((run.logical + run.count) * bs, st.size) - start);
         }
       }
-      nodefs.ftruncateSync(fd, st.size);
+      if (end !== st.size) nodefs.ftruncateSync(fd, st.size);
     } finally {
       nodefs.closeSync(fd);
     }

@@ -1,14 +1,20 @@
 /**
  * The system calls `get` needs that Node.js lacks: mknod (devices, fifos, sockets),
  * lsetxattr, and utimensat with nanoseconds (Node's utimes takes seconds as a double
- * and libuv truncates them to microseconds; BigInt is refused).
+ * and libuv truncates them to microseconds; BigInt is refused, and times before 1970
+ * become the current time).
  *
- * Two backends:
+ * Three backends:
+ * - `native`: the project's N-API addon (src/io/native.ts), in this process: lutimens
+ *   (utimensat, AT_SYMLINK_NOFOLLOW), mknod, lsetxattr, with Node's lchown and chmod.
+ *   Exact to the nanosecond, no child process. Used when the addon is built and
+ *   `EXT4TS_PYTHON` is not set.
  * - `python`: one `python3` process per batch runs the calls (os.mknod, os.setxattr,
  *   os.chown, os.chmod, os.utime(ns=...), never following symlinks). Exact to the
  *   nanosecond; thousands of files per process. python3 is on every machine that can
  *   build the project's native addon (node-gyp needs it). `EXT4TS_PYTHON` names the
- *   interpreter; set it empty to use the fallback.
+ *   interpreter; set it empty to use the fallback. Setting it at all (even empty)
+ *   picks these helpers over the addon.
  * - `tools`: `mknod`/`mkfifo` per special file (no sockets), `setfattr --restore` per
  *   batch for xattrs, and Node's lchown/chmod/lutimes: times exact to the microsecond only
  *   (libuv truncates), and `touch -d @SECONDS` for times before 1970, which Node's utimes
@@ -20,6 +26,7 @@ import { spawnSync } from 'node:child_process';
 import * as nodefs from 'node:fs';
 import { join } from 'node:path';
 import type { FileKind, Timestamp } from '../fs/types.js';
+import { isNativeAvailable, lsetxattr, lutimens, mknod } from '../io/native.js';
 import { CliError, strerror } from './errors.js';
 
 /** What to set on a path once its content is in place. */
@@ -54,7 +61,7 @@ export interface OpFailure {
 }
 
 export interface SysOps {
-  readonly name: 'python' | 'tools';
+  readonly name: 'native' | 'python' | 'tools';
   /** True when times are set to the nanosecond. */
   readonly exactTimes: boolean;
   /** Creates a device node, fifo or socket (mode without the type bits). */
@@ -73,6 +80,70 @@ const S_IFMT_OF: Readonly<Record<SpecialNode['kind'], number>> = {
 /** Nanoseconds since the epoch, as a decimal integer string (may be negative). */
 export function nsString(t: Timestamp): string {
   return (BigInt(t.seconds) * 1_000_000_000n + BigInt(t.nanoseconds)).toString();
+}
+
+/* ------------------------------------------------------------------ native */
+
+/** A failure from Node's fs or from the addon, with the C library's text for its errno. */
+function syscallFailure(path: Buffer, op: string, error: unknown): OpFailure {
+  const code = (error as { code?: unknown }).code;
+  if (typeof code !== 'string') return { path, op, code: undefined, message: error instanceof Error ? error.message : String(error) };
+  let message = strerror(code);
+  if (message === code && error instanceof Error) {
+    // The addon's message is "CODE: strerror text, syscall".
+    const m = /^[A-Z0-9]+: (.*), [^,]+$/.exec(error.message);
+    if (m?.[1] !== undefined) message = m[1];
+  }
+  return { path, op, code, message };
+}
+
+/** Everything in this process, through the addon and Node's fs; exact times. */
+class NativeOps implements SysOps {
+  readonly name = 'native';
+  readonly exactTimes = true;
+
+  makeSpecial(node: SpecialNode): OpFailure[] {
+    try {
+      mknod(node.path, S_IFMT_OF[node.kind] | (node.mode & 0o7777), node.major, node.minor);
+      return [];
+    } catch (error) {
+      return [syscallFailure(node.path, 'mknod', error)];
+    }
+  }
+
+  apply(records: readonly MetaRecord[], chown: boolean): OpFailure[] {
+    const failures: OpFailure[] = [];
+    for (const r of records) {
+      const path = r.path;
+      if (chown) {
+        try {
+          nodefs.lchownSync(path, r.uid, r.gid);
+        } catch (error) {
+          failures.push(syscallFailure(path, 'chown', error));
+        }
+      }
+      for (const [name, value] of r.xattrs) {
+        try {
+          lsetxattr(path, name, value);
+        } catch (error) {
+          failures.push(syscallFailure(path, `setxattr ${name}`, error));
+        }
+      }
+      if (r.kind !== 'symlink') {
+        try {
+          nodefs.chmodSync(path, r.mode & 0o7777);
+        } catch (error) {
+          failures.push(syscallFailure(path, 'chmod', error));
+        }
+      }
+      try {
+        lutimens(path, r.atime.seconds, r.atime.nanoseconds, r.mtime.seconds, r.mtime.nanoseconds);
+      } catch (error) {
+        failures.push(syscallFailure(path, 'set times', error));
+      }
+    }
+    return failures;
+  }
 }
 
 /* ------------------------------------------------------------------ python */
@@ -295,7 +366,13 @@ function findPython(): string | undefined {
   return probe.stdout !== '' && nodefs.existsSync(probe.stdout) ? probe.stdout : name;
 }
 
+/**
+ * The addon when it is built, unless `EXT4TS_PYTHON` is set (even empty), which picks
+ * the helpers: that interpreter, or with it empty the tools fallback. Without the
+ * addon: python3 if it runs, else the tools.
+ */
 export function chooseSysOps(scratch: () => string): SysOps {
+  if (process.env.EXT4TS_PYTHON === undefined && isNativeAvailable()) return new NativeOps();
   const python = findPython();
   return python !== undefined ? new PythonOps(python) : new ToolOps(scratch);
 }

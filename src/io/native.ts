@@ -1,7 +1,10 @@
 /**
  * Typed wrapper over the `ext4ts_native` N-API addon (native/ext4ts_native.c): the
- * Linux syscalls Node.js lacks — flock, fallocate, the block-device ioctls, and
- * file-descriptor passing over unix sockets (to receive /dev/fuse from fusermount3).
+ * Linux syscalls Node.js lacks — flock, fallocate, the block-device ioctls,
+ * file-descriptor passing over unix sockets (to receive /dev/fuse from fusermount3),
+ * and for `ext4ts get`: nanosecond times that may precede 1970 (utimensat), mknod and
+ * lsetxattr. Paths ({@link NativePath}) are strings or raw bytes (Buffer/Uint8Array),
+ * so names that are not UTF-8 work.
  *
  * The addon is built by node-gyp when the package is installed (`npm ci` runs the
  * `install` script), or by hand with `npm run build:native`. It is loaded lazily on
@@ -31,6 +34,13 @@ export const FALLOC_FL_PUNCH_HOLE = 0x02;
 export const FALLOC_FL_ZERO_RANGE = 0x10;
 
 export type FlockOperation = 'shared' | 'exclusive' | 'unlock';
+
+/**
+ * A path for the addon: a string (encoded as UTF-8) or the raw bytes of the name
+ * (Buffer or Uint8Array). It must not contain a NUL byte (EINVAL) and must be shorter
+ * than PATH_MAX, 4096 bytes (ENAMETOOLONG).
+ */
+export type NativePath = string | Uint8Array;
 
 /** The shape of the errors the addon throws for a failed syscall or a bad argument. */
 export interface NativeSyscallError extends Error {
@@ -63,6 +73,9 @@ interface Binding {
   sendFd(socketFd: number, fd: number): void;
   recvFd(socketFd: number): number;
   socketpair(): [number, number];
+  lutimens(path: NativePath, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void;
+  mknod(path: NativePath, mode: number, major: number, minor: number): void;
+  lsetxattr(path: NativePath, name: string, value: Uint8Array): void;
 }
 
 /**
@@ -183,6 +196,42 @@ export function socketpair(): [number, number] {
   return load().socketpair();
 }
 
+/**
+ * utimensat(AT_FDCWD, path, [atime, mtime], AT_SYMLINK_NOFOLLOW): set the access and
+ * modification times to the nanosecond, on a symlink itself rather than its target.
+ * Seconds since the epoch are integers in [-2^53, 2^53] (negative: before 1970);
+ * nanoseconds integers in [0, 999999999]; anything else throws EINVAL before the call.
+ */
+export function lutimens(path: NativePath, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void {
+  load().lutimens(path, atimeSec, atimeNsec, mtimeSec, mtimeNsec);
+}
+
+/** S_IF* file-type bits for {@link mknod}'s `mode`. */
+export const S_IFIFO = 0o010000;
+export const S_IFCHR = 0o020000;
+export const S_IFBLK = 0o060000;
+export const S_IFSOCK = 0o140000;
+
+/**
+ * mknod(path, mode, makedev(major, minor)): `mode` is a file type ({@link S_IFCHR},
+ * S_IFBLK, S_IFIFO, S_IFSOCK, or 0 for a regular file) or-ed with the permission bits,
+ * which the umask reduces. Devices need CAP_MKNOD (else EPERM); an existing path is EEXIST.
+ * `major` and `minor` are integers in [0, 2^32); they are ignored for fifos and sockets.
+ */
+export function mknod(path: NativePath, mode: number, major: number, minor: number): void {
+  load().mknod(path, mode, major, minor);
+}
+
+/**
+ * lsetxattr(path, name, value, size, 0): create or replace an extended attribute, on a
+ * symlink itself rather than its target. A filesystem (or, for user.* on a symlink, a
+ * file type) without xattr support throws EOPNOTSUPP (the same number as ENOTSUP on Linux);
+ * a name longer than 255 bytes throws ERANGE.
+ */
+export function lsetxattr(path: NativePath, name: string, value: Uint8Array): void {
+  load().lsetxattr(path, name, value);
+}
+
 /** The same functions and constants as one object. */
 export const native = {
   isNativeAvailable,
@@ -195,6 +244,13 @@ export const native = {
   sendFd,
   recvFd,
   socketpair,
+  lutimens,
+  mknod,
+  lsetxattr,
+  S_IFIFO,
+  S_IFCHR,
+  S_IFBLK,
+  S_IFSOCK,
   FALLOC_FL_KEEP_SIZE,
   FALLOC_FL_PUNCH_HOLE,
   FALLOC_FL_ZERO_RANGE,
