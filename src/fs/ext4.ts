@@ -58,7 +58,7 @@ export const MAX_READ = 1 << 30;
 /** Largest run of blocks read with one request. */
 const MAX_RUN_BLOCKS = 256;
 /** Inode-table blocks fetched together when one misses the cache. */
-const INODE_TABLE_READAHEAD = 16;
+const INODE_TABLE_READAHEAD = 64;
 /** Largest xattr value (the VFS limit). */
 const XATTR_SIZE_MAX = 65536;
 
@@ -515,6 +515,8 @@ export class Ext4 {
         lblk += run.count;
         continue;
       }
+      // Fetch the run's blocks with one read (they are all wanted, in order).
+      if (run.count > 1 && !this.channel.has(run.physical)) this.channel.readahead(run.physical, run.count);
       for (let i = 0; i < run.count; i++, lblk++) {
         const entries = this.dirBlockEntries(ino, dir, lblk, run.physical + i, indexed);
         for (const e of entries) {
