@@ -38,7 +38,8 @@ export async function mount(image: string, mountpoint: string, cli: MountCliOpti
       if (readyFd !== undefined) {
         const message = error instanceof Error ? error.message : String(error);
         const code = error instanceof FsError ? error.code : 'EIO';
-        fs.writeSync(readyFd, `error ${code} ${message.replace(/\n/g, ' ')}\n`);
+        const what = error instanceof FsError && error.context.path === image ? image : mountpoint;
+        fs.writeSync(readyFd, `error ${code} ${encodeURIComponent(what)} ${message.replace(/\n/g, ' ')}\n`);
         fs.closeSync(readyFd);
         process.exitCode = 1;
         return;
@@ -68,9 +69,11 @@ export async function mount(image: string, mountpoint: string, cli: MountCliOpti
   child.unref();
   pipe.destroy();
   if (word.startsWith('ready')) return;
-  const m = /^error (\S+) (.*)$/m.exec(word);
+  // The server's word: "error CODE WHAT MESSAGE" (WHAT: the image or the mount point).
+  const m = /^error (\S+) (\S+) (.*)$/m.exec(word);
   const code = (m?.[1] ?? 'EIO') as FsError['code'];
-  throw new Failure(mountpoint, new FsError(code, m?.[2] ?? 'the server exited before the mount was live'));
+  const what = m?.[2] === undefined ? mountpoint : decodeURIComponent(m[2]);
+  throw new Failure(what, new FsError(code, m?.[3] ?? 'the server exited before the mount was live'));
 }
 
 /** Unmount and wait for the server to flush, close the image and exit. */

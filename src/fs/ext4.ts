@@ -18,9 +18,9 @@ import type { IoChannel } from '../io/channel.js';
 import { FileChannel, type FileChannelOptions } from '../io/file-channel.js';
 import { CachingChannel, type CacheStats } from '../cache/caching-channel.js';
 import { decodeSuperblock, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, type Superblock } from '../ondisk/superblock.js';
-import { checkFeatures, INCOMPAT_FILETYPE, INCOMPAT_LARGEDIR, INCOMPAT_CASEFOLD, INCOMPAT_EA_INODE, RO_COMPAT_HUGE_FILE, COMPAT_DIR_INDEX, ENCODING_FLAG_STRICT, type FeatureCheck } from '../ondisk/features.js';
+import { checkFeatures, COMPAT_HAS_JOURNAL, INCOMPAT_EXTENTS, INCOMPAT_FILETYPE, INCOMPAT_LARGEDIR, INCOMPAT_CASEFOLD, INCOMPAT_EA_INODE, RO_COMPAT_HUGE_FILE, COMPAT_DIR_INDEX, ENCODING_FLAG_STRICT, type FeatureCheck } from '../ondisk/features.js';
 import { decodeGroupDesc, BG_INODE_UNINIT, type GroupDesc } from '../ondisk/group-desc.js';
-import { descriptorBlockFor, inodeLocation } from '../ondisk/layout.js';
+import { descriptorBlockFor, groupLayout, inodeLocation } from '../ondisk/layout.js';
 import {
   decodeInode,
   inodeBlocksBytes,
@@ -434,6 +434,13 @@ export class Ext4 {
     return inodeBlocksBytes(inode, this.sb.blockSize, this.hugeFile) - xattrBlock === 0;
   }
 
+  /**
+   * statfs(2) as the kernel answers it: the block count excludes the metadata
+   * overhead (superblock copies, descriptor tables, bitmaps, inode tables, the
+   * journal; or s_overhead_clusters when mkfs recorded it), and the available count
+   * also excludes the kernel's reserve of 2% of clusters (at most 4096) on extent
+   * filesystems.
+   */
   statfs(): StatFs {
     let freeBlocks = 0;
     let freeInodes = 0;
@@ -443,16 +450,46 @@ export class Ext4 {
       freeInodes += gd.freeInodesCount;
     }
     freeBlocks = Math.min(freeBlocks, this.sb.blocksCount);
+    const clusters = Math.floor(this.sb.blocksCount / this.sb.clusterRatio);
+    const reserve = (this.sb.featureIncompat & INCOMPAT_EXTENTS) !== 0 ? Math.min(Math.floor(clusters / 50), 4096) * this.sb.clusterRatio : 0;
     return {
       blockSize: this.sb.blockSize,
       fragmentSize: this.sb.clusterSize,
-      blocks: this.sb.blocksCount,
+      blocks: Math.max(0, this.sb.blocksCount - this.overheadBlocks()),
       freeBlocks,
-      availableBlocks: Math.max(0, freeBlocks - this.sb.rBlocksCount),
+      availableBlocks: Math.max(0, freeBlocks - this.sb.rBlocksCount - reserve),
       files: this.sb.inodesCount,
       freeFiles: Math.min(freeInodes, this.sb.inodesCount),
       nameMax: NAME_MAX,
     };
+  }
+
+  private overhead: number | undefined;
+
+  /** Blocks the filesystem's own metadata takes (computed once). */
+  private overheadBlocks(): number {
+    if (this.overhead !== undefined) return this.overhead;
+    const sb = this.sb;
+    let blocks: number;
+    if (sb.overheadClusters > 0) {
+      blocks = sb.overheadClusters * sb.clusterRatio;
+    } else {
+      blocks = sb.firstDataBlock;
+      for (let g = 0; g < sb.groupCount; g++) {
+        const l = groupLayout(sb, g);
+        blocks += (l.superblock === null ? 0 : 1) + (l.descriptors?.count ?? 0) + (l.reservedGdt?.count ?? 0) + (l.metaBgDescriptor === null ? 0 : 1);
+        blocks += 2 + sb.inodeTableBlocks;
+      }
+      if (sb.journalInum !== 0 && (sb.featureCompat & COMPAT_HAS_JOURNAL) !== 0) {
+        try {
+          blocks += Math.ceil(this.readInode(sb.journalInum).size / sb.blockSize);
+        } catch {
+          // an unreadable journal inode only makes df approximate
+        }
+      }
+    }
+    this.overhead = blocks;
+    return blocks;
   }
 
   // ------------------------------------------------------------------ directories
