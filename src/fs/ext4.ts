@@ -57,6 +57,8 @@ export const PATH_MAX = 4096;
 export const MAX_READ = 1 << 30;
 /** Largest run of blocks read with one request. */
 const MAX_RUN_BLOCKS = 256;
+/** Names kept in the per-directory lookup indexes of linear directories, in all. */
+const DIR_INDEX_ENTRIES = 200_000;
 /** Inode-table blocks fetched together when one misses the cache. */
 const INODE_TABLE_READAHEAD = 64;
 /** Largest xattr value (the VFS limit). */
@@ -651,10 +653,39 @@ export class Ext4 {
 
   /** Scan every entry (names of encrypted directories are compared in their listed form). */
   private linearLookup(ino: number, dir: Inode, name: Uint8Array): number | undefined {
+    if (!this.isCasefoldDir(dir) && !this.isEncryptedDir(dir)) return this.nameIndex(ino).get(Buffer.from(name.buffer, name.byteOffset, name.length).toString('latin1'));
     const matches = this.matcher(dir, name);
     for (const e of this.readdirInode(ino)) if (matches(e.rawName)) return e.ino;
     return undefined;
   }
+
+  /**
+   * Name -> inode of a linear directory, built by one scan on its first lookup and
+   * kept (the image is read-only: directories do not change). Without it every
+   * LOOKUP in an unindexed directory (mke2fs -d makes only those) rescans it: a walk
+   * of a 1,000-entry directory cost a million entry decodes. Bounded: at most
+   * DIR_INDEX_ENTRIES names in all, whole directories dropped oldest first.
+   */
+  private nameIndex(ino: number): Map<string, number> {
+    const cached = this.dirIndexes.get(ino);
+    if (cached !== undefined) return cached;
+    const index = new Map<string, number>();
+    for (const e of this.readdirInode(ino)) {
+      const key = Buffer.from(e.rawName.buffer, e.rawName.byteOffset, e.rawName.length).toString('latin1');
+      if (!index.has(key)) index.set(key, e.ino);
+    }
+    this.dirIndexEntries += index.size;
+    this.dirIndexes.set(ino, index);
+    for (const [victim, map] of this.dirIndexes) {
+      if (this.dirIndexEntries <= DIR_INDEX_ENTRIES || victim === ino) break;
+      this.dirIndexes.delete(victim);
+      this.dirIndexEntries -= map.size;
+    }
+    return index;
+  }
+
+  private readonly dirIndexes = new Map<number, Map<string, number>>();
+  private dirIndexEntries = 0;
 
   private htreeLookup(ino: number, dir: Inode, name: Uint8Array): number | undefined {
     if (bytesEqual(name, DOT) || bytesEqual(name, DOTDOT)) return this.linearLookup(ino, dir, name);
