@@ -444,6 +444,9 @@ export class Ext4 {
    * filesystems.
    */
   statfs(): StatFs {
+    // The image is opened read-only: its counts cannot change, so sum the groups once
+    // (the FUSE server is asked for statfs every 2 s by its housekeeping poke).
+    if (this.statfsCache !== undefined) return this.statfsCache;
     let freeBlocks = 0;
     let freeInodes = 0;
     for (let g = 0; g < this.sb.groupCount; g++) {
@@ -454,7 +457,7 @@ export class Ext4 {
     freeBlocks = Math.min(freeBlocks, this.sb.blocksCount);
     const clusters = Math.floor(this.sb.blocksCount / this.sb.clusterRatio);
     const reserve = (this.sb.featureIncompat & INCOMPAT_EXTENTS) !== 0 ? Math.min(Math.floor(clusters / 50), 4096) * this.sb.clusterRatio : 0;
-    return {
+    this.statfsCache = {
       blockSize: this.sb.blockSize,
       fragmentSize: this.sb.clusterSize,
       blocks: Math.max(0, this.sb.blocksCount - this.overheadBlocks()),
@@ -464,8 +467,10 @@ export class Ext4 {
       freeFiles: Math.min(freeInodes, this.sb.inodesCount),
       nameMax: NAME_MAX,
     };
+    return this.statfsCache;
   }
 
+  private statfsCache: StatFs | undefined;
   private overhead: number | undefined;
 
   /** Blocks the filesystem's own metadata takes (computed once). */

@@ -14,7 +14,7 @@
  */
 import { FsError, ERRNO, isFsError } from '../errors.js';
 import type { Ext4 } from '../fs/ext4.js';
-import type { Stat } from '../fs/types.js';
+import { kindOfMode, type Stat } from '../fs/types.js';
 import {
   AccessMask,
   DirentPacker,
@@ -365,29 +365,8 @@ export class FuseSession {
           if (!isFsError(error)) throw error;
         }
       }
-      if (!packer.addPlus(entry.nodeid === 0 ? dirent : { ...dirent, type: DIRENT_TYPE[this.kindOf(entry)] }, entry)) break;
+      if (!packer.addPlus(entry.nodeid === 0 ? dirent : { ...dirent, type: DIRENT_TYPE[kindOfMode(entry.attr.mode)] }, entry)) break;
     }
     return packer;
-  }
-
-  private kindOf(entry: EntryOut): Stat['kind'] {
-    switch (entry.attr.mode & 0o170000) {
-      case 0o100000:
-        return 'file';
-      case 0o040000:
-        return 'directory';
-      case 0o120000:
-        return 'symlink';
-      case 0o020000:
-        return 'char-device';
-      case 0o060000:
-        return 'block-device';
-      case 0o010000:
-        return 'fifo';
-      case 0o140000:
-        return 'socket';
-      default:
-        return 'unknown';
-    }
   }
 }
