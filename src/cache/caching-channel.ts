@@ -492,6 +492,18 @@ export class CachingChannel implements IoChannel {
     this.lastFlushAt = this.clock();
   }
 
+  /**
+   * Write every dirty buffer back to the backing channel without making the device
+   * durable (no fsync): the data then survives this process, not a power cut.
+   * Throws EIO if any block could not be written; those stay dirty.
+   */
+  writeBackDirty(): void {
+    this.assertOpen();
+    if (this.passthrough) return;
+    const failures = this.writeBack(true);
+    if (failures.length > 0) throw this.writeBackFailure(failures);
+  }
+
   discard(block: number, count: number): void {
     this.assertOpen();
     if (this.inner.readOnly) throw readOnlyError(this.name, 'discard', block, count);

@@ -17,7 +17,7 @@ import { FsError, corrupted } from '../errors.js';
 import type { IoChannel } from '../io/channel.js';
 import { FileChannel, type FileChannelOptions } from '../io/file-channel.js';
 import { CachingChannel, type CacheStats } from '../cache/caching-channel.js';
-import { decodeSuperblock, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, type Superblock } from '../ondisk/superblock.js';
+import { decodeSuperblock, STATE_ERROR, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, type Superblock } from '../ondisk/superblock.js';
 import { checkFeatures, COMPAT_HAS_JOURNAL, INCOMPAT_EXTENTS, INCOMPAT_FILETYPE, INCOMPAT_LARGEDIR, INCOMPAT_CASEFOLD, INCOMPAT_EA_INODE, RO_COMPAT_HUGE_FILE, COMPAT_DIR_INDEX, ENCODING_FLAG_STRICT, type FeatureCheck } from '../ondisk/features.js';
 import { decodeGroupDesc, BG_INODE_UNINIT, type GroupDesc } from '../ondisk/group-desc.js';
 import { descriptorBlockFor, groupLayout, inodeLocation } from '../ondisk/layout.js';
@@ -46,6 +46,8 @@ import { decodeDxRoot, decodeDxNode, dxLookup, isDxNodeBlock, type DxEntry } fro
 import { dirHashName, effectiveHashVersion, DX_HASH } from '../ondisk/dirhash.js';
 import { casefoldNameOrNull } from '../ondisk/casefold.js';
 import { InodeCache } from './inode-cache.js';
+import { Writer, type Creator, type FsCore, type SetAttr } from './writer.js';
+import type { Timestamp } from '../ondisk/time.js';
 import { mapRun, type MapContext } from './blockmap.js';
 import { kindOfFileType, kindOfMode, type DirEntryInfo, type Stat, type StatFs } from './types.js';
 
@@ -71,6 +73,11 @@ export interface Ext4Options {
   readonly inodeCacheSize?: number;
   /** Cache budget in bytes when `open` wraps a plain channel (default: the CachingChannel default). */
   readonly cacheSize?: number;
+  /**
+   * Open for writing (default false). EROFS when the channel is read-only or the
+   * filesystem has a feature ext4ts cannot keep consistent (the message names it).
+   */
+  readonly write?: boolean;
 }
 
 export interface OpenFileOptions extends Ext4Options, Omit<FileChannelOptions, 'readOnly' | 'blockSize'> {}
@@ -93,8 +100,10 @@ const DOTDOT = new Uint8Array([0x2e, 0x2e]);
 
 export class Ext4 {
   readonly channel: CachingChannel;
-  readonly sb: Superblock;
+  private superblock: Superblock;
   readonly features: FeatureCheck;
+  /** The write side; undefined on a read-only filesystem. */
+  private readonly writer: Writer | undefined;
   private readonly verify: boolean;
   private readonly groups: (GroupDesc | undefined)[];
   private readonly inodes: InodeCache;
@@ -107,7 +116,7 @@ export class Ext4 {
 
   private constructor(channel: CachingChannel, sb: Superblock, features: FeatureCheck, options: Ext4Options) {
     this.channel = channel;
-    this.sb = sb;
+    this.superblock = sb;
     this.features = features;
     this.verify = options.checksums ?? true;
     this.groups = new Array<GroupDesc | undefined>(sb.groupCount);
@@ -117,6 +126,70 @@ export class Ext4 {
     this.casefoldFs = (sb.featureIncompat & INCOMPAT_CASEFOLD) !== 0;
     this.strictCasefold = this.casefoldFs && (sb.encodingFlags & ENCODING_FLAG_STRICT) !== 0;
     this.eaInode = (sb.featureIncompat & INCOMPAT_EA_INODE) !== 0;
+    this.writer = options.write === true ? new Writer(this.core(), (g) => this.loadGroupDesc(g)) : undefined;
+  }
+
+  /** The superblock as currently written (free counts and state change on a writable filesystem). */
+  get sb(): Superblock {
+    return this.superblock;
+  }
+
+  /** True when the filesystem was opened for writing. */
+  get writable(): boolean {
+    return this.writer !== undefined;
+  }
+
+  /** The internals the write side works with. */
+  private core(): FsCore {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const fs = this;
+    return {
+      get sb() {
+        return fs.superblock;
+      },
+      channel: this.channel,
+      setSuperblock: (sb) => {
+        this.superblock = sb;
+      },
+      readInode: (ino) => this.readInode(ino),
+      liveInode: (ino) => this.liveInode(ino),
+      lookup: (dir, name) => this.lookup(dir, name),
+      find: (dir, name) => this.findEntry(dir, name),
+      dirIndexAdd: (dir, name, ino) => {
+        const index = this.dirIndexes.get(dir);
+        if (index === undefined) return;
+        const key = Buffer.from(name.buffer, name.byteOffset, name.length).toString('latin1');
+        if (!index.has(key)) this.dirIndexEntries++;
+        index.set(key, ino);
+      },
+      dirIndexRemove: (dir, name) => {
+        const index = this.dirIndexes.get(dir);
+        if (index?.delete(Buffer.from(name.buffer, name.byteOffset, name.length).toString('latin1')) === true) this.dirIndexEntries--;
+      },
+      inodeXattrs: (ino, inode) => this.inodeXattrs(ino, inode),
+      blockXattrs: (ino, inode) => this.blockXattrs(ino, inode),
+      inlineData: (ino, inode) => this.inlineData(ino, inode),
+      inlineDirEntries: (ino, inode) => {
+        const d = this.inlineDir(ino, inode);
+        return { parent: d.parent, entries: d.entries };
+      },
+      storeInode: (ino, inode) => this.inodes.set(ino, inode),
+      invalidateDir: (ino) => {
+        const index = this.dirIndexes.get(ino);
+        if (index !== undefined) {
+          this.dirIndexEntries -= index.size;
+          this.dirIndexes.delete(ino);
+        }
+      },
+      invalidateStatfs: () => {
+        this.statfsCache = undefined;
+      },
+    };
+  }
+
+  private w(): Writer {
+    if (this.writer === undefined) throw new FsError('EROFS', `${this.channel.name}: the filesystem is open read-only`);
+    return this.writer;
   }
 
   /**
@@ -142,17 +215,25 @@ export class Ext4 {
       }
       throw error;
     }
-    const features = checkFeatures(sb, false);
+    const wantWrite = options.write === true;
+    const features = checkFeatures(sb, wantWrite);
+    if (wantWrite) {
+      if (cache.readOnly) throw new FsError('EROFS', `${cache.name}: the device is open read-only`, { device: cache.name });
+      if (!features.canWrite) throw new FsError('EROFS', `${cache.name}: cannot be written: ${features.reasons.join('; ')}`, { device: cache.name });
+      if (sb.state & STATE_ERROR) throw new FsError('EROFS', `${cache.name}: the filesystem has errors recorded; run e2fsck before writing`, { device: cache.name });
+    }
     if (sb.blocksCount * sb.blockSize > cache.sizeBytes) {
       throw corrupted('superblock', `the filesystem claims ${sb.blocksCount} blocks of ${sb.blockSize} bytes, but the device holds only ${cache.sizeBytes} bytes`);
     }
     cache.setBlockSize(sb.blockSize);
-    return new Ext4(cache, sb, features, options);
+    const fs = new Ext4(cache, sb, features, options);
+    fs.writer?.markMounted();
+    return fs;
   }
 
-  /** Open an image file or block device read-only. */
+  /** Open an image file or block device (read-only unless `write`). */
   static openFile(path: string, options: OpenFileOptions = {}): Ext4 {
-    const fileOptions: FileChannelOptions = { readOnly: true };
+    const fileOptions: FileChannelOptions = { readOnly: options.write !== true };
     const channel = FileChannel.open(path, {
       ...fileOptions,
       ...(options.offset === undefined ? {} : { offset: options.offset }),
@@ -167,8 +248,14 @@ export class Ext4 {
     }
   }
 
+  /**
+   * Close the filesystem. A writable one is written back first and marked clean; if
+   * that fails the error is thrown and the filesystem stays open (retry, or give up
+   * with `abandon`).
+   */
   close(): void {
     if (this.closed) return;
+    this.writer?.close();
     this.channel.close();
     this.inodes.clear();
     this.closed = true;
@@ -181,8 +268,13 @@ export class Ext4 {
 
   // ------------------------------------------------------------------ metadata
 
-  /** Group descriptor `g`, decoded (and checksum-verified) once. */
+  /** Group descriptor `g`, decoded (and checksum-verified) once; on a writable filesystem, the current one. */
   groupDesc(g: number): GroupDesc {
+    if (this.writer !== undefined) return this.writer.alloc.desc(g);
+    return this.loadGroupDesc(g);
+  }
+
+  private loadGroupDesc(g: number): GroupDesc {
     const cached = this.groups[g];
     if (cached !== undefined) return cached;
     if (!Number.isInteger(g) || g < 0 || g >= this.sb.groupCount) throw new FsError('EINVAL', `group ${g} out of range`);
@@ -444,15 +536,21 @@ export class Ext4 {
    * filesystems.
    */
   statfs(): StatFs {
-    // The image is opened read-only: its counts cannot change, so sum the groups once
-    // (the FUSE server is asked for statfs every 2 s by its housekeeping poke).
-    if (this.statfsCache !== undefined) return this.statfsCache;
+    // Sum the groups once until a write changes them (the FUSE server is asked for
+    // statfs every 2 s by its housekeeping poke).
+    if (this.statfsCache !== undefined && this.writer === undefined) return this.statfsCache;
     let freeBlocks = 0;
     let freeInodes = 0;
-    for (let g = 0; g < this.sb.groupCount; g++) {
-      const gd = this.groupDesc(g);
-      freeBlocks += gd.freeBlocksCount * this.sb.clusterRatio;
-      freeInodes += gd.freeInodesCount;
+    if (this.writer !== undefined) {
+      // The allocator keeps the totals as it goes.
+      freeBlocks = this.writer.alloc.freeBlockCount * this.sb.clusterRatio;
+      freeInodes = this.writer.alloc.freeInodeCount;
+    } else {
+      for (let g = 0; g < this.sb.groupCount; g++) {
+        const gd = this.groupDesc(g);
+        freeBlocks += gd.freeBlocksCount * this.sb.clusterRatio;
+        freeInodes += gd.freeInodesCount;
+      }
     }
     freeBlocks = Math.min(freeBlocks, this.sb.blocksCount);
     const clusters = Math.floor(this.sb.blocksCount / this.sb.clusterRatio);
@@ -626,6 +724,13 @@ export class Ext4 {
   /** Look a name up in a directory; returns the inode number or throws ENOENT. */
   lookup(dirIno: number, name: string | Uint8Array): number {
     const bytes = toBytes(name);
+    const found = this.findEntry(dirIno, bytes);
+    if (found === undefined) throw new FsError('ENOENT', `no entry ${quoteName(bytes)}`, { inode: dirIno });
+    return found;
+  }
+
+  /** `lookup` that answers undefined for a missing name (no error object built). */
+  private findEntry(dirIno: number, bytes: Uint8Array): number | undefined {
     if (bytes.length === 0) throw new FsError('ENOENT', 'empty name', { inode: dirIno });
     if (bytes.length > NAME_MAX) throw new FsError('ENAMETOOLONG', `name of ${bytes.length} bytes is longer than ${NAME_MAX}`, { inode: dirIno });
     if (bytes.includes(0x2f) || bytes.includes(0)) throw new FsError('EINVAL', 'a name cannot contain "/" or NUL', { inode: dirIno });
@@ -635,7 +740,7 @@ export class Ext4 {
     // As the kernel does since 2025: a casefolded name may have been hashed under older
     // folding rules, so an indexed miss in a casefold directory falls back to a scan.
     if (found === undefined && indexed && this.isCasefoldDir(dir)) found = this.linearLookup(dirIno, dir, bytes);
-    if (found === undefined) throw new FsError('ENOENT', `no entry ${quoteName(bytes)}`, { inode: dirIno });
+    if (found === undefined) return undefined;
     if (found < 1 || found > this.sb.inodesCount) throw corrupted('directory entry', `entry names inode ${found}, outside 1..${this.sb.inodesCount}`, { inode: dirIno });
     return found;
   }
@@ -894,6 +999,313 @@ export class Ext4 {
       },
     });
     return readable;
+  }
+
+  // ------------------------------------------------------------------ writing (inode level)
+
+  /** Write `data` at `offset` of a regular file; returns the bytes written. */
+  write(ino: number, offset: number, data: Uint8Array): number {
+    return this.w().write(ino, offset, data);
+  }
+
+  /** Set a regular file's size. */
+  truncate(ino: number, size: number): void {
+    this.w().truncate(ino, size);
+  }
+
+  /** fallocate(2) modes: 0, FALLOC_FL_KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE, ZERO_RANGE. */
+  fallocate(ino: number, mode: number, offset: number, length: number): void {
+    this.w().fallocate(ino, mode, offset, length);
+  }
+
+  /** chmod/chown/utimens/truncate in one call (FUSE SETATTR); returns the new attributes. */
+  setattr(ino: number, attr: SetAttr): Stat {
+    this.w().setattr(ino, attr);
+    return this.getattr(ino);
+  }
+
+  /** FS_IOC_SETFLAGS (chattr): the user-settable inode flags. */
+  setFlags(ino: number, flags: number): void {
+    this.w().setFlags(ino, flags);
+  }
+
+  /** Set atime to now (the caller's atime policy decides when). */
+  touchAtime(ino: number): void {
+    this.w().touchAtime(ino);
+  }
+
+  /** Create a regular file, fifo, socket or device node in a directory; returns its inode. */
+  mknodInode(parent: number, name: string | Uint8Array, mode: number, who: Creator, rdev: readonly [number, number] = [0, 0]): number {
+    return this.w().create(parent, toBytes(name), mode, who, { rdev });
+  }
+
+  mkdirInode(parent: number, name: string | Uint8Array, mode: number, who: Creator): number {
+    return this.w().mkdir(parent, toBytes(name), mode, who);
+  }
+
+  symlinkInode(parent: number, name: string | Uint8Array, target: string | Uint8Array, who: Creator): number {
+    return this.w().create(parent, toBytes(name), 0o120777, who, { target: toBytes(target) });
+  }
+
+  /** A new hard link `name` in `parent` to inode `ino`. */
+  linkInode(ino: number, parent: number, name: string | Uint8Array): void {
+    this.w().hardlink(ino, parent, toBytes(name));
+  }
+
+  /**
+   * Remove a non-directory name. An inode whose last link goes is freed at once,
+   * unless `isOpen(ino)` says it is still open: then `releaseInode` frees it later.
+   */
+  unlinkInode(parent: number, name: string | Uint8Array, isOpen?: (ino: number) => boolean): { ino: number; freed: boolean } {
+    return this.w().unlink(parent, toBytes(name), isOpen);
+  }
+
+  rmdirInode(parent: number, name: string | Uint8Array): number {
+    return this.w().rmdir(parent, toBytes(name));
+  }
+
+  /** rename(2)/renameat2: `flags` RENAME_NOREPLACE or RENAME_EXCHANGE. */
+  renameInode(oldParent: number, oldName: string | Uint8Array, newParent: number, newName: string | Uint8Array, flags = 0, isOpen?: (ino: number) => boolean): void {
+    this.w().rename(oldParent, toBytes(oldName), newParent, toBytes(newName), flags, isOpen);
+  }
+
+  /** Free an unlinked inode that was kept because it was open (its last close). */
+  releaseInode(ino: number): void {
+    this.w().releaseOrphan(ino);
+  }
+
+  /** setxattr(2) (flags XATTR_CREATE / XATTR_REPLACE); POSIX ACLs in the VFS format. */
+  setxattrInode(ino: number, name: string, value: Uint8Array, flags = 0): void {
+    this.w().setxattr(ino, name, value, flags);
+  }
+
+  removexattrInode(ino: number, name: string): void {
+    this.w().setxattr(ino, name, null);
+  }
+
+  /**
+   * Make every change durable: metadata written back and the device flushed (fsync,
+   * syncfs). On a read-only filesystem, nothing to do.
+   */
+  sync(): void {
+    this.writer?.sync(true);
+  }
+
+  /**
+   * Write every change back to the device without waiting for it to be durable (what
+   * close(2) gets: the data survives this process, as the kernel's page cache would
+   * keep it). Durability is `sync`.
+   */
+  writeBack(): void {
+    if (this.writer === undefined) return;
+    this.writer.sync(false);
+    this.channel.writeBackDirty();
+  }
+
+  // ------------------------------------------------------------------ writing (paths)
+
+  /** The parent directory of a path and the last component's name. */
+  private parentAndName(path: string | Uint8Array): { parent: number; name: Uint8Array } {
+    const bytes = toBytes(path);
+    const parts = splitPath(bytes);
+    const name = parts.pop();
+    if (name === undefined) throw new FsError('EEXIST', 'the root directory always exists', { path: utf8.decode(bytes) });
+    const parentPath = new Uint8Array(Buffer.concat(parts.flatMap((p) => [Buffer.from('/'), Buffer.from(p)])));
+    const parent = this.resolve(parentPath.length === 0 ? '/' : parentPath, true);
+    if (!isDir(this.liveInode(parent).mode)) throw new FsError('ENOTDIR', 'not a directory', { inode: parent, path: utf8.decode(bytes) });
+    return { parent, name };
+  }
+
+  private pathError<T>(path: string | Uint8Array, fn: () => T): T {
+    try {
+      return fn();
+    } catch (error) {
+      if (error instanceof FsError && error.context.path === undefined) {
+        throw new FsError(error.code, error.message, { ...error.context, path: typeof path === 'string' ? path : utf8.decode(path) }, { cause: error });
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Create or replace a file's whole content (like fs.writeFileSync): a symlink as
+   * the last component is followed, and a dangling one creates its target.
+   */
+  writeFile(path: string | Uint8Array, data: Uint8Array | string, options: { mode?: number; uid?: number; gid?: number } = {}): void {
+    this.pathError(path, () => {
+      const bytes = typeof data === 'string' ? utf8Encoder.encode(data) : data;
+      let target = toBytes(path);
+      let ino: number | undefined;
+      for (let hops = 0; ino === undefined; hops++) {
+        if (hops > MAX_SYMLINKS) throw new FsError('ELOOP', 'too many levels of symbolic links');
+        const { parent, name } = this.parentAndName(target);
+        let found: number;
+        try {
+          found = this.lookup(parent, name);
+        } catch (error) {
+          if (!(error instanceof FsError) || error.code !== 'ENOENT') throw error;
+          ino = this.mknodInode(parent, name, 0o100000 | ((options.mode ?? 0o644) & 0o7777), { uid: options.uid ?? 0, gid: options.gid ?? 0 });
+          break;
+        }
+        const inode = this.liveInode(found);
+        if (!isSymlink(inode.mode)) {
+          if (isDir(inode.mode)) throw new FsError('EISDIR', 'is a directory', { inode: found });
+          this.truncate(found, 0);
+          ino = found;
+          break;
+        }
+        const link = this.readlinkInode(found);
+        const slash = target.lastIndexOf(0x2f);
+        target = link[0] === 0x2f || slash < 0 ? link : new Uint8Array(Buffer.concat([Buffer.from(target.subarray(0, slash + 1)), Buffer.from(link)]));
+      }
+      let pos = 0;
+      while (pos < bytes.length) {
+        const n = Math.min(bytes.length - pos, 8 << 20);
+        pos += this.write(ino, pos, bytes.subarray(pos, pos + n));
+      }
+    });
+  }
+
+  /** mkdir; with `recursive`, missing parents too and no error when it exists. Returns the inode. */
+  mkdir(path: string | Uint8Array, options: { recursive?: boolean; mode?: number; uid?: number; gid?: number } = {}): number {
+    return this.pathError(path, () => {
+      const who = { uid: options.uid ?? 0, gid: options.gid ?? 0 };
+      const mode = options.mode ?? 0o755;
+      if (options.recursive !== true) {
+        const { parent, name } = this.parentAndName(path);
+        return this.mkdirInode(parent, name, mode, who);
+      }
+      let cur = ROOT_INO;
+      for (const part of splitPath(toBytes(path))) {
+        if (bytesEqual(part, DOT)) continue;
+        if (bytesEqual(part, DOTDOT)) {
+          cur = this.parentOf(cur);
+          continue;
+        }
+        let next: number;
+        try {
+          next = this.lookup(cur, part);
+          const inode = this.liveInode(next);
+          if (isSymlink(inode.mode)) next = this.walk(cur, [part], true, { symlinks: MAX_SYMLINKS }, []);
+          if (!isDir(this.liveInode(next).mode)) throw new FsError('ENOTDIR', `${quoteName(part)} is not a directory`, { inode: next });
+        } catch (error) {
+          if (!(error instanceof FsError) || error.code !== 'ENOENT') throw error;
+          next = this.mkdirInode(cur, part, mode, who);
+        }
+        cur = next;
+      }
+      return cur;
+    });
+  }
+
+  /** Remove a file or (empty) directory; `recursive` removes a whole tree; `force` ignores a missing path. */
+  rm(path: string | Uint8Array, options: { recursive?: boolean; force?: boolean } = {}): void {
+    this.pathError(path, () => {
+      let target: { parent: number; name: Uint8Array; ino: number };
+      try {
+        const { parent, name } = this.parentAndName(path);
+        target = { parent, name, ino: this.lookup(parent, name) };
+      } catch (error) {
+        if (options.force === true && error instanceof FsError && error.code === 'ENOENT') return;
+        throw error;
+      }
+      this.removeEntryTree(target.parent, target.name, target.ino, options.recursive === true);
+    });
+  }
+
+  private removeEntryTree(parent: number, name: Uint8Array, ino: number, recursive: boolean): void {
+    if (!isDir(this.liveInode(ino).mode)) {
+      this.unlinkInode(parent, name);
+      return;
+    }
+    if (!recursive) {
+      this.rmdirInode(parent, name);
+      return;
+    }
+    // Depth first, without recursion on the JS stack for deep trees.
+    const stack: { parent: number; name: Uint8Array; ino: number; listed: boolean }[] = [{ parent, name, ino, listed: false }];
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1] as (typeof stack)[number];
+      if (!top.listed) {
+        top.listed = true;
+        for (const e of this.readdirInode(top.ino)) {
+          if (bytesEqual(e.rawName, DOT) || bytesEqual(e.rawName, DOTDOT)) continue;
+          if (e.kind === 'directory' || (e.kind === 'unknown' && isDir(this.liveInode(e.ino).mode))) stack.push({ parent: top.ino, name: e.rawName.slice(), ino: e.ino, listed: false });
+          else this.unlinkInode(top.ino, e.rawName);
+        }
+        continue;
+      }
+      stack.pop();
+      this.rmdirInode(top.parent, top.name);
+    }
+  }
+
+  /** unlink(2) by path: a non-directory (EISDIR for a directory). */
+  unlink(path: string | Uint8Array): void {
+    this.pathError(path, () => {
+      const { parent, name } = this.parentAndName(path);
+      this.unlinkInode(parent, name);
+    });
+  }
+
+  /** rmdir(2) by path: an empty directory (ENOTDIR for anything else). */
+  rmdir(path: string | Uint8Array): void {
+    this.pathError(path, () => {
+      const { parent, name } = this.parentAndName(path);
+      this.rmdirInode(parent, name);
+    });
+  }
+
+  /** rename(2) by path. */
+  rename(oldPath: string | Uint8Array, newPath: string | Uint8Array, flags = 0): void {
+    this.pathError(oldPath, () => {
+      const from = this.parentAndName(oldPath);
+      const to = this.parentAndName(newPath);
+      this.renameInode(from.parent, from.name, to.parent, to.name, flags);
+    });
+  }
+
+  symlink(target: string | Uint8Array, path: string | Uint8Array, who: Creator = { uid: 0, gid: 0 }): number {
+    return this.pathError(path, () => {
+      const { parent, name } = this.parentAndName(path);
+      return this.symlinkInode(parent, name, target, who);
+    });
+  }
+
+  link(existingPath: string | Uint8Array, newPath: string | Uint8Array): void {
+    this.pathError(newPath, () => {
+      const ino = this.resolve(existingPath, false);
+      const { parent, name } = this.parentAndName(newPath);
+      this.linkInode(ino, parent, name);
+    });
+  }
+
+  chmod(path: string | Uint8Array, mode: number): void {
+    this.pathError(path, () => this.setattr(this.resolve(path, true), { mode }));
+  }
+
+  chown(path: string | Uint8Array, uid: number, gid: number): void {
+    this.pathError(path, () => this.setattr(this.resolve(path, true), { uid, gid }));
+  }
+
+  lchown(path: string | Uint8Array, uid: number, gid: number): void {
+    this.pathError(path, () => this.setattr(this.resolve(path, false), { uid, gid }));
+  }
+
+  utimes(path: string | Uint8Array, atime: Timestamp, mtime: Timestamp, follow = true): void {
+    this.pathError(path, () => this.setattr(this.resolve(path, follow), { atime, mtime }));
+  }
+
+  truncateFile(path: string | Uint8Array, size: number): void {
+    this.pathError(path, () => this.truncate(this.resolve(path, true), size));
+  }
+
+  setxattr(path: string | Uint8Array, name: string, value: Uint8Array, flags = 0): void {
+    this.pathError(path, () => this.setxattrInode(this.resolve(path, false), name, value, flags));
+  }
+
+  removexattr(path: string | Uint8Array, name: string): void {
+    this.pathError(path, () => this.removexattrInode(this.resolve(path, false), name));
   }
 }
 

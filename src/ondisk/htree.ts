@@ -273,14 +273,16 @@ export function decodeDxNode(bytes: Uint8Array, options: DxBlockOptions): DxNode
 
 /**
  * True if a block of an indexed directory is an interior (dx) block by the kernel's
- * rule for blocks other than 0: its first record spans the whole block. (Only
+ * rule for blocks other than 0: its first record is unused and spans the whole block. (Only
  * meaningful with metadata_csum, where leaves end in a tail; otherwise an empty leaf
  * looks the same and the tree must be walked from the root.)
  */
 export function isDxNodeBlock(bytes: Uint8Array, blockSize: number): boolean {
   if (bytes.length < 8) return false;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  return recLenFromDisk(view.getUint16(DX_NODE_OFFSETS.fakeRecLen, true), blockSize) === blockSize;
+  // The fake record of a dx node names no inode; a leaf whose one live entry spans
+  // the block (possible without metadata_csum) does.
+  return view.getUint32(0, true) === 0 && recLenFromDisk(view.getUint16(DX_NODE_OFFSETS.fakeRecLen, true), blockSize) === blockSize;
 }
 
 /**

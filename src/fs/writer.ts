@@ -1,0 +1,1257 @@
+/**
+ * The write side of `Ext4`: everything that changes the filesystem.
+ *
+ * `Ext4` owns the read paths and the caches; it hands this module an `FsCore` (its
+ * internals, as closures) and delegates each mutating call here. Every operation
+ * leaves the filesystem consistent before it returns (the FUSE worker serves one
+ * request at a time), with all metadata changed through the CachingChannel and
+ * written back in batches: at `sync`, on eviction, periodically and at close.
+ *
+ * Pieces:
+ * - `Allocator` (alloc.ts): bitmaps, group descriptors, free counts;
+ * - `ExtentTree` / `IndirectTree` (extent-tree.ts, indirect-tree.ts): block maps;
+ * - dir-write.ts: directory entries in linear and htree directories.
+ * Inline-data files and directories are converted to block-mapped ones the first time
+ * they change (what the kernel does once they outgrow the inode).
+ *
+ * Superblock: a read-write open clears the clean flag and bumps the mount count at
+ * once (a crash leaves "not clean", so e2fsck runs); `close` writes the free counts,
+ * s_kbytes_written and the clean state back after everything else reached the device.
+ */
+import { randomInt } from 'node:crypto';
+import { FsError, corrupted } from '../errors.js';
+import type { CachingChannel } from '../cache/caching-channel.js';
+import { encodeSuperblock, STATE_VALID, SUPERBLOCK_OFFSET, type Superblock } from '../ondisk/superblock.js';
+import { RO_COMPAT_DIR_NLINK, RO_COMPAT_HUGE_FILE, RO_COMPAT_LARGE_FILE, INCOMPAT_EXTENTS, INCOMPAT_FILETYPE, INCOMPAT_LARGEDIR, COMPAT_DIR_INDEX } from '../ondisk/features.js';
+import {
+  blankInode,
+  decodeInode,
+  encodeInode,
+  encodeInodeBlocks,
+  inodeBlocksBytes,
+  inodeCsumSeed,
+  inodeFileAcl,
+  setInodeChecksum,
+  isDir,
+  isReg,
+  isSymlink,
+  isChr,
+  isBlk,
+  APPEND_FL,
+  EXTENTS_FL,
+  HUGE_FILE_FL,
+  IMMUTABLE_FL,
+  INDEX_FL,
+  INLINE_DATA_FL,
+  type Inode,
+} from '../ondisk/inode.js';
+import { inodeLocation } from '../ondisk/layout.js';
+import { clampTime, type Timestamp } from '../ondisk/time.js';
+import {
+  decodeXattrBlock,
+  encodeInodeXattrs,
+  encodeXattrBlock,
+  compareXattrEntries,
+  splitXattrName,
+  type XattrEntry,
+} from '../ondisk/xattr.js';
+import { isInlineDataXattr } from '../ondisk/inline-data.js';
+import { decodeVfsAcl, encodeExt4Acl, ACL_GROUP_OBJ, ACL_MASK, ACL_OTHER, ACL_USER_OBJ, type AclEntry } from '../ondisk/acl.js';
+import { fileTypeFromMode, NAME_MAX } from '../ondisk/dirent.js';
+import { Allocator } from './alloc.js';
+import { ExtentTree, type TreeStore, type Mapping } from './extent-tree.js';
+import { IndirectTree } from './indirect-tree.js';
+import { addEntry, removeEntry, replaceEntry, isEmptyDir, newDirBlock, type DirStore, type DirContext } from './dir-write.js';
+
+/** A decoded inode being changed: the same fields, writable. */
+export type MutableInode = { -readonly [K in keyof Inode]: Inode[K] };
+
+/** What the writer needs from `Ext4`. */
+export interface FsCore {
+  readonly sb: Superblock;
+  readonly channel: CachingChannel;
+  setSuperblock(sb: Superblock): void;
+  readInode(ino: number): Inode;
+  liveInode(ino: number): Inode;
+  /** Name -> inode in a directory (ENOENT when absent). */
+  lookup(dirIno: number, name: Uint8Array): number;
+  /** Name -> inode in a directory, undefined when absent (no error built). */
+  find(dirIno: number, name: Uint8Array): number | undefined;
+  /** Keep a directory's cached name index in step with an added entry. */
+  dirIndexAdd(dirIno: number, name: Uint8Array, ino: number): void;
+  /** Keep a directory's cached name index in step with a removed entry. */
+  dirIndexRemove(dirIno: number, name: Uint8Array): void;
+  inodeXattrs(ino: number, inode: Inode): readonly XattrEntry[];
+  blockXattrs(ino: number, inode: Inode): readonly XattrEntry[];
+  /** Content of an inline-data file. */
+  inlineData(ino: number, inode: Inode): Uint8Array;
+  /** Entries of an inline-data directory (without '.' and '..') and its parent. */
+  inlineDirEntries(ino: number, inode: Inode): { readonly parent: number; readonly entries: readonly { readonly inode: number; readonly name: Uint8Array; readonly fileType: number }[] };
+  /** Replace the cached decoded inode. */
+  storeInode(ino: number, inode: Inode): void;
+  /** Forget derived caches of a directory (its name index). */
+  invalidateDir(ino: number): void;
+  /** Forget cached statfs numbers. */
+  invalidateStatfs(): void;
+}
+
+/** Attribute changes for `setattr` (what FUSE SETATTR carries). */
+export interface SetAttr {
+  readonly mode?: number;
+  readonly uid?: number;
+  readonly gid?: number;
+  readonly size?: number;
+  readonly atime?: Timestamp | 'now';
+  readonly mtime?: Timestamp | 'now';
+  readonly ctime?: Timestamp;
+}
+
+/** Who is creating a file: the owner of new inodes. */
+export interface Creator {
+  readonly uid: number;
+  readonly gid: number;
+}
+
+export const RENAME_NOREPLACE = 1;
+export const RENAME_EXCHANGE = 2;
+
+export const FALLOC_FL_KEEP_SIZE = 0x01;
+export const FALLOC_FL_PUNCH_HOLE = 0x02;
+export const FALLOC_FL_ZERO_RANGE = 0x10;
+
+export const XATTR_CREATE = 1;
+export const XATTR_REPLACE = 2;
+
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
+const S_IFREG = 0o100000;
+const S_ISGID = 0o2000;
+/** Link count above which a directory's i_links_count is 1 (dir_nlink). */
+const LINK_MAX = 65000;
+/** Largest logical block + 1 (32-bit logical block numbers). */
+const LOGICAL_END = 2 ** 32;
+/** Blocks allocated per request when writing file data. */
+const ALLOC_CHUNK = 2048;
+/** Largest xattr value the VFS passes. */
+const XATTR_SIZE_MAX = 65536;
+/** Flags a new inode inherits from its directory (the kernel's EXT4_FL_INHERITED, those we honour). */
+const INHERITED_FLAGS = 0x0000_0008 /* SYNC */ | 0x0000_0040 /* NODUMP */ | 0x0000_0080 /* NOATIME */ | 0x0001_0000 /* DIRSYNC */ | 0x2000_0000; /* PROJINHERIT */
+const DIR_ONLY_FLAGS = 0x0001_0000 | 0x0002_0000; /* DIRSYNC | TOPDIR */
+
+function now(): Timestamp {
+  const ms = Date.now();
+  const ns = process.hrtime.bigint() % 1_000_000n;
+  return { seconds: Math.floor(ms / 1000), nanoseconds: (ms % 1000) * 1_000_000 + Number(ns) };
+}
+
+function cloneInode(inode: Inode): MutableInode {
+  const raw = inode.raw.slice();
+  return { ...inode, raw, block: raw.subarray(0x28, 0x28 + 60) };
+}
+
+export class Writer {
+  readonly alloc: Allocator;
+  private readonly bs: number;
+  private readonly hugeFile: boolean;
+  private readonly extents: boolean;
+  private readonly hasFileType: boolean;
+  private kbytesWritten = 0;
+  private readonly wasClean: boolean;
+  private closed = false;
+
+  constructor(
+    private readonly core: FsCore,
+    loadDesc: (g: number) => import('../ondisk/group-desc.js').GroupDesc,
+  ) {
+    const sb = core.sb;
+    this.alloc = new Allocator(sb, core.channel, loadDesc);
+    this.bs = sb.blockSize;
+    this.hugeFile = (sb.featureRoCompat & RO_COMPAT_HUGE_FILE) !== 0;
+    this.extents = (sb.featureIncompat & INCOMPAT_EXTENTS) !== 0;
+    this.hasFileType = (sb.featureIncompat & INCOMPAT_FILETYPE) !== 0;
+    this.wasClean = (sb.state & STATE_VALID) !== 0;
+  }
+
+  private get sb(): Superblock {
+    return this.core.sb;
+  }
+
+  // ---------------------------------------------------------------- superblock
+
+  /** Mark the filesystem mounted read-write (not clean) and make that durable. */
+  markMounted(): void {
+    const t = Math.floor(Date.now() / 1000);
+    const maxCount = this.sb.mntCount + 1;
+    this.writeSuperblock({ ...this.sb, state: this.sb.state & ~STATE_VALID, mntCount: Math.min(0xffff, maxCount), mtime: t, wtime: t });
+    this.core.channel.flush();
+  }
+
+  private writeSuperblock(sb: Superblock): void {
+    const bytes = encodeSuperblock(sb);
+    this.core.channel.writeBytes(SUPERBLOCK_OFFSET, bytes);
+    this.core.setSuperblock({ ...sb, raw: bytes, checksum: sb.hasMetadataCsum ? (bytes[0x3fc]! | (bytes[0x3fd]! << 8) | (bytes[0x3fe]! << 16) | (bytes[0x3ff]! << 24)) >>> 0 : sb.checksum });
+  }
+
+  /**
+   * Put every metadata change into the cache (descriptors, superblock counts); with
+   * `durable`, write the cache back and flush the device.
+   */
+  sync(durable: boolean, clean = false): void {
+    const counts = this.alloc.sync();
+    const kb = Math.floor(this.kbytesWritten / 1024);
+    this.kbytesWritten -= kb * 1024;
+    const state = clean && this.wasClean ? this.sb.state | STATE_VALID : this.sb.state;
+    const next: Superblock = {
+      ...this.sb,
+      freeBlocksCount: counts.freeBlocks * this.sb.clusterRatio,
+      freeInodesCount: counts.freeInodes,
+      kbytesWritten: this.sb.kbytesWritten + kb,
+      wtime: Math.floor(Date.now() / 1000),
+      state,
+    };
+    if (clean) {
+      // The clean state goes last: everything else must be on the device first.
+      this.core.channel.flush();
+    }
+    this.writeSuperblock(next);
+    this.core.invalidateStatfs();
+    if (durable || clean) this.core.channel.flush();
+  }
+
+  /** Write everything back and mark the filesystem clean. */
+  close(): void {
+    if (this.closed) return;
+    this.sync(true, true);
+    this.closed = true;
+  }
+
+  // ---------------------------------------------------------------- inodes
+
+  private mutable(ino: number): MutableInode {
+    return cloneInode(this.core.liveInode(ino));
+  }
+
+  /** Write an inode record into its inode table block (through the cache). */
+  putInode(ino: number, inode: MutableInode): void {
+    const sb = this.sb;
+    const bytes = encodeInode(inode);
+    if (sb.hasMetadataCsum) setInodeChecksum(bytes, { inodeNo: ino, fsCsumSeed: sb.csumSeed });
+    const loc = inodeLocation(sb, ino);
+    const block = this.alloc.desc(loc.group).inodeTable + loc.tableBlock;
+    const buf = this.core.channel.acquire(block);
+    try {
+      buf.set(bytes, loc.blockOffset);
+    } finally {
+      this.core.channel.release(block, true);
+    }
+    this.core.storeInode(ino, decodeInode(bytes, { inodeNo: ino, inodeSize: sb.inodeSize, block }));
+  }
+
+  private extended(inode: MutableInode): boolean {
+    // i_ctime_extra, i_mtime_extra and i_atime_extra sit at 0x84..0x90.
+    return inode.extraIsize >= 0x10;
+  }
+
+  private stamp(inode: MutableInode, which: { a?: boolean; m?: boolean; c?: boolean }, t: Timestamp = now()): void {
+    const ext = this.extended(inode);
+    const time = clampTime(t, ext);
+    if (which.a === true) inode.atime = time;
+    if (which.m === true) inode.mtime = time;
+    if (which.c === true) inode.ctime = time;
+  }
+
+  private blocksBytes(inode: MutableInode): number {
+    return inodeBlocksBytes(inode, this.bs, this.hugeFile);
+  }
+
+  private addBlocks(inode: MutableInode, blocks: number): void {
+    const bytes = Math.max(0, this.blocksBytes(inode) + blocks * this.bs);
+    const enc = encodeInodeBlocks(bytes, this.bs, this.hugeFile);
+    inode.blocksLo = enc.blocksLo;
+    inode.blocksHi = enc.blocksHi;
+    inode.flags = enc.hugeFileFlag ? inode.flags | HUGE_FILE_FL : inode.flags & ~HUGE_FILE_FL;
+  }
+
+  /** A fresh inode record for `mode`, owned by `who`, in directory `parent`. */
+  private newInode(parentIno: number, parent: MutableInode, mode: number, who: Creator): { ino: number; inode: MutableInode } {
+    const sb = this.sb;
+    const dir = (mode & S_IFMT) === S_IFDIR;
+    const ino = this.alloc.allocInode(parentIno, dir);
+    const extra = sb.inodeSize > 128 ? Math.max(32, sb.wantExtraIsize) : 0;
+    const inode = cloneInode(blankInode(sb.inodeSize, Math.min(extra, sb.inodeSize - 128)));
+    let gid = who.gid;
+    let m = mode;
+    if ((parent.mode & S_ISGID) !== 0) {
+      gid = parent.gid;
+      if (dir) m |= S_ISGID;
+    }
+    inode.mode = m;
+    inode.uid = who.uid;
+    inode.gid = gid;
+    inode.linksCount = dir ? 2 : 1;
+    inode.generation = randomInt(0, 0xffff_ffff);
+    let flags = parent.flags & INHERITED_FLAGS;
+    if (!dir) flags &= ~DIR_ONLY_FLAGS;
+    inode.flags = flags;
+    const t = now();
+    this.stamp(inode, { a: true, m: true, c: true }, t);
+    // i_crtime and i_crtime_extra sit at 0x90..0x98.
+    if (inode.extraIsize >= 0x18) inode.crtime = clampTime(t, true);
+    return { ino, inode };
+  }
+
+  // ---------------------------------------------------------------- block maps
+
+  private treeStore(ino: number, inode: MutableInode): TreeStore {
+    const sb = this.sb;
+    const channel = this.core.channel;
+    return {
+      blockSize: this.bs,
+      read: (block) => channel.read(block, 1),
+      write: (block, bytes) => channel.write(block, 1, bytes),
+      allocMeta: (goal) => {
+        const got = this.alloc.allocBlocks(goal, 1);
+        this.addBlocks(inode, 1);
+        return got.start;
+      },
+      freeMeta: (block) => {
+        this.alloc.freeBlocks(block, 1);
+        this.addBlocks(inode, -1);
+      },
+      csumSeed: sb.hasMetadataCsum ? inodeCsumSeed(sb.csumSeed, ino, inode.generation) : undefined,
+      ino,
+      totalBlocks: sb.blocksCount,
+      firstDataBlock: sb.firstDataBlock,
+    };
+  }
+
+  private tree(ino: number, inode: MutableInode): ExtentTree | IndirectTree {
+    const store = this.treeStore(ino, inode);
+    return (inode.flags & EXTENTS_FL) !== 0 ? new ExtentTree(inode.block, store) : new IndirectTree(inode.block, store);
+  }
+
+  /** Empty block map for a new inode (extents when the filesystem has them). */
+  private initMap(inode: MutableInode): void {
+    inode.block.fill(0);
+    if (this.extents) {
+      inode.flags |= EXTENTS_FL;
+      ExtentTree.initRoot(inode.block);
+    } else {
+      inode.flags &= ~EXTENTS_FL;
+    }
+  }
+
+  /** Goal for a new data block of `inode` at `lblk`: after its previous block, else its group. */
+  private goalFor(ino: number, tree: ExtentTree | IndirectTree, lblk: number): number {
+    if (lblk > 0) {
+      const before = tree.find(Math.max(0, lblk - 16), Math.min(lblk, 16));
+      const last = before[before.length - 1];
+      if (last !== undefined) return last.pblk + (lblk - last.lblk);
+    }
+    const sb = this.sb;
+    const g = Math.floor((ino - 1) / sb.inodesPerGroup);
+    return sb.firstDataBlock + g * sb.blocksPerGroup;
+  }
+
+  /** Unmap [from, to) and free the data blocks. */
+  private punch(ino: number, inode: MutableInode, from: number, to: number): void {
+    if (to <= from) return;
+    const tree = this.tree(ino, inode);
+    const ranges = tree.remove(from, to);
+    for (const r of ranges) {
+      this.alloc.freeBlocks(r.pblk, r.len);
+      this.addBlocks(inode, -r.len);
+    }
+  }
+
+  /** Free the xattr block reference of an inode being deleted (or cleared). */
+  private dropXattrBlock(ino: number, inode: MutableInode): void {
+    const block = inodeFileAcl(inode, this.sb.has64bit);
+    if (block === 0) return;
+    const sb = this.sb;
+    const view = this.core.channel.read(block, 1);
+    const decoded = decodeXattrBlock(view, { blockNo: block, inode: ino, ...(sb.hasMetadataCsum ? { csumSeed: sb.csumSeed } : {}) });
+    if (decoded.header.refcount > 1) {
+      const next = encodeXattrBlock(decoded.entries, { blockSize: this.bs, blockNo: block, refcount: decoded.header.refcount - 1, ...(sb.hasMetadataCsum ? { csumSeed: sb.csumSeed } : {}) }, { hashes: 'keep' });
+      this.core.channel.write(block, 1, next);
+    } else {
+      this.alloc.freeBlocks(block, 1);
+    }
+    inode.fileAclLo = 0;
+    inode.fileAclHi = 0;
+    this.addBlocks(inode, -1);
+  }
+
+  // ---------------------------------------------------------------- inline data
+
+  /** Convert an inline-data file to a block-mapped one (content preserved). */
+  private uninlineFile(ino: number, inode: MutableInode): void {
+    if ((inode.flags & INLINE_DATA_FL) === 0) return;
+    const content = this.core.inlineData(ino, inode).slice();
+    this.removeInlineXattr(ino, inode);
+    inode.flags &= ~INLINE_DATA_FL;
+    this.initMap(inode);
+    const size = inode.size;
+    if (content.length > 0 && this.writeBlocks(ino, inode, 0, content) < content.length) throw new FsError('ENOSPC', 'no room to move the inline data out of the inode', { inode: ino });
+    inode.size = size;
+  }
+
+  private removeInlineXattr(ino: number, inode: MutableInode): void {
+    const others = this.core.inodeXattrs(ino, inode).filter((e) => !isInlineDataXattr(e));
+    encodeInodeXattrs(inode.raw, others, { inodeSize: this.sb.inodeSize, extraIsize: inode.extraIsize });
+  }
+
+  /** Convert an inline-data directory to a one-block directory. */
+  private uninlineDir(ino: number, inode: MutableInode): void {
+    if ((inode.flags & INLINE_DATA_FL) === 0) return;
+    const { parent, entries } = this.core.inlineDirEntries(ino, inode);
+    this.removeInlineXattr(ino, inode);
+    inode.flags &= ~INLINE_DATA_FL;
+    this.initMap(inode);
+    inode.size = 0;
+    const store = this.dirStore(ino, inode);
+    const ctx = this.dirContext(ino, inode);
+    const lblk = store.append();
+    store.write(lblk, newDirBlock(ctx, ino, parent));
+    let indexed = false;
+    for (const e of entries) indexed = addEntry(store, ctx, indexed, e.name, e.inode, e.fileType).indexed;
+    inode.flags = indexed ? inode.flags | INDEX_FL : inode.flags & ~INDEX_FL;
+    this.core.invalidateDir(ino);
+  }
+
+  // ---------------------------------------------------------------- file data
+
+  /**
+   * Write `data` at `offset` into mapped or new blocks (no size or time change).
+   * Returns the bytes written: fewer than asked when the filesystem filled up part
+   * way (ENOSPC is thrown only when nothing could be written).
+   */
+  private writeBlocks(ino: number, inode: MutableInode, offset: number, data: Uint8Array): number {
+    const bs = this.bs;
+    const channel = this.core.channel;
+    const tree = this.tree(ino, inode);
+    const end = offset + data.length;
+    let lblk = Math.floor(offset / bs);
+    const lastBlock = Math.ceil(end / bs);
+    if (lastBlock > LOGICAL_END) throw new FsError('EFBIG', `write past the largest file offset`, { inode: ino });
+    let scratch: Uint8Array | undefined;
+    while (lblk < lastBlock) {
+      const want = lastBlock - lblk;
+      const found = tree.find(lblk, want);
+      const first = found[0];
+      let pblk: number;
+      let count: number;
+      let fresh: boolean;
+      let unwritten = false;
+      if (first !== undefined && first.lblk <= lblk) {
+        // Mapped: write over it.
+        pblk = first.pblk + (lblk - first.lblk);
+        count = Math.min(first.lblk + first.len - lblk, want);
+        fresh = first.unwritten;
+        unwritten = first.unwritten;
+      } else {
+        // A hole up to the next mapping (or the end): allocate.
+        const holeEnd = first === undefined ? lastBlock : Math.min(lastBlock, first.lblk);
+        let got;
+        try {
+          got = this.alloc.allocBlocks(this.goalFor(ino, tree, lblk), Math.min(holeEnd - lblk, ALLOC_CHUNK));
+        } catch (error) {
+          const done = Math.min(end, lblk * bs) - offset;
+          if (error instanceof FsError && error.code === 'ENOSPC' && done > 0) return done;
+          throw error;
+        }
+        try {
+          tree.insert(lblk, got.start, got.count, false);
+        } catch (error) {
+          this.alloc.freeBlocks(got.start, got.count);
+          throw error;
+        }
+        this.addBlocks(inode, got.count);
+        pblk = got.start;
+        count = got.count;
+        fresh = true;
+      }
+      // Bytes of this run covered by the write.
+      const runStart = lblk * bs;
+      const runEnd = runStart + count * bs;
+      const from = Math.max(runStart, offset);
+      const to = Math.min(runEnd, end);
+      if (from === runStart && to === runEnd) {
+        channel.write(pblk, count, data.subarray(from - offset, to - offset));
+      } else {
+        // Partial blocks at the edges: read-modify-write (new or unwritten blocks read as zeros).
+        if (scratch === undefined || scratch.length < count * bs) scratch = new Uint8Array(count * bs);
+        const buf = scratch.subarray(0, count * bs);
+        if (fresh) buf.fill(0);
+        else channel.readDirect(pblk, count, buf);
+        buf.set(data.subarray(from - offset, to - offset), from - runStart);
+        channel.write(pblk, count, buf);
+      }
+      if (unwritten) tree.markWritten(lblk, count);
+      this.kbytesWritten += count * bs;
+      lblk += count;
+    }
+    return data.length;
+  }
+
+  private checkWritable(ino: number, inode: Inode, append = false): void {
+    if ((inode.flags & IMMUTABLE_FL) !== 0) throw new FsError('EPERM', 'the file is immutable', { inode: ino });
+    if (!append && (inode.flags & APPEND_FL) !== 0) throw new FsError('EPERM', 'the file is append-only', { inode: ino });
+  }
+
+  private maxFileSize(): number {
+    const largeFile = (this.sb.featureRoCompat & RO_COMPAT_LARGE_FILE) !== 0 || this.extents;
+    return largeFile ? Math.min(Number.MAX_SAFE_INTEGER, (LOGICAL_END - 1) * this.bs) : 0x7fff_ffff;
+  }
+
+  /** Write `data` at `offset` of a regular file; returns the bytes written. */
+  write(ino: number, offset: number, data: Uint8Array): number {
+    const inode = this.mutable(ino);
+    if (isDir(inode.mode)) throw new FsError('EISDIR', `inode ${ino} is a directory`, { inode: ino });
+    if (!isReg(inode.mode)) throw new FsError('EINVAL', `inode ${ino} is not a regular file`, { inode: ino });
+    if (!Number.isSafeInteger(offset) || offset < 0) throw new FsError('EINVAL', `invalid offset ${offset}`, { inode: ino });
+    this.checkWritable(ino, inode, (inode.flags & APPEND_FL) !== 0 && offset >= inode.size);
+    if (data.length === 0) return 0;
+    if (offset + data.length > this.maxFileSize()) throw new FsError('EFBIG', `write past the largest file size`, { inode: ino });
+    const oldSize = inode.size;
+    let written: number;
+    try {
+      this.uninlineFile(ino, inode);
+      written = this.writeBlocks(ino, inode, offset, data);
+    } catch (error) {
+      // Keep the block map and the bitmaps in step: what was mapped stays (inside the
+      // file), blocks mapped past its end are given back.
+      this.salvage(ino, inode, oldSize);
+      throw error;
+    }
+    if (offset + written > inode.size) inode.size = offset + written;
+    this.stamp(inode, { m: true, c: true });
+    this.putInode(ino, inode);
+    return written;
+  }
+
+  /** After a failed change: free blocks mapped past the end of the file and write the inode. */
+  private salvage(ino: number, inode: MutableInode, size: number): void {
+    try {
+      if ((inode.flags & INLINE_DATA_FL) === 0 && isReg(inode.mode)) this.punch(ino, inode, Math.ceil(size / this.bs), LOGICAL_END);
+      inode.size = size;
+      this.putInode(ino, inode);
+    } catch {
+      // the original error is the one to report
+    }
+  }
+
+  /** Zero the bytes from `size` to the end of its block (when the block is mapped). */
+  private zeroTail(ino: number, inode: MutableInode, size: number): void {
+    const bs = this.bs;
+    const within = size % bs;
+    if (within === 0) return;
+    const lblk = Math.floor(size / bs);
+    const m = this.tree(ino, inode).find(lblk, 1)[0];
+    if (m === undefined || m.lblk > lblk || m.unwritten) return;
+    const pblk = m.pblk + (lblk - m.lblk);
+    const buf = this.core.channel.readDirect(pblk, 1);
+    buf.fill(0, within);
+    this.core.channel.write(pblk, 1, buf);
+  }
+
+  /** Change a file's size (truncate(2)): blocks past the end are freed. */
+  private resize(ino: number, inode: MutableInode, size: number): void {
+    if (!Number.isSafeInteger(size) || size < 0) throw new FsError('EINVAL', `invalid size ${size}`, { inode: ino });
+    if (size > this.maxFileSize()) throw new FsError('EFBIG', `size ${size} is larger than the largest file`, { inode: ino });
+    if (size === inode.size) return;
+    this.uninlineFile(ino, inode);
+    if (size < inode.size) {
+      this.punch(ino, inode, Math.ceil(size / this.bs), LOGICAL_END);
+      this.zeroTail(ino, inode, size);
+    } else {
+      this.zeroTail(ino, inode, inode.size);
+    }
+    inode.size = size;
+  }
+
+  truncate(ino: number, size: number): void {
+    const inode = this.mutable(ino);
+    if (isDir(inode.mode)) throw new FsError('EISDIR', `inode ${ino} is a directory`, { inode: ino });
+    if (!isReg(inode.mode)) throw new FsError('EINVAL', `inode ${ino} is not a regular file`, { inode: ino });
+    this.checkWritable(ino, inode);
+    this.resize(ino, inode, size);
+    this.stamp(inode, { m: true, c: true });
+    this.putInode(ino, inode);
+  }
+
+  /** fallocate(2): allocate (unwritten extents), punch holes, or zero a range. */
+  fallocate(ino: number, mode: number, offset: number, length: number): void {
+    const inode = this.mutable(ino);
+    if (!isReg(inode.mode)) throw new FsError(isDir(inode.mode) ? 'EISDIR' : 'ENODEV', `inode ${ino} is not a regular file`, { inode: ino });
+    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length <= 0) throw new FsError('EINVAL', `invalid range ${offset}+${length}`, { inode: ino });
+    const known = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
+    if ((mode & ~known) !== 0) throw new FsError('EOPNOTSUPP', `fallocate mode 0x${mode.toString(16)} is not supported`, { inode: ino });
+    this.checkWritable(ino, inode);
+    const end = offset + length;
+    if (end > this.maxFileSize()) throw new FsError('EFBIG', 'range past the largest file size', { inode: ino });
+    const oldSize = inode.size;
+    try {
+      this.allocateRange(ino, inode, mode, offset, end);
+    } catch (error) {
+      this.salvage(ino, inode, oldSize);
+      throw error;
+    }
+    this.stamp(inode, { m: true, c: true });
+    this.putInode(ino, inode);
+  }
+
+  private allocateRange(ino: number, inode: MutableInode, mode: number, offset: number, end: number): void {
+    this.uninlineFile(ino, inode);
+    const bs = this.bs;
+    if ((mode & FALLOC_FL_PUNCH_HOLE) !== 0 || (mode & FALLOC_FL_ZERO_RANGE) !== 0) {
+      if ((mode & FALLOC_FL_PUNCH_HOLE) !== 0 && (mode & FALLOC_FL_KEEP_SIZE) === 0) throw new FsError('EOPNOTSUPP', 'PUNCH_HOLE needs KEEP_SIZE', { inode: ino });
+      const limit = (mode & FALLOC_FL_PUNCH_HOLE) !== 0 ? Math.min(end, inode.size) : end;
+      // Whole blocks inside the range are unmapped; partial edges are zeroed in place.
+      const firstWhole = Math.ceil(offset / bs);
+      const lastWhole = Math.floor(limit / bs);
+      if (firstWhole < lastWhole) this.punch(ino, inode, firstWhole, lastWhole);
+      const zeroEdge = (from: number, to: number): void => {
+        if (to <= from) return;
+        const lblk = Math.floor(from / bs);
+        const m = this.tree(ino, inode).find(lblk, 1)[0];
+        if (m === undefined || m.lblk > lblk || m.unwritten) return;
+        const pblk = m.pblk + (lblk - m.lblk);
+        const buf = this.core.channel.readDirect(pblk, 1);
+        buf.fill(0, from - lblk * bs, to - lblk * bs);
+        this.core.channel.write(pblk, 1, buf);
+      };
+      if (firstWhole > lastWhole) zeroEdge(offset, limit);
+      else {
+        zeroEdge(offset, Math.min(limit, firstWhole * bs));
+        zeroEdge(Math.max(offset, lastWhole * bs), limit);
+      }
+      if ((mode & FALLOC_FL_ZERO_RANGE) !== 0) {
+        if (firstWhole < lastWhole) this.preallocate(ino, inode, firstWhole, lastWhole);
+        if ((mode & FALLOC_FL_KEEP_SIZE) === 0 && end > inode.size) inode.size = end;
+      }
+    } else {
+      this.preallocate(ino, inode, Math.floor(offset / bs), Math.ceil(end / bs));
+      if ((mode & FALLOC_FL_KEEP_SIZE) === 0 && end > inode.size) inode.size = end;
+    }
+  }
+
+  /** Map every hole in [from, to) with unwritten extents (zeroed blocks without extents). */
+  private preallocate(ino: number, inode: MutableInode, from: number, to: number): void {
+    const tree = this.tree(ino, inode);
+    let lblk = from;
+    while (lblk < to) {
+      const found = tree.find(lblk, to - lblk);
+      const first = found[0];
+      if (first !== undefined && first.lblk <= lblk) {
+        lblk = first.lblk + first.len;
+        continue;
+      }
+      const holeEnd = first === undefined ? to : Math.min(to, first.lblk);
+      const got = this.alloc.allocBlocks(this.goalFor(ino, tree, lblk), Math.min(holeEnd - lblk, ALLOC_CHUNK));
+      if (!this.extents || (inode.flags & EXTENTS_FL) === 0) this.core.channel.zeroout(got.start, got.count);
+      try {
+        tree.insert(lblk, got.start, got.count, (inode.flags & EXTENTS_FL) !== 0);
+      } catch (error) {
+        this.alloc.freeBlocks(got.start, got.count);
+        throw error;
+      }
+      this.addBlocks(inode, got.count);
+      lblk += got.count;
+    }
+  }
+
+  // ---------------------------------------------------------------- attributes
+
+  setattr(ino: number, attr: SetAttr): void {
+    const inode = this.mutable(ino);
+    const t = now();
+    const onlyTimes = attr.mode === undefined && attr.uid === undefined && attr.gid === undefined && attr.size === undefined;
+    if ((inode.flags & IMMUTABLE_FL) !== 0 || ((inode.flags & APPEND_FL) !== 0 && !onlyTimes)) {
+      throw new FsError('EPERM', `the file is ${(inode.flags & IMMUTABLE_FL) !== 0 ? 'immutable' : 'append-only'}`, { inode: ino });
+    }
+    if (attr.size !== undefined) {
+      if (isDir(inode.mode)) throw new FsError('EISDIR', `inode ${ino} is a directory`, { inode: ino });
+      if (!isReg(inode.mode)) throw new FsError('EINVAL', `inode ${ino} is not a regular file`, { inode: ino });
+      if (attr.size !== inode.size) {
+        this.resize(ino, inode, attr.size);
+        this.stamp(inode, { m: true }, t);
+      }
+    }
+    if (attr.mode !== undefined) inode.mode = (inode.mode & S_IFMT) | (attr.mode & 0o7777);
+    else if (!isDir(inode.mode) && ((attr.uid !== undefined && attr.uid !== inode.uid) || (attr.gid !== undefined && attr.gid !== inode.gid))) {
+      // A change of owner drops setuid, and setgid on a group-executable file (as chown(2) does).
+      inode.mode &= ~(0o4000 | ((inode.mode & 0o010) !== 0 ? S_ISGID : 0));
+    }
+    if (attr.uid !== undefined) inode.uid = attr.uid;
+    if (attr.gid !== undefined) inode.gid = attr.gid;
+    const ext = this.extended(inode);
+    if (attr.atime !== undefined) inode.atime = clampTime(attr.atime === 'now' ? t : attr.atime, ext);
+    if (attr.mtime !== undefined) inode.mtime = clampTime(attr.mtime === 'now' ? t : attr.mtime, ext);
+    inode.ctime = clampTime(attr.ctime ?? t, ext);
+    this.putInode(ino, inode);
+  }
+
+  /** Set inode flags (FS_IOC_SETFLAGS): only the user-changeable ones. */
+  setFlags(ino: number, flags: number): void {
+    const inode = this.mutable(ino);
+    const changeable = 0x0000_0001 | 0x0000_0002 | 0x0000_0008 | IMMUTABLE_FL | APPEND_FL | 0x0000_0040 | 0x0000_0080 | 0x0000_4000 | 0x0000_8000 | 0x0001_0000 | 0x0002_0000 | 0x0080_0000 | 0x2000_0000;
+    inode.flags = (inode.flags & ~changeable) | (flags & changeable);
+    this.stamp(inode, { c: true });
+    this.putInode(ino, inode);
+  }
+
+  /** Update atime (reads), as the caller's atime policy decided. */
+  touchAtime(ino: number): void {
+    const inode = this.mutable(ino);
+    this.stamp(inode, { a: true });
+    this.putInode(ino, inode);
+  }
+
+  // ---------------------------------------------------------------- xattrs
+
+  private xattrLayout(inode: MutableInode): { inodeSize: number; extraIsize: number } {
+    return { inodeSize: this.sb.inodeSize, extraIsize: inode.extraIsize };
+  }
+
+  /**
+   * Set (value) or remove (null) one xattr, by its full name. In-inode space is used
+   * first, the xattr block for what does not fit. A shared block is copied before it
+   * changes. POSIX ACLs arrive in the VFS format; an access ACL equivalent to the mode
+   * just sets the mode, and a richer one updates the mode's group bits from its mask.
+   */
+  setxattr(ino: number, name: string, value: Uint8Array | null, flags = 0): void {
+    const split = splitXattrName(name);
+    if (split === null) throw new FsError('EOPNOTSUPP', `extended attribute namespace of "${name}" is not supported`, { inode: ino });
+    if (split.name.length > 255) throw new FsError('ERANGE', 'xattr name too long', { inode: ino });
+    if (value !== null && value.length > XATTR_SIZE_MAX) throw new FsError('E2BIG', 'xattr value too large', { inode: ino });
+    const inode = this.mutable(ino);
+    if ((inode.flags & (IMMUTABLE_FL | APPEND_FL)) !== 0) throw new FsError('EPERM', 'the file is immutable or append-only', { inode: ino });
+    let stored = value;
+    if (value !== null && (name === 'system.posix_acl_access' || name === 'system.posix_acl_default')) {
+      const acl = decodeVfsAcl(value);
+      if (name === 'system.posix_acl_default' && !isDir(inode.mode)) throw new FsError('EACCES', 'default ACLs are for directories', { inode: ino });
+      if (name === 'system.posix_acl_access') {
+        const { mode, equivalent } = aclMode(acl);
+        inode.mode = (inode.mode & ~0o777) | mode;
+        stored = equivalent ? null : encodeExt4Acl(acl);
+        if (equivalent) flags &= ~XATTR_REPLACE;
+      } else {
+        stored = acl.length === 0 ? null : encodeExt4Acl(acl);
+      }
+    }
+    const inodeEntries = [...this.core.inodeXattrs(ino, inode)];
+    const blockNo = inodeFileAcl(inode, this.sb.has64bit);
+    const blockEntries = [...this.core.blockXattrs(ino, inode)];
+    const key = { index: split.index, name: split.name };
+    const same = (e: XattrEntry): boolean => compareXattrEntries(e, key) === 0;
+    const existed = inodeEntries.some(same) || blockEntries.some(same);
+    if ((flags & XATTR_CREATE) !== 0 && existed && value !== null) throw new FsError('EEXIST', `extended attribute "${name}" exists`, { inode: ino });
+    if ((flags & XATTR_REPLACE) !== 0 && !existed) throw new FsError('ENODATA', `no extended attribute "${name}"`, { inode: ino });
+    if (value === null && !existed) throw new FsError('ENODATA', `no extended attribute "${name}"`, { inode: ino });
+    const newInode = inodeEntries.filter((e) => !same(e));
+    let newBlock = blockEntries.filter((e) => !same(e));
+    if (stored !== null) {
+      const entry: XattrEntry = { index: split.index, name: split.name, value: { kind: 'bytes', bytes: stored }, hash: 0 };
+      let placed = false;
+      try {
+        encodeInodeXattrs(new Uint8Array(inode.raw.length), [...newInode, entry], this.xattrLayout(inode));
+        newInode.push(entry);
+        placed = true;
+      } catch (error) {
+        if (!(error instanceof FsError) || error.code !== 'ENOSPC') throw error;
+      }
+      if (!placed) newBlock = [...newBlock, entry];
+    }
+    encodeInodeXattrs(inode.raw, newInode, this.xattrLayout(inode));
+    this.writeXattrBlock(ino, inode, blockNo, blockEntries, newBlock);
+    this.stamp(inode, { c: true });
+    this.putInode(ino, inode);
+  }
+
+  private writeXattrBlock(ino: number, inode: MutableInode, oldBlock: number, oldEntries: readonly XattrEntry[], entries: readonly XattrEntry[]): void {
+    const sb = this.sb;
+    const unchanged = oldEntries.length === entries.length && oldEntries.every((e, i) => e === entries[i]);
+    if (unchanged) return;
+    if (entries.length === 0) {
+      if (oldBlock !== 0) this.dropXattrBlock(ino, inode);
+      return;
+    }
+    const seed = sb.hasMetadataCsum ? { csumSeed: sb.csumSeed } : {};
+    // Check that the entries fit before any block changes hands.
+    try {
+      encodeXattrBlock(entries, { blockSize: this.bs, blockNo: 0 });
+    } catch (error) {
+      if (error instanceof FsError && error.code === 'ENOSPC') throw new FsError('ENOSPC', `no room left for extended attributes of this inode (${error.message})`, { inode: ino });
+      throw error;
+    }
+    let target = oldBlock;
+    if (oldBlock !== 0) {
+      const header = decodeXattrBlock(this.core.channel.read(oldBlock, 1), { blockNo: oldBlock, inode: ino, ...seed }).header;
+      if (header.refcount > 1) {
+        this.dropXattrBlock(ino, inode);
+        target = 0;
+      }
+    }
+    if (target === 0) {
+      const g = Math.floor((ino - 1) / sb.inodesPerGroup);
+      target = this.alloc.allocBlocks(sb.firstDataBlock + g * sb.blocksPerGroup, 1).start;
+      this.addBlocks(inode, 1);
+      inode.fileAclLo = target % 2 ** 32;
+      inode.fileAclHi = Math.floor(target / 2 ** 32);
+    }
+    const bytes = encodeXattrBlock(entries, { blockSize: this.bs, blockNo: target, ...seed });
+    this.core.channel.write(target, 1, bytes);
+  }
+
+  // ---------------------------------------------------------------- directories
+
+  private dirContext(ino: number, dir: MutableInode): DirContext {
+    const sb = this.sb;
+    return {
+      ino,
+      blockSize: this.bs,
+      metadataCsum: sb.hasMetadataCsum,
+      csumSeed: sb.hasMetadataCsum ? inodeCsumSeed(sb.csumSeed, ino, dir.generation) : 0,
+      hasFileType: this.hasFileType,
+      hashSeed: sb.hashSeed,
+      defaultHashVersion: sb.defHashVersion,
+      sFlags: sb.flags,
+      // Casefold filesystems are opened read-only (features.ts), so no directory here folds.
+      casefold: false,
+      strictCasefold: false,
+      largeDir: (sb.featureIncompat & INCOMPAT_LARGEDIR) !== 0,
+      dirIndex: (sb.featureCompat & COMPAT_DIR_INDEX) !== 0,
+    };
+  }
+
+  private dirStore(ino: number, dir: MutableInode): DirStore {
+    const bs = this.bs;
+    const channel = this.core.channel;
+    const physical = (lblk: number): number => {
+      const m = this.tree(ino, dir).find(lblk, 1)[0];
+      if (m === undefined || m.lblk > lblk) throw corrupted('directory', `block ${lblk} is a hole`, { inode: ino });
+      return m.pblk + (lblk - m.lblk);
+    };
+    return {
+      blockSize: bs,
+      blockCount: () => Math.ceil(dir.size / bs),
+      read: (lblk) => channel.read(physical(lblk), 1),
+      write: (lblk, bytes) => channel.write(physical(lblk), 1, bytes),
+      append: () => {
+        const lblk = Math.ceil(dir.size / bs);
+        const tree = this.tree(ino, dir);
+        const got = this.alloc.allocBlocks(this.goalFor(ino, tree, lblk), 1);
+        try {
+          tree.insert(lblk, got.start, 1, false);
+        } catch (error) {
+          this.alloc.freeBlocks(got.start, 1);
+          throw error;
+        }
+        this.addBlocks(dir, 1);
+        dir.size = (lblk + 1) * bs;
+        channel.write(got.start, 1, new Uint8Array(bs));
+        return lblk;
+      },
+    };
+  }
+
+  private indexed(dir: MutableInode): boolean {
+    return (dir.flags & INDEX_FL) !== 0 && (this.sb.featureCompat & COMPAT_DIR_INDEX) !== 0;
+  }
+
+  private checkName(name: Uint8Array): void {
+    if (name.length === 0) throw new FsError('ENOENT', 'empty name');
+    if (name.length > NAME_MAX) throw new FsError('ENAMETOOLONG', `name of ${name.length} bytes is longer than ${NAME_MAX}`);
+    if (name.includes(0x2f) || name.includes(0)) throw new FsError('EINVAL', 'a name cannot contain "/" or NUL');
+    if ((name.length === 1 && name[0] === 0x2e) || (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e)) throw new FsError('EEXIST', `"${name.length === 1 ? '.' : '..'}" always exists`);
+  }
+
+  private exists(dirIno: number, name: Uint8Array): number | undefined {
+    return this.core.find(dirIno, name);
+  }
+
+  private dirForChange(dirIno: number): MutableInode {
+    const dir = this.mutable(dirIno);
+    if (!isDir(dir.mode)) throw new FsError('ENOTDIR', `inode ${dirIno} is not a directory`, { inode: dirIno });
+    if ((dir.flags & (IMMUTABLE_FL | APPEND_FL)) !== 0) throw new FsError('EPERM', 'the directory is immutable or append-only', { inode: dirIno });
+    if (dir.linksCount === 0) throw new FsError('ENOENT', 'the directory was removed', { inode: dirIno });
+    return dir;
+  }
+
+  /** Add `name` -> `ino` to directory `dir` (already checked absent). */
+  private link(dirIno: number, dir: MutableInode, name: Uint8Array, ino: number, mode: number): void {
+    try {
+      this.uninlineDir(dirIno, dir);
+      const result = addEntry(this.dirStore(dirIno, dir), this.dirContext(dirIno, dir), this.indexed(dir), name, ino, this.hasFileType ? fileTypeFromMode(mode) : 0);
+      dir.flags = result.indexed ? dir.flags | INDEX_FL : dir.flags & ~INDEX_FL;
+      this.core.dirIndexAdd(dirIno, name, ino);
+    } catch (error) {
+      // The directory may have grown before the entry failed to fit (ENOSPC): its
+      // inode must still describe the blocks it now owns.
+      try {
+        this.putInode(dirIno, dir);
+      } catch {
+        // the original error is the one to report
+      }
+      throw error;
+    }
+  }
+
+  private unlinkName(dirIno: number, dir: MutableInode, name: Uint8Array): number {
+    this.uninlineDir(dirIno, dir);
+    const ino = removeEntry(this.dirStore(dirIno, dir), this.dirContext(dirIno, dir), this.indexed(dir), name);
+    this.core.dirIndexRemove(dirIno, name);
+    return ino;
+  }
+
+  private incLinks(dir: MutableInode): void {
+    if (dir.linksCount >= LINK_MAX || dir.linksCount === 1) {
+      if ((this.sb.featureRoCompat & RO_COMPAT_DIR_NLINK) === 0) throw new FsError('EMLINK', 'too many subdirectories');
+      dir.linksCount = 1;
+    } else dir.linksCount++;
+  }
+
+  private decLinks(dir: MutableInode): void {
+    if (dir.linksCount > 2) dir.linksCount--;
+    // A dir_nlink directory (count 1) stays at 1; a directory never drops below 2.
+  }
+
+  /**
+   * Create a non-directory inode: a regular file, fifo, socket or device (`rdev`
+   * as major/minor), or a symlink (`target`). Returns the new inode number.
+   */
+  create(parentIno: number, name: Uint8Array, mode: number, who: Creator, options: { readonly rdev?: readonly [number, number]; readonly target?: Uint8Array } = {}): number {
+    this.checkName(name);
+    const parent = this.dirForChange(parentIno);
+    if (this.exists(parentIno, name) !== undefined) throw new FsError('EEXIST', 'file exists', { inode: parentIno });
+    const type = mode & S_IFMT;
+    if (type === S_IFDIR) throw new FsError('EINVAL', 'use mkdir for directories');
+    const { ino, inode } = this.newInode(parentIno, parent, type === 0 ? mode | S_IFREG : mode, who);
+    try {
+      if (isReg(inode.mode)) this.initMap(inode);
+      else if (isSymlink(inode.mode)) this.fillSymlink(ino, inode, options.target ?? new Uint8Array(0));
+      else if (isChr(inode.mode) || isBlk(inode.mode)) encodeDevice(inode.block, options.rdev ?? [0, 0]);
+      this.putInode(ino, inode);
+      this.link(parentIno, parent, name, ino, inode.mode);
+    } catch (error) {
+      this.abandonInode(ino, inode);
+      throw error;
+    }
+    this.stamp(parent, { m: true, c: true });
+    this.putInode(parentIno, parent);
+    return ino;
+  }
+
+  private fillSymlink(ino: number, inode: MutableInode, target: Uint8Array): void {
+    if (target.length === 0) throw new FsError('ENOENT', 'empty symlink target');
+    if (target.length >= this.bs || target.length >= 4096) throw new FsError('ENAMETOOLONG', 'symlink target too long');
+    inode.size = target.length;
+    if (target.length < 60) {
+      inode.block.fill(0);
+      inode.block.set(target);
+      inode.flags &= ~EXTENTS_FL;
+    } else {
+      this.initMap(inode);
+      const padded = new Uint8Array(this.bs);
+      padded.set(target);
+      if (this.writeBlocks(ino, inode, 0, padded) < padded.length) throw new FsError('ENOSPC', 'no room for the symlink target', { inode: ino });
+      inode.size = target.length;
+    }
+  }
+
+  /** Release an inode whose creation failed half-way. */
+  private abandonInode(ino: number, inode: MutableInode): void {
+    try {
+      if (!isSymlink(inode.mode) || inode.size >= 60) this.punch(ino, inode, 0, LOGICAL_END);
+    } catch {
+      // the creation error is the one to report
+    }
+    inode.linksCount = 0;
+    inode.dtime = Math.floor(Date.now() / 1000);
+    try {
+      this.putInode(ino, inode);
+      this.alloc.freeInode(ino, isDir(inode.mode));
+    } catch {
+      // as above
+    }
+  }
+
+  mkdir(parentIno: number, name: Uint8Array, mode: number, who: Creator): number {
+    this.checkName(name);
+    const parent = this.dirForChange(parentIno);
+    if (this.exists(parentIno, name) !== undefined) throw new FsError('EEXIST', 'file exists', { inode: parentIno });
+    const { ino, inode } = this.newInode(parentIno, parent, S_IFDIR | (mode & 0o7777), who);
+    try {
+      this.initMap(inode);
+      const store = this.dirStore(ino, inode);
+      const lblk = store.append();
+      store.write(lblk, newDirBlock(this.dirContext(ino, inode), ino, parentIno));
+      this.putInode(ino, inode);
+      this.link(parentIno, parent, name, ino, inode.mode);
+      this.incLinks(parent);
+    } catch (error) {
+      this.abandonInode(ino, inode);
+      throw error;
+    }
+    this.stamp(parent, { m: true, c: true });
+    this.putInode(parentIno, parent);
+    return ino;
+  }
+
+  /** A hard link: `name` in `parentIno` -> existing `ino`. */
+  hardlink(ino: number, parentIno: number, name: Uint8Array): void {
+    this.checkName(name);
+    const inode = this.mutable(ino);
+    if (isDir(inode.mode)) throw new FsError('EPERM', 'hard links to directories are not allowed', { inode: ino });
+    if ((inode.flags & (IMMUTABLE_FL | APPEND_FL)) !== 0) throw new FsError('EPERM', 'the file is immutable or append-only', { inode: ino });
+    if (inode.linksCount >= LINK_MAX) throw new FsError('EMLINK', 'too many links', { inode: ino });
+    if (inode.linksCount === 0) throw new FsError('ENOENT', 'the file was removed', { inode: ino });
+    const parent = this.dirForChange(parentIno);
+    if (this.exists(parentIno, name) !== undefined) throw new FsError('EEXIST', 'file exists', { inode: parentIno });
+    this.link(parentIno, parent, name, ino, inode.mode);
+    inode.linksCount++;
+    this.stamp(inode, { c: true });
+    this.putInode(ino, inode);
+    this.stamp(parent, { m: true, c: true });
+    this.putInode(parentIno, parent);
+  }
+
+  /**
+   * Remove a name of a non-directory. Returns the inode and whether its last link
+   * went; `keep` (the caller still has it open) defers freeing it to `release`.
+   */
+  unlink(parentIno: number, name: Uint8Array, keep: (ino: number) => boolean = () => false): { ino: number; freed: boolean } {
+    const parent = this.dirForChange(parentIno);
+    const ino = this.core.lookup(parentIno, name);
+    const inode = this.mutable(ino);
+    if (isDir(inode.mode)) throw new FsError('EISDIR', 'is a directory', { inode: ino });
+    if ((inode.flags & (IMMUTABLE_FL | APPEND_FL)) !== 0) throw new FsError('EPERM', 'the file is immutable or append-only', { inode: ino });
+    this.unlinkName(parentIno, parent, name);
+    this.stamp(parent, { m: true, c: true });
+    this.putInode(parentIno, parent);
+    return this.dropLink(ino, inode, keep);
+  }
+
+  private dropLink(ino: number, inode: MutableInode, keep: (ino: number) => boolean): { ino: number; freed: boolean } {
+    inode.linksCount = Math.max(0, inode.linksCount - 1);
+    this.stamp(inode, { c: true });
+    if (inode.linksCount > 0 || keep(ino)) {
+      this.putInode(ino, inode);
+      return { ino, freed: false };
+    }
+    this.freeInode(ino, inode);
+    return { ino, freed: true };
+  }
+
+  /** Free an inode with no links left (its blocks, xattr block and number). */
+  freeInode(ino: number, inode: MutableInode = this.mutable(ino)): void {
+    const fast = isSymlink(inode.mode) && (inode.flags & (EXTENTS_FL | INLINE_DATA_FL)) === 0 && inode.size < 60 && this.blocksBytes(inode) === (inodeFileAcl(inode, this.sb.has64bit) !== 0 ? this.bs : 0);
+    const hasMap = (isReg(inode.mode) || isDir(inode.mode) || isSymlink(inode.mode)) && !fast && (inode.flags & INLINE_DATA_FL) === 0;
+    if (hasMap) this.punch(ino, inode, 0, LOGICAL_END);
+    this.dropXattrBlock(ino, inode);
+    inode.linksCount = 0;
+    inode.dtime = Math.max(1, Math.floor(Date.now() / 1000));
+    inode.size = 0;
+    this.putInode(ino, inode);
+    this.alloc.freeInode(ino, isDir(inode.mode));
+  }
+
+  /** Release an unlinked inode kept open (last close). */
+  releaseOrphan(ino: number): void {
+    const inode = this.core.readInode(ino);
+    if (inode.linksCount === 0 && inode.dtime === 0) this.freeInode(ino, cloneInode(inode));
+  }
+
+  rmdir(parentIno: number, name: Uint8Array): number {
+    if (name.length === 1 && name[0] === 0x2e) throw new FsError('EINVAL', 'cannot remove "."');
+    if (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e) throw new FsError('ENOTEMPTY', 'cannot remove ".."');
+    const parent = this.dirForChange(parentIno);
+    const ino = this.core.lookup(parentIno, name);
+    const dir = this.mutable(ino);
+    if (!isDir(dir.mode)) throw new FsError('ENOTDIR', 'not a directory', { inode: ino });
+    if ((dir.flags & (IMMUTABLE_FL | APPEND_FL)) !== 0) throw new FsError('EPERM', 'the directory is immutable or append-only', { inode: ino });
+    if (!this.dirIsEmpty(ino, dir)) throw new FsError('ENOTEMPTY', 'directory not empty', { inode: ino });
+    this.unlinkName(parentIno, parent, name);
+    this.decLinks(parent);
+    this.stamp(parent, { m: true, c: true });
+    this.putInode(parentIno, parent);
+    this.freeInode(ino, dir);
+    this.core.invalidateDir(ino);
+    return ino;
+  }
+
+  private dirIsEmpty(ino: number, dir: MutableInode): boolean {
+    if ((dir.flags & INLINE_DATA_FL) !== 0) return this.core.inlineDirEntries(ino, dir).entries.length === 0;
+    return isEmptyDir(this.dirStore(ino, dir), this.dirContext(ino, dir), this.indexed(dir));
+  }
+
+  /** True when `ancestor` is `ino` or one of its ancestors (walking '..'). */
+  private isAncestor(ancestor: number, ino: number): boolean {
+    let cur = ino;
+    for (let depth = 0; depth < 65536; depth++) {
+      if (cur === ancestor) return true;
+      if (cur === 2) return false;
+      const up = this.core.lookup(cur, new Uint8Array([0x2e, 0x2e]));
+      if (up === cur) return false;
+      cur = up;
+    }
+    throw corrupted('directory', 'directory loop while walking up to the root', { inode: ino });
+  }
+
+  rename(oldDirIno: number, oldName: Uint8Array, newDirIno: number, newName: Uint8Array, flags = 0, keep: (ino: number) => boolean = () => false): void {
+    if ((flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) !== 0 || flags === (RENAME_NOREPLACE | RENAME_EXCHANGE)) throw new FsError('EINVAL', 'invalid rename flags');
+    this.checkName(newName);
+    const dots = (n: Uint8Array): boolean => (n.length === 1 && n[0] === 0x2e) || (n.length === 2 && n[0] === 0x2e && n[1] === 0x2e);
+    if (dots(oldName)) throw new FsError('EBUSY', 'cannot rename "." or ".."');
+    const oldDir = this.dirForChange(oldDirIno);
+    const newDir = oldDirIno === newDirIno ? oldDir : this.dirForChange(newDirIno);
+    const srcIno = this.core.lookup(oldDirIno, oldName);
+    const src = this.mutable(srcIno);
+    if ((src.flags & (IMMUTABLE_FL | APPEND_FL)) !== 0) throw new FsError('EPERM', 'the file is immutable or append-only', { inode: srcIno });
+    const dstIno = this.exists(newDirIno, newName);
+    if (dstIno === srcIno) {
+      // Two names of the same inode (or the same name): nothing to do (POSIX).
+      return;
+    }
+    const srcIsDir = isDir(src.mode);
+    if (srcIsDir && newDirIno !== oldDirIno && this.isAncestor(srcIno, newDirIno)) throw new FsError('EINVAL', 'cannot move a directory into itself', { inode: srcIno });
+    const t = now();
+    if ((flags & RENAME_EXCHANGE) !== 0) {
+      if (dstIno === undefined) throw new FsError('ENOENT', 'no such file to exchange with', { inode: newDirIno });
+      const dst = this.mutable(dstIno);
+      const dstIsDir = isDir(dst.mode);
+      if (dstIsDir && newDirIno !== oldDirIno && this.isAncestor(dstIno, oldDirIno)) throw new FsError('EINVAL', 'cannot move a directory into itself', { inode: dstIno });
+      this.uninlineDir(oldDirIno, oldDir);
+      if (newDir !== oldDir) this.uninlineDir(newDirIno, newDir);
+      replaceEntry(this.dirStore(newDirIno, newDir), this.dirContext(newDirIno, newDir), this.indexed(newDir), newName, srcIno, this.fileType(src.mode));
+      replaceEntry(this.dirStore(oldDirIno, oldDir), this.dirContext(oldDirIno, oldDir), this.indexed(oldDir), oldName, dstIno, this.fileType(dst.mode));
+      this.core.dirIndexAdd(newDirIno, newName, srcIno);
+      this.core.dirIndexAdd(oldDirIno, oldName, dstIno);
+      if (oldDirIno !== newDirIno) {
+        if (srcIsDir) this.setDotdot(srcIno, src, newDirIno);
+        if (dstIsDir) this.setDotdot(dstIno, dst, oldDirIno);
+        if (srcIsDir !== dstIsDir) {
+          if (srcIsDir) {
+            this.incLinks(newDir);
+            this.decLinks(oldDir);
+          } else {
+            this.incLinks(oldDir);
+            this.decLinks(newDir);
+          }
+        }
+      }
+      this.stamp(src, { c: true }, t);
+      this.stamp(dst, { c: true }, t);
+      this.putInode(srcIno, src);
+      this.putInode(dstIno, dst);
+      this.finishDirs(oldDirIno, oldDir, newDirIno, newDir, t);
+      return;
+    }
+    if (dstIno !== undefined) {
+      if ((flags & RENAME_NOREPLACE) !== 0) throw new FsError('EEXIST', 'file exists', { inode: newDirIno });
+      const dst = this.mutable(dstIno);
+      const dstIsDir = isDir(dst.mode);
+      if ((dst.flags & (IMMUTABLE_FL | APPEND_FL)) !== 0) throw new FsError('EPERM', 'the target is immutable or append-only', { inode: dstIno });
+      if (srcIsDir && !dstIsDir) throw new FsError('ENOTDIR', 'cannot replace a non-directory with a directory', { inode: dstIno });
+      if (!srcIsDir && dstIsDir) throw new FsError('EISDIR', 'cannot replace a directory with a non-directory', { inode: dstIno });
+      if (dstIsDir && !this.dirIsEmpty(dstIno, dst)) throw new FsError('ENOTEMPTY', 'directory not empty', { inode: dstIno });
+      this.uninlineDir(newDirIno, newDir);
+      replaceEntry(this.dirStore(newDirIno, newDir), this.dirContext(newDirIno, newDir), this.indexed(newDir), newName, srcIno, this.fileType(src.mode));
+      this.core.dirIndexAdd(newDirIno, newName, srcIno);
+      this.unlinkName(oldDirIno, oldDir, oldName);
+      if (srcIsDir) {
+        if (oldDirIno !== newDirIno) {
+          this.setDotdot(srcIno, src, newDirIno);
+          this.decLinks(oldDir);
+        }
+        // The replaced directory's '..' link to newDir goes with it.
+        this.decLinks(newDir);
+        if (oldDirIno !== newDirIno) this.incLinks(newDir);
+        this.stamp(src, { c: true }, t);
+        this.putInode(srcIno, src);
+        this.finishDirs(oldDirIno, oldDir, newDirIno, newDir, t);
+        this.freeInode(dstIno, dst);
+        this.core.invalidateDir(dstIno);
+        return;
+      }
+      this.stamp(src, { c: true }, t);
+      this.putInode(srcIno, src);
+      this.finishDirs(oldDirIno, oldDir, newDirIno, newDir, t);
+      this.dropLink(dstIno, dst, keep);
+      return;
+    }
+    this.link(newDirIno, newDir, newName, srcIno, src.mode);
+    this.unlinkName(oldDirIno, oldDir, oldName);
+    if (srcIsDir && oldDirIno !== newDirIno) {
+      this.setDotdot(srcIno, src, newDirIno);
+      this.incLinks(newDir);
+      this.decLinks(oldDir);
+    }
+    this.stamp(src, { c: true }, t);
+    this.putInode(srcIno, src);
+    this.finishDirs(oldDirIno, oldDir, newDirIno, newDir, t);
+  }
+
+  private fileType(mode: number): number {
+    return this.hasFileType ? fileTypeFromMode(mode) : 0;
+  }
+
+  private finishDirs(oldDirIno: number, oldDir: MutableInode, newDirIno: number, newDir: MutableInode, t: Timestamp): void {
+    this.stamp(oldDir, { m: true, c: true }, t);
+    this.putInode(oldDirIno, oldDir);
+    if (newDir !== oldDir) {
+      this.stamp(newDir, { m: true, c: true }, t);
+      this.putInode(newDirIno, newDir);
+    }
+  }
+
+  /** Point a directory's '..' at `parent`. */
+  private setDotdot(ino: number, dir: MutableInode, parent: number): void {
+    if ((dir.flags & INLINE_DATA_FL) !== 0) {
+      // Inline directories keep their parent in the first four bytes of i_block.
+      dir.block[0] = parent & 0xff;
+      dir.block[1] = (parent >>> 8) & 0xff;
+      dir.block[2] = (parent >>> 16) & 0xff;
+      dir.block[3] = (parent >>> 24) & 0xff;
+    } else {
+      replaceEntry(this.dirStore(ino, dir), this.dirContext(ino, dir), this.indexed(dir), new Uint8Array([0x2e, 0x2e]), parent, this.fileType(S_IFDIR));
+    }
+    this.core.dirIndexAdd(ino, new Uint8Array([0x2e, 0x2e]), parent);
+  }
+}
+
+/** i_block device encoding: old 16-bit form when it fits, else the new 32-bit form. */
+function encodeDevice(block: Uint8Array, [major, minor]: readonly [number, number]): void {
+  block.fill(0);
+  const view = new DataView(block.buffer, block.byteOffset, block.byteLength);
+  if (major < 256 && minor < 256) {
+    view.setUint32(0, (major << 8) | minor, true);
+  } else {
+    view.setUint32(4, ((minor & 0xff) | ((major & 0xfff) << 8) | ((minor & ~0xff) << 12)) >>> 0, true);
+  }
+}
+
+/**
+ * The permission bits an access ACL implies, and whether the ACL says no more than
+ * they do (then it is not stored: posix_acl_equiv_mode).
+ */
+function aclMode(acl: readonly AclEntry[]): { mode: number; equivalent: boolean } {
+  let user = 0;
+  let group = 0;
+  let other = 0;
+  let mask: number | undefined;
+  let equivalent = true;
+  for (const e of acl) {
+    if (e.tag === ACL_USER_OBJ) user = e.perm & 7;
+    else if (e.tag === ACL_GROUP_OBJ) group = e.perm & 7;
+    else if (e.tag === ACL_OTHER) other = e.perm & 7;
+    else if (e.tag === ACL_MASK) {
+      mask = e.perm & 7;
+      equivalent = false;
+    } else equivalent = false;
+  }
+  return { mode: (user << 6) | ((mask ?? group) << 3) | other, equivalent };
+}
+
+export type { Mapping };

@@ -1,0 +1,245 @@
+/**
+ * Write support through the library API. Every scenario runs on a fresh image and on a
+ * host directory side by side (test/helpers/twin.ts); afterwards e2fsck -fn must find
+ * the image clean and a kernel loop mount of it must equal the host tree: types,
+ * modes, owners, sizes, contents, symlink targets, hard links, xattrs.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { Ext4 } from '../src/fs/ext4.js';
+import { FsError } from '../src/errors.js';
+import { makeImage, scratchDir } from './helpers/images.js';
+import { unmountLeftovers } from './helpers/kernel.js';
+import { Twin, copyImage, fsckClean } from './helpers/twin.js';
+import { randomBytes } from './helpers/tree.js';
+
+process.umask(0o022);
+after(() => unmountLeftovers());
+
+interface Variant {
+  readonly name: string;
+  readonly size: string;
+  readonly args: readonly string[];
+}
+
+const VARIANTS: readonly Variant[] = [
+  { name: 'ext4', size: '64M', args: ['-t', 'ext4'] },
+  { name: 'ext4-1k', size: '48M', args: ['-t', 'ext4', '-b', '1024'] },
+  { name: 'ext4-nocsum', size: '48M', args: ['-t', 'ext4', '-b', '1024', '-O', '^metadata_csum,^64bit'] },
+  { name: 'ext4-128', size: '48M', args: ['-t', 'ext4', '-I', '128'] },
+  { name: 'ext3', size: '48M', args: ['-t', 'ext3'] },
+  { name: 'ext2-1k', size: '32M', args: ['-t', 'ext2', '-b', '1024'] },
+];
+
+/** Files the image (and the host twin) start with. */
+function populate(dir: string): void {
+  fs.mkdirSync(join(dir, 'old/deep'), { recursive: true });
+  fs.writeFileSync(join(dir, 'old/small.txt'), 'small file\n');
+  fs.writeFileSync(join(dir, 'old/deep/big.bin'), randomBytes(7, 300_000));
+  fs.writeFileSync(join(dir, 'old/tiny'), 'x');
+  fs.symlinkSync('small.txt', join(dir, 'old/link'));
+  for (let i = 0; i < 50; i++) fs.writeFileSync(join(dir, 'old', `f${i}`), `file ${i}\n`);
+}
+
+const scenarios: Record<string, (t: Twin) => void> = {
+  'create, write, overwrite and extend files': (t) => {
+    t.mkdir('/new');
+    t.writeFile('/new/empty', new Uint8Array(0));
+    t.writeFile('/new/one', new Uint8Array([1]));
+    t.writeFile('/new/4095', randomBytes(1, 4095));
+    t.writeFile('/new/4096', randomBytes(2, 4096));
+    t.writeFile('/new/5000', randomBytes(3, 5000));
+    t.writeFile('/new/2M', randomBytes(4, 2 * 1024 * 1024 + 17));
+    t.writeAt('/new/5000', 4000, randomBytes(5, 3000));
+    t.writeAt('/new/one', 10_000, randomBytes(6, 10));
+    t.writeAt('/old/small.txt', 3, new TextEncoder().encode('OVERWRITTEN'));
+    t.writeAt('/old/deep/big.bin', 299_990, randomBytes(8, 100_000));
+    t.writeFile('/old/tiny', randomBytes(9, 70_000));
+  },
+  'sparse files and truncate': (t) => {
+    t.writeFile('/sparse', new Uint8Array(0));
+    t.writeAt('/sparse', 20 * 1024 * 1024, randomBytes(10, 5000));
+    t.writeAt('/sparse', 1024 * 1024 + 100, randomBytes(11, 10));
+    t.truncate('/old/deep/big.bin', 100_001);
+    t.truncate('/old/small.txt', 0);
+    t.truncate('/old/f1', 100_000);
+    t.writeAt('/old/f1', 50_000, randomBytes(12, 3));
+    t.truncate('/sparse', 1024 * 1024 + 50);
+    t.writeFile('/many', randomBytes(13, 600_000));
+    for (let i = 0; i < 30; i++) t.writeAt('/many', i * 40_000 + 7, randomBytes(100 + i, 1000));
+    t.truncate('/many', 333_333);
+  },
+  'directories, symlinks, hard links, fifos': (t) => {
+    t.mkdir('/a');
+    t.mkdir('/a/b', 0o700);
+    t.mkdir('/a/b/c');
+    t.mkdir('/a/b');
+    t.symlink('b/c', '/a/short');
+    t.symlink('x'.repeat(200), '/a/long');
+    t.writeFile('/a/b/c/file', randomBytes(14, 100));
+    t.link('/a/b/c/file', '/a/hard');
+    t.link('/old/f2', '/a/hard2');
+    t.mkfifo('/a/fifo');
+    t.rmdir('/a/b');
+    t.rmdir('/old/deep');
+    t.unlink('/a/b/c/file');
+    t.unlink('/old/link');
+    t.rmTree('/old/deep');
+    t.mkdir('/a/empty');
+    t.rmdir('/a/empty');
+  },
+  'renames': (t) => {
+    t.mkdir('/r');
+    t.mkdir('/r/d1');
+    t.mkdir('/r/d2');
+    t.writeFile('/r/d1/x', randomBytes(15, 10));
+    t.writeFile('/r/d2/y', randomBytes(16, 20));
+    t.rename('/r/d1/x', '/r/d1/x2');
+    t.rename('/r/d1/x2', '/r/d2/x3');
+    t.rename('/r/d2/y', '/r/d2/x3');
+    t.rename('/r/d1', '/r/d2/sub');
+    t.rename('/r/d2/sub', '/top');
+    t.mkdir('/r/empty');
+    t.rename('/top', '/r/empty');
+    t.rename('/old/f3', '/old/f4');
+    t.rename('/old', '/r/d2/old');
+    t.rename('/r', '/r/d2/inside');
+  },
+  'attributes and xattrs': (t) => {
+    t.writeFile('/attr', randomBytes(17, 10));
+    t.chmod('/attr', 0o4751);
+    t.chown('/attr', 1234, 5678);
+    t.chown('/old', 42, 43);
+    t.setxattr('/attr', 'user.small', new TextEncoder().encode('value'));
+    t.setxattr('/attr', 'user.empty', new Uint8Array(0));
+    for (let i = 0; i < 12; i++) t.setxattr('/attr', `user.many${i}`, randomBytes(200 + i, 40));
+    t.setxattr('/attr', 'user.small', new TextEncoder().encode('replaced'));
+    t.removexattr('/attr', 'user.many3');
+    t.removexattr('/attr', 'user.absent');
+    t.setxattr('/old/f5', 'user.x', randomBytes(18, 900));
+    t.removexattr('/old/f5', 'user.x');
+    t.setxattr('/old', 'user.dir', new TextEncoder().encode('on a directory'));
+  },
+  'many files in one directory, then most removed': (t) => {
+    t.mkdir('/big');
+    for (let i = 0; i < 700; i++) t.writeFile(`/big/file-with-a-longer-name-${i}`, new TextEncoder().encode(String(i)));
+    for (let i = 0; i < 700; i += 3) t.unlink(`/big/file-with-a-longer-name-${i}`);
+    for (let i = 0; i < 100; i++) t.mkdir(`/big/dir${i}`);
+    for (let i = 0; i < 100; i += 2) t.rmdir(`/big/dir${i}`);
+  },
+};
+
+for (const variant of VARIANTS) {
+  describe(`write scenarios on ${variant.name}`, () => {
+    let base = '';
+    before(() => {
+      base = makeImage({ name: `w-${variant.name}`, size: variant.size, mkfsArgs: variant.args, populate });
+    });
+    for (const [title, run] of Object.entries(scenarios)) {
+      it(title, () => {
+        const dir = fs.mkdtempSync(join(scratchDir(), `${variant.name}-`));
+        const image = copyImage(base, join(dir, 'image'));
+        const host = join(dir, 'host');
+        fs.mkdirSync(host);
+        populate(host);
+        const t = new Twin(Ext4.openFile(image, { write: true }), host);
+        run(t);
+        const diffs = t.verify(image, join(dir, 'mnt'));
+        assert.deepEqual(diffs, []);
+      });
+    }
+  });
+}
+
+describe('write-side behaviour', () => {
+  let base = '';
+  before(() => {
+    base = makeImage({ name: 'w-behaviour', size: '16M', mkfsArgs: ['-t', 'ext4', '-b', '1024'], populate });
+  });
+  const fresh = (name: string): string => copyImage(base, join(scratchDir(), `${name}.img`));
+
+  it('marks the superblock not clean while open and clean after close', () => {
+    const image = fresh('state');
+    const fsys = Ext4.openFile(image, { write: true });
+    const state = execFileSync('dumpe2fs', ['-h', image], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    assert.match(state, /Filesystem state:\s+not clean/);
+    fsys.writeFile('/x', 'data');
+    fsys.close();
+    const after = execFileSync('dumpe2fs', ['-h', image], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    assert.match(after, /Filesystem state:\s+clean/);
+    fsckClean(image);
+  });
+
+  it('refuses writes on a read-only open with EROFS', () => {
+    const fsys = Ext4.openFile(fresh('ro'));
+    assert.throws(() => fsys.writeFile('/x', 'y'), (e: unknown) => e instanceof FsError && e.code === 'EROFS');
+    fsys.close();
+  });
+
+  it('gives errno errors: EEXIST, ENOENT, ENOTDIR, ENOTEMPTY, EISDIR, EINVAL', () => {
+    const image = fresh('errors');
+    const fsys = Ext4.openFile(image, { write: true });
+    const code = (fn: () => unknown): string => {
+      try {
+        fn();
+        return 'ok';
+      } catch (error) {
+        return error instanceof FsError ? error.code : String(error);
+      }
+    };
+    assert.equal(code(() => fsys.mkdir('/old')), 'EEXIST');
+    assert.equal(code(() => fsys.mkdir('/nope/sub')), 'ENOENT');
+    assert.equal(code(() => fsys.mkdir('/old/small.txt/sub')), 'ENOTDIR');
+    assert.equal(code(() => fsys.rm('/old')), 'ENOTEMPTY');
+    assert.equal(code(() => fsys.rename('/old', '/old/deep/inside')), 'EINVAL');
+    assert.equal(code(() => fsys.rename('/old/small.txt', '/old/deep')), 'EISDIR');
+    assert.equal(code(() => fsys.rename('/old/deep', '/old/small.txt')), 'ENOTDIR');
+    assert.equal(code(() => fsys.link('/old', '/oldlink')), 'EPERM');
+    assert.equal(code(() => fsys.writeFile('/old', 'x')), 'EISDIR');
+    assert.equal(code(() => fsys.mkdir('/' + 'n'.repeat(256))), 'ENAMETOOLONG');
+    fsys.close();
+    fsckClean(image);
+  });
+
+  it('fills the filesystem to ENOSPC cleanly, and the space is reusable after deleting', () => {
+    const image = fresh('enospc');
+    const fsys = Ext4.openFile(image, { write: true });
+    const chunk = randomBytes(19, 256 * 1024);
+    let files = 0;
+    let failure: unknown;
+    for (; files < 1000; files++) {
+      try {
+        fsys.writeFile(`/fill${files}`, chunk);
+      } catch (error) {
+        failure = error;
+        break;
+      }
+    }
+    assert.ok(failure instanceof FsError && failure.code === 'ENOSPC', `expected ENOSPC, got ${String(failure)}`);
+    const free = fsys.statfs().freeBlocks;
+    for (let i = 0; i < files; i++) fsys.rm(`/fill${i}`);
+    fsys.rm(`/fill${files}`, { force: true });
+    assert.ok(fsys.statfs().freeBlocks > free + files * 200, 'deleting gave the space back');
+    fsys.writeFile('/after', chunk);
+    assert.ok(Buffer.from(fsys.readFile('/after')).equals(chunk));
+    fsys.close();
+    fsckClean(image);
+  });
+
+  it('reads back what it wrote before and after reopening', () => {
+    const image = fresh('reopen');
+    const data = randomBytes(20, 1_000_000);
+    let fsys = Ext4.openFile(image, { write: true });
+    fsys.mkdir('/a/b/c', { recursive: true });
+    fsys.writeFile('/a/b/c/data', data);
+    assert.ok(Buffer.from(fsys.readFile('/a/b/c/data')).equals(data));
+    fsys.close();
+    fsys = Ext4.openFile(image);
+    assert.ok(Buffer.from(fsys.readFile('/a/b/c/data')).equals(data));
+    assert.deepEqual(fsys.readdir('/a/b/c'), ['data']);
+    fsys.close();
+  });
+});
