@@ -16,7 +16,8 @@ export interface MountCliOptions {
 }
 
 /**
- * Mount IMAGE on MOUNTPOINT. In the foreground (-f) this process serves until the
+ * Mount IMAGE on MOUNTPOINT: read-write unless `-o ro` (a filesystem ext4ts cannot
+ * write is served read-only, with a warning). In the foreground (-f) this process serves until the
  * mount goes away. Otherwise a detached copy of this command serves (`-f`), and
  * this one returns once the mount is live (or prints the server's error).
  */
@@ -27,6 +28,7 @@ export async function mount(image: string, mountpoint: string, cli: MountCliOpti
     const readyFd = cli.readyFd === undefined ? undefined : Number(cli.readyFd);
     try {
       await serve(image, mountpoint, options, {
+        ...(readyFd === undefined ? {} : { onWarning: (line: string) => fs.writeSync(readyFd, `warning ${line.replace(/\n/g, ' ')}\n`) }),
         onReady: () => {
           if (readyFd !== undefined) {
             fs.writeSync(readyFd, 'ready\n');
@@ -61,14 +63,16 @@ export async function mount(image: string, mountpoint: string, cli: MountCliOpti
     let text = '';
     pipe.on('data', (chunk: Buffer) => {
       text += chunk.toString('utf8');
-      if (text.includes('\n')) resolve(text);
+      // Warnings come first, one per line; then "ready" or "error ...".
+      if (/^(ready|error)\b.*\n/m.test(text)) resolve(text);
     });
     pipe.on('end', () => resolve(text));
     child.once('exit', () => resolve(text));
   });
   child.unref();
   pipe.destroy();
-  if (word.startsWith('ready')) return;
+  for (const line of word.split('\n')) if (line.startsWith('warning ')) process.stderr.write(`ext4ts: warning: ${line.slice(8)}\n`);
+  if (/^ready\b/m.test(word)) return;
   // The server's word: "error CODE WHAT MESSAGE" (WHAT: the image or the mount point).
   const m = /^error (\S+) (\S+) (.*)$/m.exec(word);
   const code = (m?.[1] ?? 'EIO') as FsError['code'];

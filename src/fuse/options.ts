@@ -5,8 +5,19 @@ import { FsError } from '../errors.js';
 
 export type ErrorsBehavior = 'continue' | 'remount-ro' | 'panic';
 
+/** When reads update atime (mount(8)'s atime options). */
+export type AtimeMode = 'relatime' | 'strictatime' | 'noatime';
+
 export interface MountOptions {
-  readonly readOnly: boolean;
+  /**
+   * true: `ro`; false: `rw` was asked for; undefined: neither, read-write when the image
+   * can be written (a filesystem that cannot be written is served read-only with a warning).
+   */
+  readonly readOnly: boolean | undefined;
+  /** relatime (default): a read updates atime when it is not newer than mtime/ctime, or a day old. */
+  readonly atime: AtimeMode;
+  /** Keep atime updates in memory until other changes are written back (or the unmount). */
+  readonly lazytime: boolean;
   /** Let users other than the mounter access the mount (kernel allow_other). */
   readonly allowOther: boolean;
   /** Let the kernel check permissions from the mode bits (on by default). */
@@ -31,10 +42,17 @@ export interface MountOptions {
   readonly noChecksums: boolean;
 }
 
+/**
+ * Default attribute/entry timeouts, read-only and read-write alike: every change to the
+ * image goes through this mount (the image is locked against other writers), so the
+ * kernel's caches stay right; the server invalidates what only it changes (atime).
+ */
 export const DEFAULT_TIMEOUT_RO = 3600;
 
 export const DEFAULT_MOUNT_OPTIONS: MountOptions = {
-  readOnly: true,
+  readOnly: undefined,
+  atime: 'relatime',
+  lazytime: false,
   allowOther: false,
   defaultPermissions: true,
   fakeroot: false,
@@ -132,9 +150,19 @@ export function parseMountOptions(lists: readonly string[]): MountOptions {
         case 'no_checksums':
           o.noChecksums = true;
           break;
-        // Accepted for compatibility with mount(8)/fuse2fs; they change nothing here.
         case 'noatime':
         case 'relatime':
+        case 'strictatime':
+          o.atime = key;
+          break;
+        case 'lazytime':
+          o.lazytime = true;
+          break;
+        case 'nolazytime':
+          o.lazytime = false;
+          break;
+        // Accepted for compatibility with mount(8)/fuse2fs; they change nothing here.
+        case 'nodiratime':
         case 'nosuid':
         case 'nodev':
         case 'user_xattr':

@@ -4,7 +4,11 @@
  * the worker serves requests.
  *
  * - The image is opened (and checked) before anything is mounted, so a bad image
- *   fails the mount with its own error.
+ *   fails the mount with its own error. The worker decides read-write or read-only
+ *   (see worker.ts) and the kernel mount follows (`ro` when the image is served read-only).
+ * - Unmounting (umount, SIGTERM, the last user of a lazily detached mount leaving) ends
+ *   the worker's loop; it then writes everything back and marks the filesystem clean. A
+ *   failure there is logged and makes this process exit 1.
  * - A watchdog process lazily unmounts the mount point if this process dies without
  *   unmounting (so a crash leaves no dead "Transport endpoint is not connected" mount).
  * - SIGINT/SIGTERM/SIGHUP unmount (lazily if busy); the worker then sees ENODEV, closes
@@ -27,6 +31,8 @@ import type { WorkerData, WorkerMessage } from './worker.js';
 export interface ServeHooks {
   /** Called once the mount is live. */
   readonly onReady?: () => void;
+  /** A warning for the user before the mount is live (e.g. served read-only). */
+  readonly onWarning?: (line: string) => void;
   /** Diagnostics (bugs caught in the worker, unmount trouble). */
   readonly log?: (line: string) => void;
 }
@@ -52,9 +58,6 @@ function startWorker(data: WorkerData): Worker {
 /** Mount `image` on `mountpoint` and serve it until unmounted. Resolves when the server is done. */
 export async function serve(image: string, mountpoint: string, options: MountOptions, hooks: ServeHooks = {}): Promise<void> {
   const log = hooks.log ?? ((line: string) => process.stderr.write(`ext4ts: ${line}\n`));
-  if (!options.readOnly) {
-    throw new FsError('EROFS', 'read-write mounts need write support, which ext4ts does not have yet; mount with -o ro', { path: mountpoint });
-  }
   let st: fs.Stats;
   try {
     st = fs.statSync(mountpoint);
@@ -82,19 +85,24 @@ export async function serve(image: string, mountpoint: string, options: MountOpt
   let workerDone = false;
   const exited = new Promise<number>((resolve) => worker.once('exit', (code) => resolve(code)));
   void exited.then(() => (workerDone = true));
+  let readOnly = true;
 
   try {
     await new Promise<void>((resolve, reject) => {
       const onMessage = (m: WorkerMessage) => {
-        if (m.type === 'opened') resolve();
-        else if (m.type === 'error') reject(new FsError(m.code as Errno, m.message, { path: image }));
+        if (m.type === 'opened') {
+          readOnly = !m.writable;
+          if (m.warning !== undefined) (hooks.onWarning ?? ((line: string) => log(`warning: ${line}`)))(m.warning);
+          resolve();
+        } else if (m.type === 'error') reject(new FsError(m.code as Errno, m.message, { path: image }));
       };
       worker.on('message', onMessage);
       worker.once('error', reject);
       void exited.then((code) => reject(new FsError('EIO', `the server thread exited (${code}) before the mount`, { path: image })));
     });
-    if (root) mountFuse(fd, image, realMount, options);
-    else fd = mountFuseUnprivileged(image, realMount, options);
+    const kernelOptions = { ...options, readOnly };
+    if (root) mountFuse(fd, image, realMount, kernelOptions);
+    else fd = mountFuseUnprivileged(image, realMount, kernelOptions);
     worker.postMessage({ fd });
   } catch (error) {
     await worker.terminate();
@@ -102,8 +110,13 @@ export async function serve(image: string, mountpoint: string, options: MountOpt
     throw error;
   }
 
+  let writeBackFailed = false;
   worker.on('message', (m: WorkerMessage) => {
     if (m.type === 'bug') log(`internal error (request answered EIO): ${m.message}`);
+    else if (m.type === 'writeback-error') {
+      log(`write-back failed: ${m.message}`);
+      if (m.message.startsWith('unmount:')) writeBackFailed = true;
+    }
   });
   worker.on('error', (e) => log(`server thread failed: ${e.message}`));
   raiseReadahead(realMount, Math.max(128, options.maxRead / 1024));
@@ -143,6 +156,8 @@ export async function serve(image: string, mountpoint: string, options: MountOpt
 
   hooks.onReady?.();
   await exited;
+  // The unmount could not write everything back: the image is not clean; say so by the exit status.
+  if (writeBackFailed) process.exitCode = 1;
   clearInterval(timer);
   for (const [s, h] of handlers) process.off(s, h);
   watchdog.stdin?.end();

@@ -11,12 +11,47 @@
  * A request that fails on a corrupted object answers that object's errno (EUCLEAN,
  * EIO, ...); the session itself never stops on bad input. An unexpected exception
  * (a bug) answers EIO and is reported through `onBug`.
+ *
+ * Read-write mounts (the filesystem was opened for writing):
+ * - INIT also asks for WRITEBACK_CACHE (the kernel keeps dirty pages, size, mtime and
+ *   ctime of regular files and sends WRITE and SETATTR(mtime, ctime) when it writes them
+ *   back; it may READ pages of files opened write-only, and does O_APPEND itself),
+ *   DONT_MASK (the umask arrives unapplied: a parent's default ACL replaces it, as
+ *   posix_acl_create does), SETXATTR_EXT (ACL_KILL_SGID) and HANDLE_KILLPRIV_V2: the
+ *   server clears setuid/setgid and security.capability on a write or truncate that
+ *   asks for it (FUSE_WRITE_KILL_SUIDGID, FATTR_KILL_SUIDGID, FUSE_OPEN_KILL_SUIDGID) and
+ *   on chown; in exchange the kernel stops asking for security.capability before every
+ *   write(2) (one GETXATTR round trip per write otherwise).
+ * - Mutations answer with full entry/attribute replies. The kernel updates what it
+ *   cached itself for the operations it sent (parents' attributes after directory
+ *   operations, nlink after UNLINK/RENAME, new dentries after CREATE/MKDIR, negative
+ *   dentries after UNLINK), so the long timeouts stay right; the one thing only the
+ *   server changes is atime (on READ/READDIR), which is followed by NOTIFY_INVAL_INODE
+ *   (attributes only: no page-cache invalidation, so no lock the request holds is needed).
+ * - Open files are counted per inode (OPEN/CREATE +1, RELEASE -1): an unlinked or
+ *   renamed-over inode still open is kept, and freed at its last RELEASE.
+ * - Durability: FSYNC, FSYNCDIR and SYNCFS make everything durable (`Ext4.sync`); FLUSH
+ *   (every close) writes everything back to the image without an fsync (`writeBack`):
+ *   what close(2) promises on a kernel filesystem is that other processes see the data,
+ *   not that it survives a power cut; after writeBack the data is in the host's page
+ *   cache, so it survives a crash or kill of this server, and an fsync per close would
+ *   make `cp -a` or `tar x` of many files pay a disk flush per file. A failed write-back
+ *   fails the request that asked for it (EIO); the data stays dirty and is retried.
+ *   Periodic flush: `housekeeping` syncs when something changed and the flush interval
+ *   passed; `shutdown` (unmount) closes the filesystem, which writes back and marks it clean.
  */
 import { FsError, ERRNO, isFsError } from '../errors.js';
 import type { Ext4 } from '../fs/ext4.js';
-import { kindOfMode, type Stat } from '../fs/types.js';
+import { kindOfMode, type Stat, type Timestamp } from '../fs/types.js';
+import type { Creator, SetAttr } from '../fs/writer.js';
+import { ACL_GROUP_OBJ, ACL_MASK, ACL_OTHER, ACL_USER, ACL_GROUP, ACL_USER_OBJ, decodeVfsAcl, encodeVfsAcl, type AclEntry } from '../ondisk/acl.js';
 import {
   AccessMask,
+  FATTR,
+  OpenInFlag,
+  SetxattrExtFlag,
+  WriteFlag,
+  encodeNotifyInvalInode,
   DirentPacker,
   DirentType,
   FOPEN,
@@ -30,7 +65,7 @@ import {
   type FuseStatx,
 } from './abi.js';
 import { PROTOCOL_BEFORE_INIT, Reply, decodeRequest, needsReply, negotiateInit, type FuseRequest, type Protocol, type Send } from './protocol.js';
-import { decodeInHeader } from './abi.js';
+import { decodeInHeader, type SetattrIn } from './abi.js';
 
 const ROOT_NODEID = 1;
 const EXT4_ROOT = 2;
@@ -48,6 +83,14 @@ export interface SessionOptions {
   readonly trace?: (line: string) => void;
   /** Called when a handler threw something that is not an FsError (a bug). */
   readonly onBug?: (error: unknown, request: string) => void;
+  /** When reads update atime (read-write mounts; default relatime). */
+  readonly atime?: 'relatime' | 'strictatime' | 'noatime';
+  /** atime updates alone do not make the periodic flush write back. */
+  readonly lazytime?: boolean;
+  /** Seconds between periodic syncs of a changed filesystem (0: none; default 30). */
+  readonly flushInterval?: number;
+  /** Called when a write-back no request waits for (periodic flush, unmount) fails. */
+  readonly onWriteBackError?: (error: unknown, when: string) => void;
 }
 
 /** INIT flags we ask for on a read-only mount. */
@@ -63,8 +106,99 @@ const WANT =
   InitFlag.ATOMIC_O_TRUNC |
   InitFlag.HAS_EXPIRE_ONLY;
 
+/** What a read-write mount asks for on top (see the module comment). */
+const WANT_RW = WANT | InitFlag.WRITEBACK_CACHE | InitFlag.DONT_MASK | InitFlag.SETXATTR_EXT | InitFlag.HANDLE_KILLPRIV_V2;
+
 const O_ACCMODE = 3;
 const O_TRUNC = 0o1000;
+const O_EXCL = 0o200;
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
+const S_ISUID = 0o4000;
+const S_ISGID = 0o2000;
+const S_IXGRP = 0o010;
+const CAPS = 'security.capability';
+/** relatime: atime is updated at least this often on reads (seconds). */
+const RELATIME_PERIOD = 24 * 3600;
+/** Most bytes one COPY_FILE_RANGE copies (user space loops on a short copy). */
+const COPY_MAX = 64 << 20;
+/** Chunk of a COPY_FILE_RANGE. */
+const COPY_CHUNK = 1 << 20;
+
+const ACL_ACCESS = 'system.posix_acl_access';
+const ACL_DEFAULT = 'system.posix_acl_default';
+
+const utf8 = new TextDecoder();
+
+function later(a: Timestamp, b: Timestamp): boolean {
+  return a.seconds > b.seconds || (a.seconds === b.seconds && a.nanoseconds > b.nanoseconds);
+}
+
+/** The kernel's new_decode_dev: [major, minor]. */
+function decodeDevice(rdev: number): [number, number] {
+  return [Math.floor(rdev / 0x100) % 0x1000, (rdev % 0x100) + Math.floor(rdev / 0x10_0000) * 0x100];
+}
+
+/**
+ * posix_acl_create_masq: a new inode's access ACL from its parent's default ACL and the
+ * mode asked for; returns the ACL, the resulting permission bits and whether the ACL
+ * says more than the mode.
+ */
+function aclCreateMasq(acl: readonly AclEntry[], mode: number): { acl: AclEntry[]; mode: number; extended: boolean } {
+  let m = mode & 0o777;
+  let extended = false;
+  const out: { -readonly [K in keyof AclEntry]: AclEntry[K] }[] = acl.map((e) => ({ ...e }));
+  let groupObj: (typeof out)[number] | undefined;
+  let mask: (typeof out)[number] | undefined;
+  for (const e of out) {
+    switch (e.tag) {
+      case ACL_USER_OBJ:
+        e.perm &= (m >> 6) & 7;
+        m &= (e.perm << 6) | ~0o700;
+        break;
+      case ACL_USER:
+      case ACL_GROUP:
+        extended = true;
+        break;
+      case ACL_GROUP_OBJ:
+        groupObj = e;
+        break;
+      case ACL_OTHER:
+        e.perm &= m & 7;
+        m &= e.perm | ~0o007;
+        break;
+      case ACL_MASK:
+        mask = e;
+        extended = true;
+        break;
+    }
+  }
+  const g = mask ?? groupObj;
+  if (g !== undefined) {
+    g.perm &= (m >> 3) & 7;
+    m &= (g.perm << 3) | ~0o070;
+  }
+  return { acl: out, mode: m & 0o777, extended };
+}
+
+/** posix_acl_chmod: the access ACL after chmod to `mode`. */
+function aclChmod(acl: readonly AclEntry[], mode: number): AclEntry[] {
+  const hasMask = acl.some((e) => e.tag === ACL_MASK);
+  return acl.map((e) => {
+    switch (e.tag) {
+      case ACL_USER_OBJ:
+        return { ...e, perm: (mode >> 6) & 7 };
+      case ACL_MASK:
+        return { ...e, perm: (mode >> 3) & 7 };
+      case ACL_GROUP_OBJ:
+        return hasMask ? e : { ...e, perm: (mode >> 3) & 7 };
+      case ACL_OTHER:
+        return { ...e, perm: mode & 7 };
+      default:
+        return e;
+    }
+  });
+}
 
 function toIno(nodeid: number): number {
   return nodeid === ROOT_NODEID ? EXT4_ROOT : nodeid === EXT4_ROOT ? ROOT_NODEID : nodeid;
@@ -106,12 +240,159 @@ export class FuseSession {
   destroyed = false;
   /** Requests served, by opcode name. */
   readonly counts = new Map<string, number>();
+  /** Open files (OPEN/CREATE not yet RELEASEd), by inode. */
+  private readonly opens = new Map<number, number>();
+  /** Something changed since the last sync (periodic flush pending). */
+  private dirty = false;
+  /** Something changed since the last write-back (FLUSH has work to do). */
+  private unwritten = false;
+  /** When the last sync or periodic flush finished (ms, monotonic). */
+  private lastSync = performance.now();
+  private readonly writable: boolean;
+  /** Inodes whose attributes the kernel must drop once the current request is answered. */
+  private staleAttrs: number[] = [];
+  private readonly isOpen = (ino: number): boolean => (this.opens.get(ino) ?? 0) > 0;
 
   constructor(
     readonly fs: Ext4,
     private readonly send: Send,
     private readonly options: SessionOptions,
-  ) {}
+  ) {
+    this.writable = fs.writable;
+  }
+
+  /** Files open now (inode -> opens), for diagnostics and tests. */
+  openFiles(): ReadonlyMap<number, number> {
+    return this.opens;
+  }
+
+  /**
+   * Periodic work between requests: sync a changed filesystem once the flush interval
+   * has passed since the last sync. A failure is reported (the data stays dirty and
+   * the next FLUSH/FSYNC or periodic flush retries and reports it again).
+   */
+  housekeeping(now = performance.now()): void {
+    const interval = (this.options.flushInterval ?? 30) * 1000;
+    if (!this.writable || !this.dirty || interval <= 0 || now - this.lastSync < interval) return;
+    try {
+      this.sync();
+    } catch (error) {
+      this.options.onWriteBackError?.(error, 'periodic flush');
+      this.lastSync = now;
+    }
+  }
+
+  /**
+   * The end of the session (unmounted): free inodes unlinked while open whose RELEASE
+   * never came, then close the filesystem (write back everything, mark it clean).
+   * Throws if that fails (the caller reports it).
+   */
+  shutdown(): void {
+    if (this.writable) {
+      for (const ino of this.opens.keys()) {
+        try {
+          this.fs.releaseInode(ino);
+        } catch (error) {
+          this.options.onWriteBackError?.(error, `freeing unlinked inode ${ino}`);
+        }
+      }
+      this.opens.clear();
+    }
+    this.fs.close();
+  }
+
+  /** Who creates new inodes: the caller, or the mounting user under fakeroot. */
+  private creator(request: FuseRequest): Creator {
+    return this.options.owner ?? { uid: request.header.uid, gid: request.header.gid };
+  }
+
+  private rw(): void {
+    if (!this.writable) throw new FsError('EROFS', 'read-only mount');
+    this.dirty = true;
+    this.unwritten = true;
+  }
+
+  /** Everything durable (FSYNC, FSYNCDIR, SYNCFS, periodic flush). */
+  private sync(): void {
+    this.fs.sync();
+    this.dirty = false;
+    this.unwritten = false;
+    this.lastSync = performance.now();
+  }
+
+  private opened(ino: number): void {
+    this.opens.set(ino, (this.opens.get(ino) ?? 0) + 1);
+  }
+
+  /** RELEASE of a file: at its last, an inode unlinked meanwhile is freed. */
+  private released(ino: number): void {
+    const n = (this.opens.get(ino) ?? 0) - 1;
+    if (n > 0) {
+      this.opens.set(ino, n);
+      return;
+    }
+    this.opens.delete(ino);
+    // releaseInode frees only an inode with no links left that is not yet freed.
+    if (this.writable && this.fs.getattr(ino).nlink === 0) {
+      this.dirty = true;
+      this.unwritten = true;
+      this.fs.releaseInode(ino);
+    }
+  }
+
+  /**
+   * The mode of a new inode and the ACLs to give it: with a default ACL on the parent,
+   * the ACL decides (umask ignored), else the umask applies (we asked for DONT_MASK).
+   */
+  private newMode(parent: number, mode: number, umask: number, dir: boolean): { mode: number; access?: Uint8Array; inherit?: Uint8Array } {
+    let def: Uint8Array | undefined;
+    try {
+      def = this.fs.getxattrInode(parent, ACL_DEFAULT);
+    } catch (error) {
+      if (!isFsError(error) || (error.code !== 'ENODATA' && error.code !== 'EOPNOTSUPP')) throw error;
+    }
+    const umasked = (this.protocol.flags & InitFlag.DONT_MASK) !== 0n ? mode & ~(umask & 0o777) : mode;
+    if (def === undefined || def.length === 0) return { mode: umasked };
+    const acl = decodeVfsAcl(def);
+    if (acl.length === 0) return { mode: umasked };
+    const masq = aclCreateMasq(acl, mode);
+    const result: { mode: number; access?: Uint8Array; inherit?: Uint8Array } = { mode: (mode & ~0o777) | masq.mode };
+    if (masq.extended) result.access = encodeVfsAcl(masq.acl);
+    if (dir) result.inherit = def;
+    return result;
+  }
+
+  /** Give a just-created inode the ACLs `newMode` chose. */
+  private applyAcls(ino: number, acls: { access?: Uint8Array; inherit?: Uint8Array }): void {
+    if (acls.inherit !== undefined) this.fs.setxattrInode(ino, ACL_DEFAULT, acls.inherit);
+    if (acls.access !== undefined) this.fs.setxattrInode(ino, ACL_ACCESS, acls.access);
+  }
+
+  /** relatime/strictatime: update atime after a read of `ino`, and tell the kernel. */
+  private accessed(ino: number): void {
+    const policy = this.options.atime ?? 'relatime';
+    if (!this.writable || policy === 'noatime') return;
+    const st = this.fs.getattr(ino);
+    if (policy === 'relatime') {
+      const nowSeconds = Date.now() / 1000;
+      if (later(st.atime, st.mtime) && later(st.atime, st.ctime) && nowSeconds - st.atime.seconds < RELATIME_PERIOD) return;
+    }
+    this.fs.touchAtime(ino);
+    if (this.options.lazytime !== true) {
+      this.dirty = true;
+      this.unwritten = true;
+    }
+    this.notifyInvalAttr(ino);
+  }
+
+  /** NOTIFY_INVAL_INODE for attributes only (offset -1: the page cache stays). */
+  private notifyInvalAttr(ino: number): void {
+    try {
+      this.send([encodeNotifyInvalInode(toNodeid(ino), -1, 0)]);
+    } catch {
+      // The kernel has no such inode cached (ENOENT) or the mount is going away.
+    }
+  }
 
   /** Serve one message as read from /dev/fuse. */
   handle(bytes: Uint8Array): void {
@@ -135,6 +416,14 @@ export class FuseSession {
     try {
       this.dispatch(request, reply);
       this.options.trace?.(`${name} node ${request.header.nodeid} -> ok`);
+      if (this.writable && (request.op === 'READ' || (request.op === 'READDIR' && request.args.offset === 0) || (request.op === 'READDIRPLUS' && request.args.offset === 0))) {
+        // After the reply: the atime is not what the reader waits for.
+        try {
+          this.accessed(toIno(request.header.nodeid));
+        } catch (error) {
+          this.options.trace?.(`atime of node ${request.header.nodeid}: ${error instanceof Error ? error.message : String(error)}`);
+        }
+      }
     } catch (error) {
       if (reply.sent) {
         this.options.onBug?.(error, name);
@@ -147,6 +436,11 @@ export class FuseSession {
         this.options.onBug?.(error, name);
         reply.replyError('EIO');
       }
+    } finally {
+      if (this.staleAttrs.length > 0) {
+        for (const stale of this.staleAttrs) this.notifyInvalAttr(stale);
+        this.staleAttrs = [];
+      }
     }
   }
 
@@ -154,7 +448,7 @@ export class FuseSession {
     const ino = toIno(request.header.nodeid);
     switch (request.op) {
       case 'INIT': {
-        const result = negotiateInit(request.args, { want: WANT, maxWrite: this.options.maxRead, maxPages: Math.ceil(this.options.maxRead / 4096) });
+        const result = negotiateInit(request.args, { want: this.writable ? WANT_RW : WANT, maxWrite: this.options.maxRead, maxPages: Math.ceil(this.options.maxRead / 4096) });
         if (result.kind === 'accepted') this.protocol = result.protocol;
         reply.replyInit(result.reply);
         return;
@@ -189,9 +483,19 @@ export class FuseSession {
         return;
       case 'OPEN': {
         const flags = request.args.flags;
-        if ((flags & O_ACCMODE) !== 0 || (flags & O_TRUNC) !== 0) throw new FsError('EROFS', 'read-only mount');
         const st = this.fs.getattr(ino);
         if (st.kind === 'directory') throw new FsError('EISDIR', 'is a directory');
+        if ((flags & O_ACCMODE) !== 0 || (flags & O_TRUNC) !== 0) {
+          if (!this.writable) throw new FsError('EROFS', 'read-only mount');
+          // ATOMIC_O_TRUNC: the truncation comes with the open (mtime and ctime change
+          // even when the file was empty, as on a kernel filesystem).
+          if ((flags & O_TRUNC) !== 0 && st.kind === 'file') {
+            this.rw();
+            if ((request.args.openFlags & OpenInFlag.KILL_SUIDGID) !== 0) this.killPriv(ino, undefined, request.header);
+            this.fs.setattr(ino, { size: 0, mtime: 'now' });
+          }
+        }
+        this.opened(ino);
         reply.replyOpen({ fh: 0, openFlags: FOPEN.KEEP_CACHE });
         return;
       }
@@ -210,15 +514,31 @@ export class FuseSession {
         reply.replyDirents(this.readdir(ino, request.args.offset, request.args.size, request.op === 'READDIRPLUS'));
         return;
       case 'FLUSH':
-        // Nothing to flush on a read-only mount: ENOSYS makes the kernel stop sending
-        // FLUSH at every close (one round trip less per file).
-        reply.replyErrno(ERRNO.ENOSYS);
+        if (!this.writable) {
+          // Nothing to flush on a read-only mount: ENOSYS makes the kernel stop sending
+          // FLUSH at every close (one round trip less per file).
+          reply.replyErrno(ERRNO.ENOSYS);
+          return;
+        }
+        // close(2): written back to the image, not fsync'ed (see the module comment);
+        // nothing to do when nothing changed since the last write-back.
+        if (this.unwritten) {
+          this.fs.writeBack();
+          this.unwritten = false;
+        }
+        reply.replyEmpty();
         return;
       case 'RELEASE':
+        this.released(ino);
+        reply.replyEmpty();
+        return;
       case 'RELEASEDIR':
+        reply.replyEmpty();
+        return;
       case 'FSYNC':
       case 'FSYNCDIR':
       case 'SYNCFS':
+        if (this.writable) this.sync();
         reply.replyEmpty();
         return;
       case 'STATFS': {
@@ -247,7 +567,7 @@ export class FuseSession {
         return;
       }
       case 'ACCESS':
-        if ((request.args.mask & AccessMask.W_OK) !== 0) throw new FsError('EROFS', 'read-only mount');
+        if ((request.args.mask & AccessMask.W_OK) !== 0 && !this.writable) throw new FsError('EROFS', 'read-only mount');
         this.fs.getattr(ino);
         reply.replyEmpty();
         return;
@@ -260,22 +580,130 @@ export class FuseSession {
         throw new FsError('EINVAL', 'only SEEK_DATA and SEEK_HOLE reach the filesystem');
       }
       case 'SETATTR':
-      case 'SYMLINK':
-      case 'MKNOD':
-      case 'MKDIR':
+        this.rw();
+        reply.replyAttr({ attrTimeout: this.options.attrTimeout, attr: this.attr(this.setattr(ino, request.args, request.header)) });
+        return;
+      case 'MKNOD': {
+        this.rw();
+        const { mode, rdev, umask, name } = request.args;
+        const m = this.newMode(ino, mode, umask, false);
+        const child = this.fs.mknodInode(ino, name, m.mode, this.creator(request), decodeDevice(rdev));
+        this.applyAcls(child, m);
+        reply.replyEntry(this.entry(child));
+        return;
+      }
+      case 'MKDIR': {
+        this.rw();
+        const { mode, umask, name } = request.args;
+        const m = this.newMode(ino, (mode & 0o7777) | S_IFDIR, umask, true);
+        const child = this.fs.mkdirInode(ino, name, m.mode & 0o7777, this.creator(request));
+        this.applyAcls(child, m);
+        reply.replyEntry(this.entry(child));
+        return;
+      }
+      case 'SYMLINK': {
+        this.rw();
+        const child = this.fs.symlinkInode(ino, request.args.name, request.args.target, this.creator(request));
+        reply.replyEntry(this.entry(child));
+        return;
+      }
+      case 'LINK': {
+        this.rw();
+        const target = toIno(request.args.oldnodeid);
+        this.fs.linkInode(target, ino, request.args.newname);
+        reply.replyEntry(this.entry(target));
+        return;
+      }
       case 'UNLINK':
+        this.rw();
+        this.fs.unlinkInode(ino, request.args.name, this.isOpen);
+        reply.replyEmpty();
+        return;
       case 'RMDIR':
+        this.rw();
+        this.fs.rmdirInode(ino, request.args.name);
+        reply.replyEmpty();
+        return;
       case 'RENAME':
       case 'RENAME2':
-      case 'LINK':
+        this.rw();
+        this.fs.renameInode(ino, request.args.name, toIno(request.args.newdir), request.args.newname, request.args.flags, this.isOpen);
+        reply.replyEmpty();
+        return;
+      case 'CREATE': {
+        this.rw();
+        const { flags, mode, umask, name } = request.args;
+        let child: number;
+        try {
+          child = this.fs.lookup(ino, name);
+        } catch (error) {
+          if (!isFsError(error) || error.code !== 'ENOENT') throw error;
+          child = 0;
+        }
+        if (child !== 0) {
+          // The kernel believed the name absent (it is not, as it normally would know):
+          // open(O_CREAT) without O_EXCL opens what is there.
+          if ((flags & O_EXCL) !== 0) throw new FsError('EEXIST', 'file exists');
+          const st = this.fs.getattr(child);
+          if (st.kind === 'directory') throw new FsError('EISDIR', 'is a directory');
+          if ((flags & O_TRUNC) !== 0 && st.kind === 'file') {
+            if ((request.args.openFlags & OpenInFlag.KILL_SUIDGID) !== 0) this.killPriv(child, undefined, request.header);
+            this.fs.setattr(child, { size: 0, mtime: 'now' });
+          }
+        } else {
+          const m = this.newMode(ino, (mode & S_IFMT) === 0 ? mode | 0o100000 : mode, umask, false);
+          child = this.fs.mknodInode(ino, name, m.mode, this.creator(request));
+          this.applyAcls(child, m);
+        }
+        const entry = this.entry(child);
+        this.opened(child);
+        reply.replyCreate(entry, { fh: 0, openFlags: FOPEN.KEEP_CACHE });
+        return;
+      }
       case 'WRITE':
-      case 'CREATE':
-      case 'SETXATTR':
-      case 'REMOVEXATTR':
+        this.rw();
+        if ((request.args.writeFlags & WriteFlag.KILL_SUIDGID) !== 0) this.killPriv(ino, undefined, request.header);
+        reply.replyWrite(this.fs.write(ino, request.args.offset, request.args.data));
+        return;
       case 'FALLOCATE':
+        this.rw();
+        this.fs.fallocate(ino, request.args.mode, request.args.offset, request.args.length);
+        reply.replyEmpty();
+        return;
       case 'COPY_FILE_RANGE':
-      case 'COPY_FILE_RANGE_64':
-        throw new FsError('EROFS', 'read-only mount');
+      case 'COPY_FILE_RANGE_64': {
+        this.rw();
+        const { offIn, nodeidOut, offOut, len, flags } = request.args;
+        if (flags !== 0) throw new FsError('EINVAL', 'copy_file_range flags must be 0');
+        const out = toIno(nodeidOut);
+        const total = Math.min(len, COPY_MAX, request.op === 'COPY_FILE_RANGE' ? 0xffff_ffff : COPY_MAX);
+        let done = 0;
+        while (done < total) {
+          const chunk = this.fs.read(ino, offIn + done, Math.min(COPY_CHUNK, total - done));
+          if (chunk.length === 0) break;
+          this.fs.write(out, offOut + done, chunk);
+          done += chunk.length;
+          if (chunk.length < Math.min(COPY_CHUNK, total - done + chunk.length)) break;
+        }
+        reply.replyCopyFileRange(done);
+        return;
+      }
+      case 'SETXATTR': {
+        this.rw();
+        const { name, value, flags, setxattrFlags } = request.args;
+        this.fs.setxattrInode(ino, utf8.decode(name), value, flags);
+        if ((setxattrFlags & SetxattrExtFlag.ACL_KILL_SGID) !== 0) {
+          const st = this.fs.getattr(ino);
+          if ((st.mode & S_ISGID) !== 0) this.fs.setattr(ino, { mode: st.mode & 0o7777 & ~S_ISGID });
+        }
+        reply.replyEmpty();
+        return;
+      }
+      case 'REMOVEXATTR':
+        this.rw();
+        this.fs.removexattrInode(ino, utf8.decode(request.args.name));
+        reply.replyEmpty();
+        return;
       case 'FORGET':
       case 'BATCH_FORGET':
       case 'INTERRUPT':
@@ -284,6 +712,65 @@ export class FuseSession {
         reply.replyErrno(ERRNO.ENOSYS);
         return;
     }
+  }
+
+  /** SETATTR: the FATTR fields the kernel set, in one library call; chmod also rewrites an access ACL. */
+  private setattr(ino: number, a: SetattrIn, caller: { readonly uid: number; readonly gid: number }): Stat {
+    const v = a.valid;
+    const change: { -readonly [K in keyof SetAttr]: SetAttr[K] } = {};
+    if ((v & FATTR.MODE) !== 0) change.mode = a.mode & 0o7777;
+    if ((v & FATTR.UID) !== 0) change.uid = a.uid;
+    if ((v & FATTR.GID) !== 0) change.gid = a.gid;
+    if ((v & FATTR.SIZE) !== 0) change.size = a.size;
+    if ((v & FATTR.ATIME) !== 0) change.atime = (v & FATTR.ATIME_NOW) !== 0 ? 'now' : a.atime;
+    if ((v & FATTR.MTIME) !== 0) change.mtime = (v & FATTR.MTIME_NOW) !== 0 ? 'now' : a.mtime;
+    if ((v & FATTR.CTIME) !== 0) change.ctime = a.ctime;
+    if (Object.keys(change).length === 0 && (v & FATTR.KILL_SUIDGID) === 0) return this.fs.getattr(ino);
+    // HANDLE_KILLPRIV_V2: a truncation that asks for it, and every chown of a non-directory,
+    // clears setuid (and setgid with group execute) and file capabilities.
+    const chown = (v & (FATTR.UID | FATTR.GID)) !== 0;
+    if ((v & FATTR.KILL_SUIDGID) !== 0 || chown) {
+      const cleared = this.killPriv(ino, change.mode, (v & FATTR.KILL_SUIDGID) !== 0 ? caller : undefined);
+      if (cleared !== undefined) change.mode = cleared;
+      if (Object.keys(change).length === 0) return this.fs.getattr(ino);
+    }
+    if (change.mode !== undefined) {
+      let acl: Uint8Array | undefined;
+      try {
+        acl = this.fs.getxattrInode(ino, ACL_ACCESS);
+      } catch (error) {
+        if (!isFsError(error) || (error.code !== 'ENODATA' && error.code !== 'EOPNOTSUPP')) throw error;
+      }
+      if (acl !== undefined && acl.length > 0) {
+        // posix_acl_chmod: the ACL follows the new mode (then the mode is set as asked).
+        this.fs.setxattrInode(ino, ACL_ACCESS, encodeVfsAcl(aclChmod(decodeVfsAcl(acl), change.mode)));
+      }
+    }
+    return this.fs.setattr(ino, change);
+  }
+
+  /**
+   * Clear setuid, setgid-with-group-execute and security.capability of a non-directory.
+   * With `mode` (a mode about to be set), returns it cleared instead of setting it;
+   * otherwise sets the cleared mode when it changed.
+   */
+  private killPriv(ino: number, mode?: number, caller?: { readonly uid: number; readonly gid: number }): number | undefined {
+    const st = this.fs.getattr(ino);
+    if (st.kind === 'directory') return mode;
+    if (this.fs.listxattrInode(ino).includes(CAPS)) this.fs.removexattrInode(ino, CAPS);
+    const base = mode ?? st.mode & 0o7777;
+    let cleared = base & ~S_ISUID;
+    // setgid goes with group execute, or (as the VFS does) when the caller is not in the
+    // file's group: the request carries only its primary group, so that is what counts.
+    if ((cleared & S_IXGRP) !== 0 || (caller !== undefined && caller.uid !== 0 && caller.gid !== st.gid)) cleared &= ~S_ISGID;
+    if (mode !== undefined) return cleared;
+    if (cleared !== base) {
+      this.fs.setattr(ino, { mode: cleared });
+      // The kernel caches the mode and does not expect it to change on a write: tell it
+      // (after the reply, see `handle`).
+      this.staleAttrs.push(ino);
+    }
+    return undefined;
   }
 
   /** Answer a size probe (size 0), ERANGE if too small, else the bytes. */

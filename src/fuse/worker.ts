@@ -20,7 +20,10 @@ export interface WorkerData {
 }
 
 export type WorkerMessage =
-  | { readonly type: 'opened' }
+  /** The image is open; `warning` says why a read-write mount became read-only. */
+  | { readonly type: 'opened'; readonly writable: boolean; readonly warning?: string }
+  /** A write-back no request waited for failed (periodic flush, unmount). */
+  | { readonly type: 'writeback-error'; readonly message: string }
   | { readonly type: 'error'; readonly code: string; readonly message: string }
   | { readonly type: 'bug'; readonly message: string }
   | { readonly type: 'done'; readonly requests: number };
@@ -33,14 +36,38 @@ function post(message: WorkerMessage): void {
   port?.postMessage(message);
 }
 
-let ext4: Ext4;
-try {
-  ext4 = Ext4.openFile(data.image, {
+function open(write: boolean): Ext4 {
+  return Ext4.openFile(data.image, {
     offset: data.options.offset,
     checksums: !data.options.noChecksums,
+    write,
     ...(data.options.cacheSize === undefined ? {} : { cacheSize: data.options.cacheSize }),
   });
-  post({ type: 'opened' });
+}
+
+/**
+ * Read-write unless `ro` was asked for. A filesystem that cannot be written (EROFS: a
+ * feature ext4ts cannot keep consistent, errors recorded, a read-only device) or an
+ * image we may not write (EACCES, EPERM) is served read-only, with a warning. Without an
+ * explicit `rw`, an image another program has open (EBUSY: its lock) is served
+ * read-only too if that program only reads it.
+ */
+let ext4: Ext4;
+try {
+  if (data.options.readOnly === true) {
+    ext4 = open(false);
+    post({ type: 'opened', writable: false });
+  } else {
+    try {
+      ext4 = open(true);
+      post({ type: 'opened', writable: true });
+    } catch (error) {
+      const fallback = isFsError(error) && (error.code === 'EROFS' || error.code === 'EACCES' || error.code === 'EPERM' || (error.code === 'EBUSY' && data.options.readOnly === undefined));
+      if (!fallback) throw error;
+      ext4 = open(false);
+      post({ type: 'opened', writable: false, warning: `${error.message}; mounting read-only` });
+    }
+  }
 } catch (error) {
   post({ type: 'error', code: isFsError(error) ? error.code : 'EIO', message: error instanceof Error ? error.message : String(error) });
   process.exit(1);
@@ -69,6 +96,10 @@ function serve(fd: number): void {
       ...(data.owner === undefined ? {} : { owner: data.owner }),
       ...(trace === undefined ? {} : { trace }),
       onBug: (error, request) => post({ type: 'bug', message: `${request}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}` }),
+      onWriteBackError: (error, when) => post({ type: 'writeback-error', message: `${when}: ${error instanceof Error ? error.message : String(error)}` }),
+      atime: options.atime,
+      lazytime: options.lazytime,
+      flushInterval: options.flushInterval,
     },
   );
   const flag = new WakeupFlag(data.flag);
@@ -87,12 +118,23 @@ function serve(fd: number): void {
     }
     requests++;
     session.handle(buffer.subarray(0, n));
-    if (flag.take()) housekeeper.run();
+    if (flag.take()) {
+      session.housekeeping();
+      housekeeper.run();
+    }
   }
-  try {
-    ext4.close();
-  } catch {
-    // read-only: nothing pending
+  // Unmounted: write everything back and mark the filesystem clean. If that fails, try
+  // once more, then report it (the main thread exits non-zero) instead of hiding it.
+  let closeError: string | undefined;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      session.shutdown();
+      closeError = undefined;
+      break;
+    } catch (error) {
+      closeError = error instanceof Error ? error.message : String(error);
+    }
   }
+  if (closeError !== undefined) post({ type: 'writeback-error', message: `unmount: ${closeError}` });
   post({ type: 'done', requests });
 }

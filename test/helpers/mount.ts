@@ -216,10 +216,20 @@ export function removeStalePidFile(mnt: string): void {
   rmSync(`/run/ext4ts/${encodeURIComponent(mnt)}.pid`, { force: true });
 }
 
-/** Run `ext4ts mount [-o opts] IMAGE MNT` (background server); throws with its stderr if it fails. */
+/** True when one of the `-o` lists says `rw` or `ro`. */
+function choosesMode(options: readonly string[]): boolean {
+  return options.some((list) => list.split(',').some((o) => o.trim() === 'rw' || o.trim() === 'ro'));
+}
+
+/**
+ * Run `ext4ts mount [-o opts] IMAGE MNT` (background server); throws with its stderr if it
+ * fails. Read-only unless the options say `rw` (ext4ts itself mounts a writable image
+ * read-write by default; these helpers' callers mostly inspect shared images).
+ */
 export async function mountExt4ts(image: string, mnt: string, options: readonly string[] = []): Promise<Ext4tsMount> {
   ours.add(mnt);
-  const r = await ext4ts(['mount', ...options.flatMap((o) => ['-o', o]), image, mnt]);
+  const lists = choosesMode(options) ? options : ['ro', ...options];
+  const r = await ext4ts(['mount', ...lists.flatMap((o) => ['-o', o]), image, mnt]);
   if (r.status !== 0) throw new Error(`ext4ts mount ${image} ${mnt} exited ${r.status}: ${r.stderr.trim()}`);
   const m = mountAt(mnt);
   if (m?.fsType !== 'fuse.ext4ts') throw new Error(`ext4ts mount returned 0 but ${mnt} is ${m === undefined ? 'not mounted' : `a ${m.fsType} mount`}`);
