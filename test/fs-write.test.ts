@@ -229,6 +229,33 @@ describe('write-side behaviour', () => {
     fsckClean(image);
   });
 
+  it('keeps a file unlinked while open until released, and frees it after a crash at the next open', () => {
+    const image = fresh('orphans');
+    let fsys = Ext4.openFile(image, { write: true });
+    const data = randomBytes(21, 200_000);
+    fsys.writeFile('/kept', data);
+    fsys.writeFile('/crashed', data);
+    const root = fsys.resolve('/');
+    const kept = fsys.resolve('/kept');
+    const crashed = fsys.resolve('/crashed');
+    const freeBefore = fsys.statfs().freeBlocks;
+    assert.deepEqual(fsys.unlinkInode(root, 'kept', () => true), { ino: kept, freed: false });
+    assert.deepEqual(fsys.unlinkInode(root, 'crashed', () => true), { ino: crashed, freed: false });
+    assert.ok(Buffer.from(fsys.read(kept, 0, data.length)).equals(data), 'still readable after unlink');
+    fsys.write(kept, 0, new Uint8Array([1, 2, 3]));
+    fsys.releaseInode(kept);
+    assert.ok(fsys.statfs().freeBlocks > freeBefore - 100, 'released: its blocks are free again');
+    // A crash with "crashed" still open: everything durable, then the process goes away.
+    fsys.sync();
+    fsys.channel.inner.close();
+    assert.match(execFileSync('dumpe2fs', ['-h', image], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }), /First orphan inode:\s+\d+/);
+    fsys = Ext4.openFile(image, { write: true });
+    fsys.close();
+    const header = execFileSync('dumpe2fs', ['-h', image], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    assert.doesNotMatch(header, /First orphan inode/);
+    fsckClean(image);
+  });
+
   it('reads back what it wrote before and after reopening', () => {
     const image = fresh('reopen');
     const data = randomBytes(20, 1_000_000);

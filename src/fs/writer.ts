@@ -180,6 +180,7 @@ export class Writer {
 
   /** Mark the filesystem mounted read-write (not clean) and make that durable. */
   markMounted(): void {
+    this.processOrphans();
     const t = Math.floor(Date.now() / 1000);
     const maxCount = this.sb.mntCount + 1;
     this.writeSuperblock({ ...this.sb, state: this.sb.state & ~STATE_VALID, mntCount: Math.min(0xffff, maxCount), mtime: t, wtime: t });
@@ -221,6 +222,8 @@ export class Writer {
   /** Write everything back and mark the filesystem clean. */
   close(): void {
     if (this.closed) return;
+    // Files unlinked while open and never released: their last close is now.
+    this.processOrphans();
     this.sync(true, true);
     this.closed = true;
   }
@@ -1036,7 +1039,14 @@ export class Writer {
   private dropLink(ino: number, inode: MutableInode, keep: (ino: number) => boolean): { ino: number; freed: boolean } {
     inode.linksCount = Math.max(0, inode.linksCount - 1);
     this.stamp(inode, { c: true });
-    if (inode.linksCount > 0 || keep(ino)) {
+    if (inode.linksCount > 0) {
+      this.putInode(ino, inode);
+      return { ino, freed: false };
+    }
+    if (keep(ino)) {
+      // Still open: on the orphan list until its last close (a crash meanwhile leaves
+      // it for the next read-write open, or e2fsck, to free).
+      this.addOrphan(ino, inode);
       this.putInode(ino, inode);
       return { ino, freed: false };
     }
@@ -1059,8 +1069,73 @@ export class Writer {
 
   /** Release an unlinked inode kept open (last close). */
   releaseOrphan(ino: number): void {
-    const inode = this.core.readInode(ino);
-    if (inode.linksCount === 0 && inode.dtime === 0) this.freeInode(ino, cloneInode(inode));
+    if (!this.orphans.has(ino)) return;
+    const inode = cloneInode(this.core.readInode(ino));
+    this.unchainOrphan(ino, inode);
+    if (inode.linksCount === 0) this.freeInode(ino, inode);
+    else this.putInode(ino, inode);
+  }
+
+  /** Inodes on the orphan list that this writer put there (unlinked while open). */
+  private readonly orphans = new Set<number>();
+
+  /** Push an inode on the superblock's orphan list (i_dtime links the list). */
+  private addOrphan(ino: number, inode: MutableInode): void {
+    inode.dtime = this.sb.lastOrphan;
+    this.core.setSuperblock({ ...this.sb, lastOrphan: ino });
+    this.orphans.add(ino);
+  }
+
+  /** Take an inode off the orphan list. */
+  private unchainOrphan(ino: number, inode: MutableInode): void {
+    const next = inode.dtime;
+    inode.dtime = 0;
+    this.orphans.delete(ino);
+    if (this.sb.lastOrphan === ino) {
+      this.core.setSuperblock({ ...this.sb, lastOrphan: next });
+      return;
+    }
+    let cur = this.sb.lastOrphan;
+    for (let steps = 0; cur !== 0 && steps <= this.sb.inodesCount; steps++) {
+      const prev = this.core.readInode(cur);
+      if (prev.dtime === ino) {
+        const fixed = cloneInode(prev);
+        fixed.dtime = next;
+        this.putInode(cur, fixed);
+        return;
+      }
+      cur = prev.dtime;
+    }
+    throw corrupted('orphan list', `inode ${ino} is not on the orphan list`, { inode: ino });
+  }
+
+  /**
+   * Process the orphan list left by a crash (or by another driver): inodes with no
+   * links are freed, others (truncations cut short) are cut to their size. Run when
+   * the filesystem is opened for writing, and before it is closed.
+   */
+  processOrphans(): number {
+    let cur = this.sb.lastOrphan;
+    const seen = new Set<number>();
+    let done = 0;
+    while (cur !== 0) {
+      if (seen.has(cur) || cur < this.sb.firstIno || cur > this.sb.inodesCount) throw corrupted('orphan list', `orphan list loops or names inode ${cur}`, { inode: cur });
+      seen.add(cur);
+      const inode = cloneInode(this.core.readInode(cur));
+      const next = inode.dtime;
+      inode.dtime = 0;
+      this.core.setSuperblock({ ...this.sb, lastOrphan: next });
+      this.orphans.delete(cur);
+      if (inode.linksCount === 0) {
+        this.freeInode(cur, inode);
+      } else {
+        if (isReg(inode.mode) && (inode.flags & INLINE_DATA_FL) === 0) this.punch(cur, inode, Math.ceil(inode.size / this.bs), LOGICAL_END);
+        this.putInode(cur, inode);
+      }
+      done++;
+      cur = next;
+    }
+    return done;
   }
 
   rmdir(parentIno: number, name: Uint8Array): number {
