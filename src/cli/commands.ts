@@ -6,6 +6,8 @@ import { ls, type LsOptions } from './ls.js';
 import { stat, type StatOptions } from './stat.js';
 import { cat } from './cat.js';
 import { get, type GetOptions } from './get.js';
+import { put, type PutOptions } from './put.js';
+import { chmod, chown, ln, mkdir, mv, parseOctalMode, rm, truncate, type ChownOptions, type LnOptions, type MkdirOptions, type MvOptions, type RmOptions, type TruncateOptions } from './edit.js';
 import { mount, umount, type MountCliOptions } from './mount.js';
 
 const COMMON_HELP = `
@@ -101,10 +103,12 @@ Without it: mknod/mkfifo make devices and fifos, setfattr --restore sets xattrs,
       done(await get(image, path, dest, options));
     });
 
+  registerWriteCommands(program);
+
   program
     .command('mount')
     .description(
-      'Mount an image through FUSE, read-only, as root. Returns once the mount is live; the server runs in the background (-f keeps it in the foreground).',
+      'Mount an image through FUSE (read-write unless -o ro), as root or, with fusermount3, as a user. Returns once the mount is live; the server runs in the background (-f keeps it in the foreground). `ext4ts umount` writes everything back and marks the filesystem clean.',
     )
     .argument('<image>', 'filesystem image or block device')
     .argument('<mountpoint>', 'an existing directory')
@@ -115,7 +119,14 @@ Without it: mknod/mkfifo make devices and fifos, setfattr --restore sets xattrs,
       'after',
       `
 Mount options (-o, comma-separated, like mount(8) and fuse2fs):
-  ro                      read-only (the default; read-write needs write support, not yet in ext4ts)
+  rw                      read-write (the default when the image can be written; a filesystem with
+                          features ext4ts cannot write, or errors recorded, is mounted read-only
+                          with a warning)
+  ro                      read-only: the image is never changed
+  relatime                reads update atime when it is older than mtime/ctime or a day old (default)
+  strictatime             every read (that reaches the server) updates atime
+  noatime                 reads never update atime
+  lazytime                atime updates are written with the next other write-back or at unmount
   allow_other             let other users use the mount
   default_permissions     the kernel checks permissions from mode bits and ACLs (on by default;
                           no_default_permissions turns it off)
@@ -125,13 +136,17 @@ Mount options (-o, comma-separated, like mount(8) and fuse2fs):
   entry_timeout=SECONDS   ours alone while mounted, nothing else changes it)
   offset=BYTES            the filesystem starts this far into the image
   max_read=SIZE           largest read request (default 1M)
-  flush_interval=SECONDS  periodic flush of dirty data (for read-write mounts)
+  flush_interval=SECONDS  read-write: changes become durable (written and fsync'ed) at most this
+                          long after they were made (default 30; 0: only at fsync/sync/unmount).
+                          close(2) writes a file's changes back to the image, fsync(2) makes
+                          them durable
   errors=continue|remount-ro|panic   what to do on corruption (read-only mounts continue)
   no_checksums            do not verify metadata checksums (recovery)
   debug                   trace every request on stderr (use with -f)
 
 Examples:
   ext4ts mount disk.img /mnt/disk
+  ext4ts mount -o ro,noatime disk.img /mnt/disk
   ext4ts mount -o allow_other,cache_size=256M disk.img /mnt/disk
   ext4ts mount -f -o debug disk.img /mnt/disk
   ext4ts umount /mnt/disk`,
@@ -148,5 +163,133 @@ Examples:
     .option('--timeout <seconds>', 'how long to wait for the server to exit', '60')
     .action(async (mountpoint: string, options: { lazy?: boolean; timeout?: string }) => {
       await umount(mountpoint, options);
+    });
+}
+
+const WRITE_HELP = `
+The image is opened read-write and closed cleanly (written back, marked clean) even when
+a PATH fails; each failure prints one line and the exit status is then 1.`;
+
+/** put, mkdir, rm, mv, ln, chmod, chown, truncate: the commands that change the image. */
+function registerWriteCommands(program: Command): void {
+  addCommonOptions(
+    program
+      .command('put')
+      .usage('[options] <image> <src...> <dest>')
+      .description(
+        'Copy host files or whole trees into the image, like `cp -a`: types (files, directories, symlinks, hard links, devices, fifos, sockets), modes with setuid/setgid/sticky, numeric owners, atime and mtime to the nanosecond (directories too), xattrs (user.*, trusted.*, security.*) and POSIX ACLs; all-zero blocks are left as holes. If DEST is a directory of the image, each SRC goes inside it (a SRC ending in "/." fills DEST itself); otherwise, with one SRC, DEST is its new name. Existing files are replaced, existing directories merged into.',
+      )
+      .argument('<image>', 'filesystem image or block device (written)')
+      .argument('<paths...>', 'SRC... DEST: host files or directories, then the destination inside the image')
+      .option('--no-progress', 'no progress bar (it is only shown when stderr is a terminal)'),
+  )
+    .addHelpText(
+      'after',
+      examples(['ext4ts put disk.img ./rootfs/. /          # fill the whole filesystem from ./rootfs', 'ext4ts put disk.img notes.txt /home/me/notes.txt', 'ext4ts put disk.img /etc /var/www /srv      # makes /srv/etc and /srv/www']) +
+        WRITE_HELP +
+        '\nHost xattrs and ACLs are read with getfattr (package attr); without it they are not copied.',
+    )
+    .action(async (image: string, paths: string[], options: PutOptions, cmd: Command) => {
+      if (paths.length < 2) cmd.error('put: missing DEST after SRC');
+      done(await put(image, paths, options));
+    });
+
+  addCommonOptions(
+    program
+      .command('mkdir')
+      .description('Make directories in the image, like mkdir(1); owned by you, mode 0777 minus the umask unless -m.')
+      .argument('<image>', 'filesystem image or block device (written)')
+      .argument('<path...>', 'directories to make')
+      .option('-p, --parents', 'make missing parents too; no error if a directory exists')
+      .option('-m, --mode <mode>', 'octal mode of the new directories (not of the parents -p makes)', parseOctalMode),
+  )
+    .addHelpText('after', examples(['ext4ts mkdir disk.img /srv', 'ext4ts mkdir -p -m 700 disk.img /home/me/.ssh']) + WRITE_HELP)
+    .action(async (image: string, paths: string[], options: MkdirOptions) => {
+      done(await mkdir(image, paths, options));
+    });
+
+  addCommonOptions(
+    program
+      .command('rm')
+      .description('Remove files, symlinks and (with -r) directory trees from the image, like rm(1). A symlink is removed, never followed.')
+      .argument('<image>', 'filesystem image or block device (written)')
+      .argument('<path...>', 'paths to remove')
+      .option('-r, --recursive', 'remove directories and their contents')
+      .option('-f, --force', 'no error for a missing PATH'),
+  )
+    .addHelpText('after', examples(['ext4ts rm disk.img /tmp/junk.txt', 'ext4ts rm -rf disk.img /var/cache/apt']) + WRITE_HELP)
+    .action(async (image: string, paths: string[], options: RmOptions) => {
+      done(await rm(image, paths, options));
+    });
+
+  addCommonOptions(
+    program
+      .command('mv')
+      .usage('[options] <image> <src...> <dest>')
+      .description('Rename or move within the image, like mv(1): if DEST is a directory, each SRC moves inside it; otherwise SRC takes the name DEST, replacing a file there (or an empty directory, for a directory).')
+      .argument('<image>', 'filesystem image or block device (written)')
+      .argument('<paths...>', 'SRC... DEST, paths inside the image')
+      .option('-n, --no-clobber', 'never replace an existing DEST (EEXIST instead)'),
+  )
+    .addHelpText('after', examples(['ext4ts mv disk.img /etc/motd /etc/motd.old', 'ext4ts mv disk.img /a.txt /b.txt /home/me']) + WRITE_HELP)
+    .action(async (image: string, paths: string[], options: MvOptions, cmd: Command) => {
+      if (paths.length < 2) cmd.error('mv: missing DEST after SRC');
+      done(await mv(image, paths, options));
+    });
+
+  addCommonOptions(
+    program
+      .command('ln')
+      .description('Make a hard link (or with -s a symbolic link) in the image, like ln(1). If LINKNAME is a directory, the link is made inside it under the name of TARGET.')
+      .argument('<image>', 'filesystem image or block device (written)')
+      .argument('<target>', 'existing path (hard link) or the text of the symlink (-s; not checked)')
+      .argument('<linkname>', 'the new name')
+      .option('-s, --symbolic', 'make a symbolic link')
+      .option('-f, --force', 'replace an existing LINKNAME (not a directory)'),
+  )
+    .addHelpText('after', examples(['ext4ts ln disk.img /bin/busybox /bin/sh', 'ext4ts ln -s ../lib/libfoo.so.1 disk.img /usr/lib/libfoo.so']) + WRITE_HELP)
+    .action(async (image: string, target: string, linkName: string, options: LnOptions) => {
+      done(await ln(image, target, linkName, options));
+    });
+
+  addCommonOptions(
+    program
+      .command('chmod')
+      .description('Change permission bits in the image, like chmod(1): octal (755, 4755, 1777) or symbolic (u+x, go-w, a=rX, u+s). A symlink PATH is followed.')
+      .argument('<image>', 'filesystem image or block device (written)')
+      .argument('<mode>', 'octal or symbolic mode (one starting with "-" needs "--" before IMAGE)')
+      .argument('<path...>', 'paths inside the image'),
+  )
+    .addHelpText('after', examples(['ext4ts chmod disk.img 4755 /usr/bin/su', 'ext4ts chmod disk.img go-rwx /home/me', 'ext4ts chmod -- disk.img -x /etc/init.d/foo']) + WRITE_HELP)
+    .action(async (image: string, mode: string, paths: string[], options: CommonOptions) => {
+      done(await chmod(image, mode, paths, options));
+    });
+
+  addCommonOptions(
+    program
+      .command('chown')
+      .description('Change owner and/or group in the image, numeric ids: UID, UID:GID or :GID (like chown(1); a symlink PATH is followed unless --no-dereference). A new owner clears setuid (and setgid on group-executable files), as chown(2) does.')
+      .argument('<image>', 'filesystem image or block device (written)')
+      .argument('<owner>', 'UID[:GID] or :GID, numeric')
+      .argument('<path...>', 'paths inside the image')
+      .option('--no-dereference', 'change a symlink itself, not what it points to'),
+  )
+    .addHelpText('after', examples(['ext4ts chown disk.img 1000:1000 /home/me', 'ext4ts chown disk.img :33 /var/www', 'ext4ts chown --no-dereference disk.img 0:0 /usr/lib/link']) + WRITE_HELP)
+    .action(async (image: string, owner: string, paths: string[], options: ChownOptions) => {
+      done(await chown(image, owner, paths, options));
+    });
+
+  addCommonOptions(
+    program
+      .command('truncate')
+      .description('Set the size of files in the image, like truncate(1): growing adds a hole, shrinking frees the blocks. A missing PATH is made (an empty file owned by you) unless -c.')
+      .argument('<image>', 'filesystem image or block device (written)')
+      .argument('<path...>', 'files inside the image')
+      .requiredOption('-s, --size <size>', 'new size: bytes or K/M/G/T; +SIZE/-SIZE grow or shrink by, <SIZE at most, >SIZE at least')
+      .option('-c, --no-create', 'do not make missing files'),
+  )
+    .addHelpText('after', examples(['ext4ts truncate -s 0 disk.img /var/log/syslog', 'ext4ts truncate -s +1G disk.img /swapfile']) + WRITE_HELP)
+    .action(async (image: string, paths: string[], options: TruncateOptions) => {
+      done(await truncate(image, paths, options));
     });
 }

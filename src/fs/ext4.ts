@@ -40,7 +40,7 @@ import {
 } from '../ondisk/inode.js';
 import { decodeInodeXattrs, decodeXattrBlock, xattrNameString, splitXattrName, type XattrEntry } from '../ondisk/xattr.js';
 import { assembleInlineData, inlineDataCapacity, isInlineDataXattr } from '../ondisk/inline-data.js';
-import { ext4AclToVfs } from '../ondisk/acl.js';
+import { aclChmod, decodeVfsAcl, encodeVfsAcl, ext4AclToVfs } from '../ondisk/acl.js';
 import { decodeDirBlock, decodeInlineDir, NAME_MAX, type DirEntry } from '../ondisk/dirent.js';
 import { decodeDxRoot, decodeDxNode, dxLookup, isDxNodeBlock, type DxEntry } from '../ondisk/htree.js';
 import { dirHashName, effectiveHashVersion, DX_HASH } from '../ondisk/dirhash.js';
@@ -65,6 +65,7 @@ const DIR_INDEX_ENTRIES = 200_000;
 const INODE_TABLE_READAHEAD = 64;
 /** Largest xattr value (the VFS limit). */
 const XATTR_SIZE_MAX = 65536;
+const ACL_ACCESS = 'system.posix_acl_access';
 
 export interface Ext4Options {
   /** Verify metadata checksums (default true); false lets recovery work read damaged images. */
@@ -1020,7 +1021,16 @@ export class Ext4 {
 
   /** chmod/chown/utimens/truncate in one call (FUSE SETATTR); returns the new attributes. */
   setattr(ino: number, attr: SetAttr): Stat {
-    this.w().setattr(ino, attr);
+    const writer = this.w();
+    if (attr.mode !== undefined) {
+      // posix_acl_chmod: an access ACL follows the new mode.
+      const entry = this.allXattrs(ino, this.liveInode(ino)).get(ACL_ACCESS);
+      if (entry !== undefined) {
+        const vfs = ext4AclToVfs(this.xattrValue(ino, entry), { inode: ino });
+        if (vfs !== null) writer.setxattr(ino, ACL_ACCESS, encodeVfsAcl(aclChmod(decodeVfsAcl(vfs), attr.mode)));
+      }
+    }
+    writer.setattr(ino, attr);
     return this.getattr(ino);
   }
 

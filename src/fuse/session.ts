@@ -181,25 +181,6 @@ function aclCreateMasq(acl: readonly AclEntry[], mode: number): { acl: AclEntry[
   return { acl: out, mode: m & 0o777, extended };
 }
 
-/** posix_acl_chmod: the access ACL after chmod to `mode`. */
-function aclChmod(acl: readonly AclEntry[], mode: number): AclEntry[] {
-  const hasMask = acl.some((e) => e.tag === ACL_MASK);
-  return acl.map((e) => {
-    switch (e.tag) {
-      case ACL_USER_OBJ:
-        return { ...e, perm: (mode >> 6) & 7 };
-      case ACL_MASK:
-        return { ...e, perm: (mode >> 3) & 7 };
-      case ACL_GROUP_OBJ:
-        return hasMask ? e : { ...e, perm: (mode >> 3) & 7 };
-      case ACL_OTHER:
-        return { ...e, perm: mode & 7 };
-      default:
-        return e;
-    }
-  });
-}
-
 function toIno(nodeid: number): number {
   return nodeid === ROOT_NODEID ? EXT4_ROOT : nodeid === EXT4_ROOT ? ROOT_NODEID : nodeid;
 }
@@ -734,18 +715,7 @@ export class FuseSession {
       if (cleared !== undefined) change.mode = cleared;
       if (Object.keys(change).length === 0) return this.fs.getattr(ino);
     }
-    if (change.mode !== undefined) {
-      let acl: Uint8Array | undefined;
-      try {
-        acl = this.fs.getxattrInode(ino, ACL_ACCESS);
-      } catch (error) {
-        if (!isFsError(error) || (error.code !== 'ENODATA' && error.code !== 'EOPNOTSUPP')) throw error;
-      }
-      if (acl !== undefined && acl.length > 0) {
-        // posix_acl_chmod: the ACL follows the new mode (then the mode is set as asked).
-        this.fs.setxattrInode(ino, ACL_ACCESS, encodeVfsAcl(aclChmod(decodeVfsAcl(acl), change.mode)));
-      }
-    }
+    // The library keeps an access ACL in step with a new mode (posix_acl_chmod).
     return this.fs.setattr(ino, change);
   }
 

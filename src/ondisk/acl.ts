@@ -240,6 +240,21 @@ function checkEntryFields(e: AclEntry): void {
   if (!Number.isInteger(e.id) || e.id < 0 || e.id > 0xffffffff) throw new FsError('EINVAL', `invalid ACL id ${e.id}`);
 }
 
-
-
-
+/** posix_acl_chmod: the access ACL after chmod to `mode`. */
+export function aclChmod(acl: readonly AclEntry[], mode: number): AclEntry[] {
+  const hasMask = acl.some((e) => e.tag === ACL_MASK);
+  return acl.map((e) => {
+    switch (e.tag) {
+      case ACL_USER_OBJ:
+        return { ...e, perm: (mode >> 6) & 7 };
+      case ACL_MASK:
+        return { ...e, perm: (mode >> 3) & 7 };
+      case ACL_GROUP_OBJ:
+        return hasMask ? e : { ...e, perm: (mode >> 3) & 7 };
+      case ACL_OTHER:
+        return { ...e, perm: mode & 7 };
+      default:
+        return e;
+    }
+  });
+}
