@@ -13,11 +13,16 @@ import {
   NotifyCode,
   Opcode,
   FATTR,
+  FsXflag,
+  IoctlCmd,
+  IoctlFlag,
   StructSize,
+  decodeFsxattr,
   describeInitFlags,
   direntSize,
   direntTypeOfMode,
   encodeDevice,
+  encodeFsxattr,
   encodeNotifyDelete,
   encodeNotifyInvalEntry,
   encodeNotifyInvalInode,
@@ -187,6 +192,40 @@ describe('FUSE ABI constants', () => {
     assert.equal(StructSize.ATTR_OUT, 16 + StructSize.ATTR);
     assert.equal(StructSize.DIRENTPLUS, StructSize.ENTRY_OUT + StructSize.DIRENT);
     assert.equal(StructSize.STATX_OUT, 32 + StructSize.STATX);
+    assert.equal(Opcode.IOCTL, 39);
+    assert.equal(StructSize.IOCTL_IN, 32);
+    assert.equal(StructSize.IOCTL_OUT, 16);
+    assert.equal(StructSize.FSXATTR, 28);
+  });
+
+  it('ioctl numbers are the _IOC encodings of linux/fs.h (64- and 32-bit)', () => {
+    // _IOC(dir, type, nr, size) = dir << 30 | size << 16 | type << 8 | nr; _IOC_WRITE 1, _IOC_READ 2.
+    const ioc = (dir: number, type: string, nr: number, size: number): number => (dir * 2 ** 30 + size * 2 ** 16 + type.charCodeAt(0) * 256 + nr);
+    assert.equal(IoctlCmd.FS_IOC_GETFLAGS, ioc(2, 'f', 1, 8));
+    assert.equal(IoctlCmd.FS_IOC_SETFLAGS, ioc(1, 'f', 2, 8));
+    assert.equal(IoctlCmd.FS_IOC32_GETFLAGS, ioc(2, 'f', 1, 4));
+    assert.equal(IoctlCmd.FS_IOC32_SETFLAGS, ioc(1, 'f', 2, 4));
+    assert.equal(IoctlCmd.FS_IOC_FSGETXATTR, ioc(2, 'X', 31, StructSize.FSXATTR));
+    assert.equal(IoctlCmd.FS_IOC_FSSETXATTR, ioc(1, 'X', 32, StructSize.FSXATTR));
+    assert.deepEqual([IoctlFlag.COMPAT, IoctlFlag.UNRESTRICTED, IoctlFlag.RETRY, IoctlFlag.BIT32, IoctlFlag.DIR, IoctlFlag.COMPAT_X32], [1, 2, 4, 8, 16, 32]);
+  });
+
+  it('struct fsxattr: 28 bytes, pad zero; decodes back', () => {
+    const fa = { xflags: FsXflag.IMMUTABLE | FsXflag.NODUMP, extsize: 4096, nextents: 3, projid: 0x1234_5678, cowextsize: 0 };
+    const bytes = encodeFsxattr(fa);
+    assertBytes(bytes, hex(`
+      88000000                # fsx_xflags IMMUTABLE | NODUMP
+      00100000                # fsx_extsize 4096
+      03000000                # fsx_nextents 3
+      78563412                # fsx_projid
+      00000000                # fsx_cowextsize
+      ${'00'.repeat(8)}       # fsx_pad[8]
+    `));
+    assert.deepEqual(decodeFsxattr(bytes), fa);
+    const inside = new Uint8Array(40);
+    inside.set(bytes, 5);
+    assert.deepEqual(decodeFsxattr(inside.subarray(5, 33)), fa, 'decodes at an offset in a bigger buffer');
+    assert.throws(() => decodeFsxattr(bytes.subarray(0, 27)), isEinval);
   });
 
   it('INIT flags above bit 31 are exact bigints, and describe as named', () => {
@@ -452,10 +491,56 @@ describe('FUSE request decoding', () => {
     assert.equal(req.args.mode, 0o100644);
   });
 
+  it('IOCTL FS_IOC_SETFLAGS as fuse_fileattr_set sends it for a directory: 4 bytes of input', () => {
+    const bytes = hex(`
+      4c000000                # len 76 = 40 + 32 + 4
+      27000000                # opcode 39 IOCTL
+      3000000000000000        # unique 48
+      0c00000000000000        # nodeid 12
+      e8030000 e8030000       # uid 1000, gid 1000
+      d2040000 0000 0000      # pid 1234, total_extlen 0, padding
+      # fuse_ioctl_in
+      0500000000000000        # fh 5
+      10000000                # flags FUSE_IOCTL_DIR
+      02660840                # cmd 0x40086602 FS_IOC_SETFLAGS
+      0000000000000000        # arg 0 (fuse_priv_ioctl passes no user pointer)
+      04000000                # in_size 4
+      00000000                # out_size 0
+      10000000                # the int: FS_IMMUTABLE_FL
+    `);
+    const req = expectOp(decodeRequest(bytes, PROTOCOL_45), 'IOCTL');
+    assert.equal(req.header.uid, 1000);
+    assert.equal(req.args.fh, 5);
+    assert.equal(req.args.flags, IoctlFlag.DIR);
+    assert.equal(req.args.cmd, IoctlCmd.FS_IOC_SETFLAGS);
+    assert.equal(req.args.arg, 0n);
+    assert.equal(req.args.inSize, 4);
+    assert.equal(req.args.outSize, 0);
+    assertBytes(req.args.data, hex('10000000'));
+    assert.equal(req.args.data.buffer, bytes.buffer, 'the data is a view of the request');
+  });
+
+  it('IOCTL from a 32-bit caller (compat): a user pointer above 2^53, output only', () => {
+    const bytes = hex(`
+      48000000 27000000 3100000000000000 0c00000000000000 ${'00'.repeat(16)}
+      0000000000000000        # fh 0
+      09000000                # flags COMPAT | 32BIT
+      01760480                # cmd 0x80047601 (_IOR('v', 1, int): FS_IOC32_GETVERSION)
+      f0debc9a78563412        # arg 0x123456789abcdef0
+      00000000 04000000       # in_size 0, out_size 4
+    `);
+    const req = expectOp(decodeRequest(bytes), 'IOCTL');
+    assert.equal(req.args.flags, IoctlFlag.COMPAT | IoctlFlag.BIT32);
+    assert.equal(req.args.cmd, 0x8004_7601);
+    assert.equal(req.args.arg, 0x1234_5678_9abc_def0n);
+    assert.equal(req.args.outSize, 4);
+    assert.equal(req.args.data.length, 0);
+  });
+
   it('unserved opcodes come back as OTHER with their raw arguments', () => {
-    const bytes = hex(`30000000 27000000 1c00000000000000 0c00000000000000 ${'00'.repeat(16)} 0102030405060708`);
+    const bytes = hex(`30000000 25000000 1c00000000000000 0c00000000000000 ${'00'.repeat(16)} 0102030405060708`);
     const req = expectOp(decodeRequest(bytes), 'OTHER');
-    assert.equal(req.header.opcode, Opcode.IOCTL);
+    assert.equal(req.header.opcode, Opcode.BMAP);
     assertBytes(req.args.body, hex('0102030405060708'));
   });
 
@@ -477,6 +562,9 @@ describe('FUSE request decoding', () => {
       ['extensions longer than the request', hex(`28000000 01000000 0200000000000000 0100000000000000 ${'00'.repeat(12)} 0100 0000`)],
       ['SETXATTR value shorter than size', header(40 + 16 + 2 + 1, Opcode.SETXATTR, '05000000 00000000 00000000 00000000 6100 61')],
       ['INIT shorter than major/minor', header(40 + 4, Opcode.INIT, '07000000')],
+      ['IOCTL with a 31-byte fuse_ioctl_in', header(40 + 31, Opcode.IOCTL, '00'.repeat(31))],
+      ['IOCTL in_size beyond the data', header(40 + 32 + 3, Opcode.IOCTL, `${'00'.repeat(24)} 04000000 00000000 010203`)],
+      ['IOCTL fh >= 2^53', header(40 + 32, Opcode.IOCTL, `0000000000000080 ${'00'.repeat(24)}`)],
     ];
     for (const [name, bytes] of cases) {
       it(name, () => {
@@ -690,6 +778,31 @@ describe('FUSE replies', () => {
     const cfr64 = capture(Opcode.COPY_FILE_RANGE_64, 2n);
     cfr64.reply.replyCopyFileRange(2 ** 33);
     assertBytes(only(cfr64.messages), hex('18000000 00000000 0200000000000000 0000000002000000'));
+  });
+
+  it('ioctl: fuse_ioctl_out then the output data (exactly out_size for the fileattr ioctls)', () => {
+    const get = capture(Opcode.IOCTL, 0x30n);
+    get.reply.replyIoctl(0, hex('10008000'));
+    assertBytes(only(get.messages), hex(`
+      24000000 00000000 3000000000000000   # len 36 = 16 + 16 + 4, error 0, unique
+      00000000                             # result 0
+      00000000                             # flags
+      00000000 00000000                    # in_iovs, out_iovs
+      10008000                             # the int: IMMUTABLE | EXTENTS
+    `));
+    const set = capture(Opcode.IOCTL, 0x31n);
+    set.reply.replyIoctl(0);
+    assertBytes(only(set.messages), hex(`20000000 00000000 3100000000000000 ${'00'.repeat(16)}`));
+    const neg = capture(Opcode.IOCTL, 0x32n);
+    neg.reply.replyIoctl(-25);
+    assertBytes(only(neg.messages), hex('20000000 00000000 3200000000000000 e7ffffff 00000000 00000000 00000000'));
+    const err = capture(Opcode.IOCTL, 0x33n);
+    err.reply.replyError('ENOTTY');
+    assertBytes(only(err.messages), hex('10000000 e7ffffff 3300000000000000'));
+    assert.throws(() => capture(Opcode.READ).reply.replyIoctl(0), /does not fit READ/);
+    const bad = capture(Opcode.IOCTL);
+    assert.throws(() => bad.reply.replyIoctl(2 ** 31), FsError);
+    assert.equal(bad.reply.sent, false);
   });
 
   it('data: header then the caller\'s buffers, uncopied', () => {

@@ -243,6 +243,68 @@ export const InvalEntryFlag = { EXPIRE_ONLY: 1 << 0 } as const;
 export const SetxattrExtFlag = { ACL_KILL_SGID: 1 << 0 } as const;
 /** fuse_setxattr_in.flags: setxattr(2)'s flags. */
 export const XattrFlag = { CREATE: 1, REPLACE: 2 } as const;
+/** fuse_ioctl_in.flags / fuse_ioctl_out.flags (FUSE_IOCTL_*). */
+export const IoctlFlag = {
+  /** A 32-bit caller on a 64-bit kernel (compat_ioctl). */
+  COMPAT: 1 << 0,
+  /** CUSE only: the server may ask for arbitrary iovecs (RETRY). */
+  UNRESTRICTED: 1 << 1,
+  /** Reply: retry with the iovecs that follow fuse_ioctl_out (unrestricted ioctls only). */
+  RETRY: 1 << 2,
+  /** The caller's longs and pointers are 32-bit. */
+  BIT32: 1 << 3,
+  /** The ioctl is on a directory. */
+  DIR: 1 << 4,
+  /** x32 ABI caller. */
+  COMPAT_X32: 1 << 5,
+} as const;
+/** Most iovecs a RETRY reply may ask for. */
+export const FUSE_IOCTL_MAX_IOV = 256;
+
+/**
+ * ioctl commands that reach a FUSE filesystem as FUSE_IOCTL (linux/fs.h): since Linux 5.13
+ * the VFS's fileattr_get/fileattr_set (FS_IOC_GETFLAGS and friends, i.e. lsattr/chattr)
+ * are sent by fuse_priv_ioctl with the 64-bit command numbers and an exact size:
+ * GETFLAGS/SETFLAGS carry a 4-byte int (though the number says `long`), FSGETXATTR/
+ * FSSETXATTR a 28-byte struct fsxattr. The 32-bit numbers (FS_IOC32_*) are what a 32-bit
+ * kernel sends, and what a compat caller's own ioctl would carry.
+ */
+export const IoctlCmd = {
+  /** _IOR('f', 1, long) on a 64-bit kernel. */
+  FS_IOC_GETFLAGS: 0x8008_6601,
+  /** _IOW('f', 2, long) on a 64-bit kernel. */
+  FS_IOC_SETFLAGS: 0x4008_6602,
+  /** _IOR('f', 1, int). */
+  FS_IOC32_GETFLAGS: 0x8004_6601,
+  /** _IOW('f', 2, int). */
+  FS_IOC32_SETFLAGS: 0x4004_6602,
+  /** _IOR('X', 31, struct fsxattr). */
+  FS_IOC_FSGETXATTR: 0x801c_581f,
+  /** _IOW('X', 32, struct fsxattr). */
+  FS_IOC_FSSETXATTR: 0x401c_5820,
+} as const;
+
+/** struct fsxattr's fsx_xflags bits (FS_XFLAG_*, linux/fs.h). */
+export const FsXflag = {
+  REALTIME: 0x0000_0001,
+  PREALLOC: 0x0000_0002,
+  IMMUTABLE: 0x0000_0008,
+  APPEND: 0x0000_0010,
+  SYNC: 0x0000_0020,
+  NOATIME: 0x0000_0040,
+  NODUMP: 0x0000_0080,
+  RTINHERIT: 0x0000_0100,
+  PROJINHERIT: 0x0000_0200,
+  NOSYMLINKS: 0x0000_0400,
+  EXTSIZE: 0x0000_0800,
+  EXTSZINHERIT: 0x0000_1000,
+  NODEFRAG: 0x0000_2000,
+  FILESTREAM: 0x0000_4000,
+  DAX: 0x0000_8000,
+  COWEXTSIZE: 0x0001_0000,
+  HASATTR: 0x8000_0000,
+} as const;
+
 
 /** Notification codes (enum fuse_notify_code): the `error` field of an unsolicited message. */
 export const NotifyCode = {
@@ -388,6 +450,11 @@ export const StructSize = {
   FALLOCATE_IN: 32,
   COPY_FILE_RANGE_IN: 56,
   STATX_IN: 24,
+  IOCTL_IN: 32,
+  IOCTL_OUT: 16,
+  IOCTL_IOVEC: 16,
+  /** struct fsxattr (linux/fs.h), the FSGETXATTR/FSSETXATTR payload. */
+  FSXATTR: 28,
   NOTIFY_INVAL_INODE_OUT: 24,
   NOTIFY_INVAL_ENTRY_OUT: 16,
   NOTIFY_DELETE_OUT: 24,
@@ -490,6 +557,9 @@ const LSEEK_IN = { fh: 0, offset: 8, whence: 16 } as const;
 const FALLOCATE_IN = { fh: 0, offset: 8, length: 16, mode: 24 } as const;
 const COPY_FILE_RANGE_IN = { fhIn: 0, offIn: 8, nodeidOut: 16, fhOut: 24, offOut: 32, len: 40, flags: 48 } as const;
 const STATX_IN = { getattrFlags: 0, fh: 8, sxFlags: 16, sxMask: 20 } as const;
+const IOCTL_IN = { fh: 0, flags: 8, cmd: 12, arg: 16, inSize: 24, outSize: 28 } as const;
+const IOCTL_OUT = { result: 0, flags: 4, inIovs: 8, outIovs: 12 } as const;
+const FSXATTR = { xflags: 0, extsize: 4, nextents: 8, projid: 12, cowextsize: 16 } as const;
 const NOTIFY_INVAL_INODE = { ino: 0, off: 8, len: 16 } as const;
 const NOTIFY_INVAL_ENTRY = { parent: 0, namelen: 8, flags: 12 } as const;
 const NOTIFY_DELETE = { parent: 0, child: 8, namelen: 16 } as const;
@@ -1194,6 +1264,76 @@ export function decodeStatxIn(body: Uint8Array): StatxIn {
   };
 }
 
+/** struct fuse_ioctl_in and the input data that follows it. */
+export interface IoctlIn {
+  readonly fh: number;
+  /** IoctlFlag bits (COMPAT, UNRESTRICTED, BIT32, DIR, COMPAT_X32). */
+  readonly flags: number;
+  /** The ioctl command number (IoctlCmd), as the caller's kernel encodes it. */
+  readonly cmd: number;
+  /** The caller's argument: a user-space address or a plain value (u64, opaque). */
+  readonly arg: bigint;
+  /** Bytes of input data (also `data.length`). */
+  readonly inSize: number;
+  /** Most bytes of output data the reply may carry. */
+  readonly outSize: number;
+  /** The input data (in_size bytes), a view of the request. */
+  readonly data: Uint8Array;
+}
+
+export function decodeIoctlIn(body: Uint8Array): IoctlIn {
+  const at = need(body, StructSize.IOCTL_IN, 'fuse_ioctl_in');
+  const view = wholeView(body);
+  const inSize = view.getUint32(at + IOCTL_IN.inSize, true);
+  if (body.length - StructSize.IOCTL_IN < inSize) {
+    throw malformed(`fuse_ioctl_in.in_size ${inSize} exceeds the ${body.length - StructSize.IOCTL_IN} data bytes`, 'fuse_ioctl_in');
+  }
+  return {
+    fh: getU64(view, at + IOCTL_IN.fh, 'fuse_ioctl_in.fh'),
+    flags: view.getUint32(at + IOCTL_IN.flags, true),
+    cmd: view.getUint32(at + IOCTL_IN.cmd, true),
+    arg: getBigU64(view, at + IOCTL_IN.arg),
+    inSize,
+    outSize: view.getUint32(at + IOCTL_IN.outSize, true),
+    data: body.subarray(StructSize.IOCTL_IN, StructSize.IOCTL_IN + inSize),
+  };
+}
+
+/** struct fsxattr (linux/fs.h): the FS_IOC_FSGETXATTR / FS_IOC_FSSETXATTR payload. */
+export interface Fsxattr {
+  /** FsXflag bits. */
+  readonly xflags: number;
+  readonly extsize: number;
+  readonly nextents: number;
+  readonly projid: number;
+  readonly cowextsize: number;
+}
+
+/** Decode a struct fsxattr (the 8 pad bytes are ignored); EINVAL when shorter than 28 bytes. */
+export function decodeFsxattr(bytes: Uint8Array): Fsxattr {
+  const at = need(bytes, StructSize.FSXATTR, 'struct fsxattr');
+  const view = wholeView(bytes);
+  return {
+    xflags: view.getUint32(at + FSXATTR.xflags, true),
+    extsize: view.getUint32(at + FSXATTR.extsize, true),
+    nextents: view.getUint32(at + FSXATTR.nextents, true),
+    projid: view.getUint32(at + FSXATTR.projid, true),
+    cowextsize: view.getUint32(at + FSXATTR.cowextsize, true),
+  };
+}
+
+/** Encode a struct fsxattr (28 bytes, pad zero). */
+export function encodeFsxattr(fa: Fsxattr): Uint8Array {
+  const bytes = new Uint8Array(StructSize.FSXATTR);
+  const view = viewOf(bytes);
+  setU32(view, FSXATTR.xflags, fa.xflags, 'fsxattr.fsx_xflags');
+  setU32(view, FSXATTR.extsize, fa.extsize, 'fsxattr.fsx_extsize');
+  setU32(view, FSXATTR.nextents, fa.nextents, 'fsxattr.fsx_nextents');
+  setU32(view, FSXATTR.projid, fa.projid, 'fsxattr.fsx_projid');
+  setU32(view, FSXATTR.cowextsize, fa.cowextsize, 'fsxattr.fsx_cowextsize');
+  return bytes;
+}
+
 // ---------------------------------------------------------------------------------------
 // Reply side
 // ---------------------------------------------------------------------------------------
@@ -1439,6 +1579,25 @@ export function writeStatxOut(view: DataView, offset: number, out: StatxOut): vo
   setU32(view, at + STATX.rdevMinor, st.rdevMinor, 'statx.rdevMinor');
   setU32(view, at + STATX.devMajor, st.devMajor, 'statx.devMajor');
   setU32(view, at + STATX.devMinor, st.devMinor, 'statx.devMinor');
+}
+
+/** struct fuse_ioctl_out (followed in the reply by the output data, at most out_size bytes). */
+export interface IoctlOut {
+  /** ioctl(2)'s return value for the caller (>= 0), or -errno. */
+  readonly result: number;
+  /** IoctlFlag.RETRY, or 0. */
+  readonly flags: number;
+  /** With RETRY: how many fuse_ioctl_iovec (input first, then output) follow. */
+  readonly inIovs: number;
+  readonly outIovs: number;
+}
+
+export function writeIoctlOut(view: DataView, offset: number, out: IoctlOut): void {
+  if (!Number.isInteger(out.result) || out.result < -0x8000_0000 || out.result > 0x7fff_ffff) throw overflow('ioctl.result', out.result);
+  view.setInt32(offset + IOCTL_OUT.result, out.result, true);
+  setU32(view, offset + IOCTL_OUT.flags, out.flags, 'ioctl.flags');
+  setU32(view, offset + IOCTL_OUT.inIovs, out.inIovs, 'ioctl.in_iovs');
+  setU32(view, offset + IOCTL_OUT.outIovs, out.outIovs, 'ioctl.out_iovs');
 }
 
 /** Write a u32 reply struct (fuse_write_out, fuse_getxattr_out: value + 4 bytes padding, left as is). */

@@ -25,6 +25,7 @@ import {
   decodeInHeader,
   decodeInitIn,
   decodeInterruptIn,
+  decodeIoctlIn,
   decodeLinkIn,
   decodeListxattrIn,
   decodeLseekIn,
@@ -51,6 +52,7 @@ import {
   StructSize,
   writeAttrOut,
   writeEntryOut,
+  writeIoctlOut,
   writeOpenOut,
   writeOutHeader,
   writeStatfsOut,
@@ -74,6 +76,7 @@ import {
   type InitIn,
   type InitOut,
   type InterruptIn,
+  type IoctlIn,
   type Kstatfs,
   type LinkIn,
   type ListxattrIn,
@@ -173,7 +176,8 @@ export type FuseRequest =
   | Req<'SYNCFS', NoArgs>
   | Req<'STATX', StatxIn>
   | Req<'COPY_FILE_RANGE_64', CopyFileRangeIn>
-  /** GETLK, SETLK(W), BMAP, IOCTL, POLL, NOTIFY_REPLY, SETUPMAPPING, REMOVEMAPPING, TMPFILE, CUSE_INIT, unknown. */
+  | Req<'IOCTL', IoctlIn>
+  /** GETLK, SETLK(W), BMAP, POLL, NOTIFY_REPLY, SETUPMAPPING, REMOVEMAPPING, TMPFILE, CUSE_INIT, unknown. */
   | Req<'OTHER', OtherArgs>;
 
 export type FuseOp = FuseRequest['op'];
@@ -282,6 +286,8 @@ export function decodeRequest(bytes: Uint8Array, protocol: Protocol = PROTOCOL_B
       return req('STATX', header, extensions, decodeStatxIn(body));
     case Opcode.COPY_FILE_RANGE_64:
       return req('COPY_FILE_RANGE_64', header, extensions, decodeCopyFileRangeIn(body));
+    case Opcode.IOCTL:
+      return req('IOCTL', header, extensions, decodeIoctlIn(body));
     default:
       return req('OTHER', header, extensions, { body });
   }
@@ -415,6 +421,7 @@ type ReplyKind =
   | 'lseek'
   | 'copyFileRange'
   | 'statx'
+  | 'ioctl'
   | 'empty';
 
 /** Which opcodes each success reply fits (an error fits every request that gets a reply). */
@@ -431,6 +438,7 @@ const REPLY_OPCODES: Readonly<Record<ReplyKind, ReadonlySet<number>>> = {
   lseek: new Set([Opcode.LSEEK]),
   copyFileRange: new Set([Opcode.COPY_FILE_RANGE, Opcode.COPY_FILE_RANGE_64]),
   statx: new Set([Opcode.STATX]),
+  ioctl: new Set([Opcode.IOCTL]),
   empty: new Set([
     Opcode.UNLINK,
     Opcode.RMDIR,
@@ -636,6 +644,21 @@ export class Reply {
     this.#check('statx');
     const m = this.#message(StructSize.STATX_OUT);
     writeStatxOut(m.view, m.at + StructSize.OUT_HEADER, out);
+    this.#finish([m.bytes]);
+  }
+
+  /**
+   * fuse_ioctl_out (IOCTL): `result` is what ioctl(2) returns to the caller (>= 0; a
+   * negative -errno also reaches it, but replyError is the usual way to fail), then the
+   * output data. The caller keeps `data` within the request's out_size: the kernel fails
+   * the ioctl with EIO otherwise, and for the fileattr ioctls (lsattr/chattr) it wants
+   * exactly out_size bytes.
+   */
+  replyIoctl(result: number, data: Uint8Array = new Uint8Array(0)): void {
+    this.#check('ioctl');
+    const m = this.#message(StructSize.IOCTL_OUT + data.length);
+    writeIoctlOut(m.view, m.at + StructSize.OUT_HEADER, { result, flags: 0, inIovs: 0, outIovs: 0 });
+    m.bytes.set(data, StructSize.OUT_HEADER + StructSize.IOCTL_OUT);
     this.#finish([m.bytes]);
   }
 

@@ -43,12 +43,33 @@
 import { FsError, ERRNO, isFsError } from '../errors.js';
 import type { Ext4 } from '../fs/ext4.js';
 import { kindOfMode, type Stat, type Timestamp } from '../fs/types.js';
+import { RO_COMPAT_PROJECT } from '../ondisk/features.js';
+import {
+  APPEND_FL,
+  CASEFOLD_FL,
+  COMPR_FL,
+  DAX_FL,
+  DIRSYNC_FL,
+  EOFBLOCKS_FL,
+  EXTENTS_FL,
+  IMMUTABLE_FL,
+  JOURNAL_DATA_FL,
+  NOATIME_FL,
+  NODUMP_FL,
+  PROJINHERIT_FL,
+  SYNC_FL,
+  TOPDIR_FL,
+} from '../ondisk/inode.js';
 import type { Creator, SetAttr } from '../fs/writer.js';
 import { ACL_GROUP_OBJ, ACL_MASK, ACL_OTHER, ACL_USER, ACL_GROUP, ACL_USER_OBJ, decodeVfsAcl, encodeVfsAcl, type AclEntry } from '../ondisk/acl.js';
 import {
   AccessMask,
   FATTR,
+  FsXflag,
+  IoctlCmd,
   OpenInFlag,
+  decodeFsxattr,
+  encodeFsxattr,
   SetxattrExtFlag,
   WriteFlag,
   encodeNotifyInvalInode,
@@ -65,7 +86,7 @@ import {
   type FuseStatx,
 } from './abi.js';
 import { PROTOCOL_BEFORE_INIT, Reply, decodeRequest, needsReply, negotiateInit, type FuseRequest, type Protocol, type Send } from './protocol.js';
-import { decodeInHeader, type SetattrIn } from './abi.js';
+import { decodeInHeader, type IoctlIn, type SetattrIn } from './abi.js';
 
 const ROOT_NODEID = 1;
 const EXT4_ROOT = 2;
@@ -118,6 +139,29 @@ const S_ISUID = 0o4000;
 const S_ISGID = 0o2000;
 const S_IXGRP = 0o010;
 const CAPS = 'security.capability';
+const O_APPEND = 0o2000;
+
+/*
+ * Inode flags through FUSE_IOCTL (lsattr/chattr): what fs/ext4/ioctl.c does, with
+ * ext4.h's masks (Linux 5.8+, since EXT4_DAX_FL).
+ */
+/** EXT4_FL_USER_VISIBLE: the i_flags FS_IOC_GETFLAGS reports. */
+const EXT4_FL_USER_VISIBLE = 0x725b_dfff;
+/** EXT4_FL_USER_MODIFIABLE: the i_flags FS_IOC_SETFLAGS may change (others are kept). */
+const EXT4_FL_USER_MODIFIABLE = 0x624b_c0ff;
+/** Modifiable flags ext4ts cannot change (compression, extent migration, DAX, casefolding): EOPNOTSUPP. */
+const FL_UNCHANGEABLE_HERE = COMPR_FL | EXTENTS_FL | EOFBLOCKS_FL | DAX_FL | CASEFOLD_FL;
+/** Flags and the FS_XFLAG_* bits they show as (the VFS's fileattr_fill_flags; FS_COMMON_FL). */
+const XFLAG_OF_FLAG: readonly (readonly [number, number])[] = [
+  [SYNC_FL, FsXflag.SYNC],
+  [IMMUTABLE_FL, FsXflag.IMMUTABLE],
+  [APPEND_FL, FsXflag.APPEND],
+  [NODUMP_FL, FsXflag.NODUMP],
+  [NOATIME_FL, FsXflag.NOATIME],
+  [DAX_FL, FsXflag.DAX],
+  [PROJINHERIT_FL, FsXflag.PROJINHERIT],
+];
+const FS_COMMON_FL = XFLAG_OF_FLAG.reduce((all, [flag]) => all | flag, 0);
 /** relatime: atime is updated at least this often on reads (seconds). */
 const RELATIME_PERIOD = 24 * 3600;
 /** Most bytes one COPY_FILE_RANGE copies (user space loops on a short copy). */
@@ -439,16 +483,14 @@ export class FuseSession {
         reply.replyEmpty();
         return;
       case 'LOOKUP': {
-        let child: number;
-        try {
-          child = this.fs.lookup(ino, request.args.name);
-        } catch (error) {
-          if (isFsError(error) && error.code === 'ENOENT' && this.options.entryTimeout > 0) {
-            // A negative entry the kernel may cache: nothing else changes a read-only image.
-            reply.replyEntry({ nodeid: 0, generation: 0, entryTimeout: this.options.entryTimeout, attrTimeout: 0, attr: EMPTY_ATTR });
-            return;
-          }
-          throw error;
+        // Misses are common (every create looks first): tryLookup builds no error for them.
+        const child = this.fs.tryLookup(ino, request.args.name);
+        if (child === undefined) {
+          if (this.options.entryTimeout <= 0) throw new FsError('ENOENT', 'no such entry');
+          // A negative entry the kernel may cache: only this mount changes the image, and
+          // the kernel drops it itself when a name is created through the mount.
+          reply.replyEntry({ nodeid: 0, generation: 0, entryTimeout: this.options.entryTimeout, attrTimeout: 0, attr: EMPTY_ATTR });
+          return;
         }
         reply.replyEntry(this.entry(child));
         return;
@@ -468,6 +510,7 @@ export class FuseSession {
         if (st.kind === 'directory') throw new FsError('EISDIR', 'is a directory');
         if ((flags & O_ACCMODE) !== 0 || (flags & O_TRUNC) !== 0) {
           if (!this.writable) throw new FsError('EROFS', 'read-only mount');
+          this.checkOpenFlags(st, flags);
           // ATOMIC_O_TRUNC: the truncation comes with the open (mtime and ctime change
           // even when the file was empty, as on a kernel filesystem).
           if ((flags & O_TRUNC) !== 0 && st.kind === 'file') {
@@ -627,6 +670,7 @@ export class FuseSession {
           if ((flags & O_EXCL) !== 0) throw new FsError('EEXIST', 'file exists');
           const st = this.fs.getattr(child);
           if (st.kind === 'directory') throw new FsError('EISDIR', 'is a directory');
+          this.checkOpenFlags(st, flags);
           if ((flags & O_TRUNC) !== 0 && st.kind === 'file') {
             if ((request.args.openFlags & OpenInFlag.KILL_SUIDGID) !== 0) this.killPriv(child, undefined, request.header);
             this.fs.setattr(child, { size: 0, mtime: 'now' });
@@ -689,10 +733,112 @@ export class FuseSession {
       case 'BATCH_FORGET':
       case 'INTERRUPT':
         return;
+      case 'IOCTL':
+        this.ioctl(ino, request.args, request.header, reply);
+        return;
       case 'OTHER':
         reply.replyErrno(ERRNO.ENOSYS);
         return;
     }
+  }
+
+  /**
+   * FUSE_IOCTL: the inode-flag ioctls the VFS's fileattr_get/set send (lsattr, chattr,
+   * xfs_io chattr), answered as ext4 answers them; any other command is ENOTTY, as for an
+   * ioctl a filesystem does not know. The kernel checks ownership and CAP_LINUX_IMMUTABLE
+   * before it asks; they are checked again here (uid 0 standing in for the capability).
+   */
+  private ioctl(ino: number, args: IoctlIn, caller: { readonly uid: number }, reply: Reply): void {
+    switch (args.cmd) {
+      case IoctlCmd.FS_IOC_GETFLAGS:
+      case IoctlCmd.FS_IOC32_GETFLAGS: {
+        if (args.outSize < 4) throw new FsError('EINVAL', `FS_IOC_GETFLAGS with ${args.outSize} bytes of room`);
+        const out = new Uint8Array(4);
+        new DataView(out.buffer).setUint32(0, this.visibleFlags(ino), true);
+        reply.replyIoctl(0, out);
+        return;
+      }
+      case IoctlCmd.FS_IOC_SETFLAGS:
+      case IoctlCmd.FS_IOC32_SETFLAGS: {
+        if (!this.writable) throw new FsError('EROFS', 'read-only mount');
+        if (args.data.length < 4) throw new FsError('EINVAL', `FS_IOC_SETFLAGS with ${args.data.length} bytes of data`);
+        const flags = new DataView(args.data.buffer, args.data.byteOffset, 4).getUint32(0, true);
+        this.setFlags(ino, flags, caller);
+        reply.replyIoctl(0);
+        return;
+      }
+      case IoctlCmd.FS_IOC_FSGETXATTR: {
+        if (args.outSize < 28) throw new FsError('EINVAL', `FS_IOC_FSGETXATTR with ${args.outSize} bytes of room`);
+        const flags = this.visibleFlags(ino);
+        let xflags = 0;
+        for (const [flag, xflag] of XFLAG_OF_FLAG) if ((flags & flag) !== 0) xflags |= xflag;
+        reply.replyIoctl(0, encodeFsxattr({ xflags, extsize: 0, nextents: 0, projid: this.projid(ino), cowextsize: 0 }));
+        return;
+      }
+      case IoctlCmd.FS_IOC_FSSETXATTR: {
+        if (!this.writable) throw new FsError('EROFS', 'read-only mount');
+        const fa = decodeFsxattr(args.data);
+        // ext4 changes a project id only with the project feature, which ext4ts never writes.
+        if (fa.projid !== this.projid(ino)) throw new FsError('EOPNOTSUPP', 'ext4ts cannot change project ids');
+        // The common flags come from xflags; the other flags stay (vfs_fileattr_set).
+        let flags = this.visibleFlags(ino) & ~FS_COMMON_FL;
+        for (const [flag, xflag] of XFLAG_OF_FLAG) if ((fa.xflags & xflag) !== 0) flags |= flag;
+        this.setFlags(ino, flags, caller);
+        reply.replyIoctl(0);
+        return;
+      }
+      default:
+        throw new FsError('ENOTTY', `ioctl 0x${args.cmd.toString(16)} is not supported`);
+    }
+  }
+
+  /** ext4_fileattr_get: i_flags & EXT4_FL_USER_VISIBLE, without PROJINHERIT on a regular file. */
+  private visibleFlags(ino: number): number {
+    const st = this.fs.getattr(ino);
+    const flags = st.flags & EXT4_FL_USER_VISIBLE;
+    return (st.kind === 'file' ? flags & ~PROJINHERIT_FL : flags) >>> 0;
+  }
+
+  /** i_projid as ext4 reports it: with the project feature only. */
+  private projid(ino: number): number {
+    if ((this.fs.sb.featureRoCompat & RO_COMPAT_PROJECT) === 0) return 0;
+    return this.fs.readInode(ino).projid ?? 0;
+  }
+
+  /** FS_IOC_SETFLAGS as ext4_fileattr_set does it (vfs_fileattr_set's checks first). */
+  private setFlags(ino: number, requested: number, caller: { readonly uid: number }): void {
+    const st = this.fs.getattr(ino);
+    const root = caller.uid === 0;
+    if (!root && caller.uid !== st.uid && caller.uid !== this.options.owner?.uid) throw new FsError('EPERM', 'only the owner may change inode flags');
+    if ((requested & ~EXT4_FL_USER_VISIBLE) !== 0) throw new FsError('EOPNOTSUPP', `inode flags 0x${((requested & ~EXT4_FL_USER_VISIBLE) >>> 0).toString(16)} are not ext4 flags`);
+    const flags = requested & EXT4_FL_USER_MODIFIABLE;
+    // ext4_mask_flags: directory-only flags are not for regular files, and other inodes take only NODUMP and NOATIME.
+    const allowed = st.kind === 'directory' ? flags : st.kind === 'file' ? flags & ~(DIRSYNC_FL | TOPDIR_FL | CASEFOLD_FL | PROJINHERIT_FL) : flags & (NODUMP_FL | NOATIME_FL);
+    if (allowed !== flags) throw new FsError('EOPNOTSUPP', 'inode flags not valid for this file type');
+    const old = st.flags;
+    const changed = (old ^ flags) & EXT4_FL_USER_MODIFIABLE;
+    if ((changed & (IMMUTABLE_FL | APPEND_FL)) !== 0 && !root) throw new FsError('EPERM', 'changing immutable or append-only needs CAP_LINUX_IMMUTABLE');
+    // ext4_ioctl_check_immutable: an immutable inode that stays immutable changes nothing else.
+    if ((old & flags & IMMUTABLE_FL) !== 0 && (changed & ~IMMUTABLE_FL) !== 0) throw new FsError('EPERM', 'the file is immutable');
+    if ((changed & JOURNAL_DATA_FL) !== 0 && !root) throw new FsError('EPERM', 'changing data journaling needs CAP_SYS_RESOURCE');
+    if ((changed & FL_UNCHANGEABLE_HERE) !== 0) throw new FsError('EOPNOTSUPP', `ext4ts cannot change inode flags 0x${(changed & FL_UNCHANGEABLE_HERE).toString(16)}`);
+    if (changed === 0) return;
+    this.rw();
+    this.fs.setFlags(ino, flags);
+    // ctime changed: the kernel's cached attributes are stale.
+    this.staleAttrs.push(ino);
+  }
+
+  /**
+   * may_open's checks of immutable and append-only inodes (the kernel makes them only for
+   * inodes it marks S_IMMUTABLE/S_APPEND, which FUSE inodes never are): no opening for
+   * writing or truncation of an immutable file, and an append-only one only for appending.
+   */
+  private checkOpenFlags(st: Stat, flags: number): void {
+    const writing = (flags & O_ACCMODE) !== 0 || (flags & O_TRUNC) !== 0;
+    if (!writing) return;
+    if ((st.flags & IMMUTABLE_FL) !== 0) throw new FsError('EPERM', 'the file is immutable');
+    if ((st.flags & APPEND_FL) !== 0 && ((flags & O_APPEND) === 0 || (flags & O_TRUNC) !== 0)) throw new FsError('EPERM', 'the file is append-only');
   }
 
   /** SETATTR: the FATTR fields the kernel set, in one library call; chmod also rewrites an access ACL. */
