@@ -64,13 +64,21 @@ export interface ErrorContext {
   readonly device?: string;
 }
 
+const KEEP_STACKS = process.env['EXT4TS_STACKS'] === '1';
+
 export class FsError extends Error {
   readonly code: Errno;
   readonly errno: number;
   readonly context: ErrorContext;
 
   constructor(code: Errno, message: string, context: ErrorContext = {}, options?: { cause?: unknown }) {
+    // An FsError is an answer (ENOENT for a name looked up, ENODATA for an xattr probed),
+    // thrown on hot paths: capturing a stack trace would cost more than the work. Set
+    // EXT4TS_STACKS=1 to have them when debugging.
+    const limit = Error.stackTraceLimit;
+    if (!KEEP_STACKS) Error.stackTraceLimit = 0;
     super(message, options);
+    Error.stackTraceLimit = limit;
     this.name = 'FsError';
     this.code = code;
     this.errno = ERRNO[code];

@@ -14,6 +14,7 @@ import { decodeExtentNode, findExtent, type ExtentNode } from '../ondisk/extent.
 import { BLOCK_MAP_MAX_LOGICAL, blockMapLimits, indirectPath } from '../ondisk/indirect.js';
 import { EXTENTS_FL, type Inode } from '../ondisk/inode.js';
 import { readU32 } from '../ondisk/bytes.js';
+import type { NodeCache } from './node-cache.js';
 
 export type RunKind = 'data' | 'hole' | 'unwritten';
 
@@ -31,6 +32,8 @@ export interface MapContext {
   readonly cache: CachingChannel;
   /** Per-inode checksum seed for extent tail checksums, or undefined to skip verification. */
   readonly csumSeed: number | undefined;
+  /** Decoded (and verified) extent tree blocks, by physical block. */
+  readonly nodes?: NodeCache<ExtentNode>;
 }
 
 /** Largest logical block + 1 that ext4 addresses (32-bit logical block numbers). */
@@ -58,9 +61,15 @@ function mapExtent(ctx: MapContext, ino: number, inode: Inode, lblk: number, max
     const next = node.entries[i + 1];
     if (entry === undefined) throw corrupted('extent tree', 'index entry missing', { inode: ino });
     if (next !== undefined) end = Math.min(end, next.block);
+    const cached = ctx.nodes?.get(entry.leaf);
+    if (cached !== undefined && cached.header.depth === node.header.depth - 1 && cached.entries[0]?.block === entry.block) {
+      node = cached;
+      continue;
+    }
     const view = ctx.cache.view(entry.leaf);
     const opts = { ...common, capacity: sb.blockSize, block: entry.leaf, expectedDepth: node.header.depth - 1, firstLogical: entry.block };
     node = decodeExtentNode(view, ctx.csumSeed === undefined ? opts : { ...opts, csumSeed: ctx.csumSeed });
+    ctx.nodes?.set(entry.leaf, node);
   }
   const i = findExtent(node.entries, lblk);
   const e = i >= 0 ? node.entries[i] : undefined;

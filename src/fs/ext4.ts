@@ -38,7 +38,7 @@ import {
   INLINE_DATA_FL,
   type Inode,
 } from '../ondisk/inode.js';
-import { decodeInodeXattrs, decodeXattrBlock, xattrNameString, splitXattrName, type XattrEntry } from '../ondisk/xattr.js';
+import { decodeInodeXattrs, decodeXattrBlock, xattrNameString, splitXattrName, XATTR_INDEX, type XattrEntry } from '../ondisk/xattr.js';
 import { assembleInlineData, inlineDataCapacity, isInlineDataXattr } from '../ondisk/inline-data.js';
 import { aclChmod, decodeVfsAcl, encodeVfsAcl, ext4AclToVfs } from '../ondisk/acl.js';
 import { decodeDirBlock, decodeInlineDir, NAME_MAX, type DirEntry } from '../ondisk/dirent.js';
@@ -46,6 +46,8 @@ import { decodeDxRoot, decodeDxNode, dxLookup, isDxNodeBlock, type DxEntry } fro
 import { dirHashName, effectiveHashVersion, DX_HASH } from '../ondisk/dirhash.js';
 import { casefoldNameOrNull } from '../ondisk/casefold.js';
 import { InodeCache } from './inode-cache.js';
+import { NodeCache } from './node-cache.js';
+import type { ExtentNode } from '../ondisk/extent.js';
 import { Writer, type Creator, type FsCore, type SetAttr } from './writer.js';
 import type { Timestamp } from '../ondisk/time.js';
 import { mapRun, type MapContext } from './blockmap.js';
@@ -61,6 +63,8 @@ export const MAX_READ = 1 << 30;
 const MAX_RUN_BLOCKS = 256;
 /** Names kept in the per-directory lookup indexes of linear directories, in all. */
 const DIR_INDEX_ENTRIES = 200_000;
+/** Decoded extent-tree and directory blocks kept, of each kind. */
+const NODE_CACHE_BLOCKS = 4096;
 /** Inode-table blocks fetched together when one misses the cache. */
 const INODE_TABLE_READAHEAD = 64;
 /** Largest xattr value (the VFS limit). */
@@ -184,6 +188,10 @@ export class Ext4 {
       },
       invalidateStatfs: () => {
         this.statfsCache = undefined;
+      },
+      invalidateBlocks: (block, count) => {
+        this.extentNodes.delete(block, count);
+        this.dirLeaves.delete(block, count);
       },
     };
   }
@@ -328,8 +336,14 @@ export class Ext4 {
       sb: this.sb,
       cache: this.channel,
       csumSeed: this.verify && this.sb.hasMetadataCsum ? inodeCsumSeed(this.sb.csumSeed, ino, inode.generation) : undefined,
+      nodes: this.extentNodes,
     };
   }
+
+  /** Decoded extent tree blocks (verified once), by physical block. */
+  private readonly extentNodes = new NodeCache<ExtentNode>(NODE_CACHE_BLOCKS);
+  /** Decoded directory leaf blocks (verified once), by physical block. */
+  private readonly dirLeaves = new NodeCache<readonly DirEntry[]>(NODE_CACHE_BLOCKS);
 
   // ------------------------------------------------------------------ inode-level API
 
@@ -491,6 +505,19 @@ export class Ext4 {
     return out;
   }
 
+  /**
+   * One xattr's on-disk entry, in-inode first (as `allXattrs` orders them), without
+   * building the whole table: the kernel probes security.capability and ACLs often,
+   * and the answer is usually "none".
+   */
+  private findXattr(ino: number, inode: Inode, index: number, name: Uint8Array): XattrEntry | undefined {
+    const matches = (e: XattrEntry): boolean => e.index === index && bytesEqual(e.name, name) && !isInlineDataXattr(e);
+    const inInode = this.inodeXattrs(ino, inode).find(matches);
+    if (inInode !== undefined) return inInode;
+    if (inodeFileAcl(inode, this.sb.has64bit) === 0) return undefined;
+    return this.blockXattrs(ino, inode).find(matches);
+  }
+
   /** Names of the extended attributes of an inode (system.data of inline data is hidden). */
   listxattrInode(ino: number): string[] {
     return [...this.allXattrs(ino, this.liveInode(ino)).keys()];
@@ -498,8 +525,9 @@ export class Ext4 {
 
   /** The value of one xattr (POSIX ACLs in the VFS format getfattr shows); ENODATA if absent. */
   getxattrInode(ino: number, name: string): Uint8Array {
-    if (splitXattrName(name) === null) throw new FsError('EOPNOTSUPP', `extended attribute namespace of "${name}" is not supported`, { inode: ino });
-    const entry = this.allXattrs(ino, this.liveInode(ino)).get(name);
+    const split = splitXattrName(name);
+    if (split === null) throw new FsError('EOPNOTSUPP', `extended attribute namespace of "${name}" is not supported`, { inode: ino });
+    const entry = this.findXattr(ino, this.liveInode(ino), split.index, split.name);
     if (entry === undefined) throw new FsError('ENODATA', `no extended attribute "${name}"`, { inode: ino });
     const value = this.xattrValue(ino, entry);
     if (name === 'system.posix_acl_access' || name === 'system.posix_acl_default') {
@@ -703,6 +731,11 @@ export class Ext4 {
       ];
     }
     if (indexed && isDxNodeBlock(view, bs)) return [];
+    const hashInDirent = this.isEncryptedDir(dir) && this.isCasefoldDir(dir);
+    if (!hashInDirent) {
+      const cached = this.dirLeaves.get(physical);
+      if (cached !== undefined) return cached;
+    }
     const decoded = decodeDirBlock(view, {
       blockSize: bs,
       hasFileType: this.hasFileType,
@@ -710,9 +743,10 @@ export class Ext4 {
       inodesCount: this.sb.inodesCount,
       inode: ino,
       block: physical,
-      hashInDirent: this.isEncryptedDir(dir) && this.isCasefoldDir(dir),
+      hashInDirent,
       ...(seed === undefined ? {} : { csumSeed: seed }),
     });
+    if (!hashInDirent) this.dirLeaves.set(physical, decoded.entries);
     return decoded.entries;
   }
 
@@ -730,7 +764,11 @@ export class Ext4 {
     return found;
   }
 
-  /** `lookup` that answers undefined for a missing name (no error object built). */
+  /** `lookup` that answers undefined for a missing name (cheaper: no error is built). */
+  tryLookup(dirIno: number, name: string | Uint8Array): number | undefined {
+    return this.findEntry(dirIno, toBytes(name));
+  }
+
   private findEntry(dirIno: number, bytes: Uint8Array): number | undefined {
     if (bytes.length === 0) throw new FsError('ENOENT', 'empty name', { inode: dirIno });
     if (bytes.length > NAME_MAX) throw new FsError('ENAMETOOLONG', `name of ${bytes.length} bytes is longer than ${NAME_MAX}`, { inode: dirIno });
@@ -1024,7 +1062,7 @@ export class Ext4 {
     const writer = this.w();
     if (attr.mode !== undefined) {
       // posix_acl_chmod: an access ACL follows the new mode.
-      const entry = this.allXattrs(ino, this.liveInode(ino)).get(ACL_ACCESS);
+      const entry = this.findXattr(ino, this.liveInode(ino), XATTR_INDEX.POSIX_ACL_ACCESS, new Uint8Array(0));
       if (entry !== undefined) {
         const vfs = ext4AclToVfs(this.xattrValue(ino, entry), { inode: ino });
         if (vfs !== null) writer.setxattr(ino, ACL_ACCESS, encodeVfsAcl(aclChmod(decodeVfsAcl(vfs), attr.mode)));
@@ -1108,7 +1146,10 @@ export class Ext4 {
    */
   writeBack(): void {
     if (this.writer === undefined) return;
-    this.writer.sync(false);
+    // Descriptors and bitmaps go with the blocks they describe; the superblock's free
+    // counts wait for the next sync (while mounted it says "not clean", so after a
+    // crash e2fsck recounts them, as it would for the kernel's lazy counters).
+    this.writer.alloc.sync();
     this.channel.writeBackDirty();
   }
 

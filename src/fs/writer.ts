@@ -93,6 +93,8 @@ export interface FsCore {
   invalidateDir(ino: number): void;
   /** Forget cached statfs numbers. */
   invalidateStatfs(): void;
+  /** Forget decoded copies (extent nodes, directory leaves) of blocks just written. */
+  invalidateBlocks(block: number, count: number): void;
 }
 
 /** Attribute changes for `setattr` (what FUSE SETATTR carries). */
@@ -230,6 +232,12 @@ export class Writer {
 
   // ---------------------------------------------------------------- inodes
 
+  /** Write blocks through the cache, dropping any decoded copy the reader keeps of them. */
+  private put(block: number, count: number, data: Uint8Array): void {
+    this.core.channel.write(block, count, data);
+    this.core.invalidateBlocks(block, count);
+  }
+
   private mutable(ino: number): MutableInode {
     return cloneInode(this.core.liveInode(ino));
   }
@@ -311,7 +319,7 @@ export class Writer {
     return {
       blockSize: this.bs,
       read: (block) => channel.read(block, 1),
-      write: (block, bytes) => channel.write(block, 1, bytes),
+      write: (block, bytes) => this.put(block, 1, bytes),
       allocMeta: (goal) => {
         const got = this.alloc.allocBlocks(goal, 1);
         this.addBlocks(inode, 1);
@@ -376,7 +384,7 @@ export class Writer {
     const decoded = decodeXattrBlock(view, { blockNo: block, inode: ino, ...(sb.hasMetadataCsum ? { csumSeed: sb.csumSeed } : {}) });
     if (decoded.header.refcount > 1) {
       const next = encodeXattrBlock(decoded.entries, { blockSize: this.bs, blockNo: block, refcount: decoded.header.refcount - 1, ...(sb.hasMetadataCsum ? { csumSeed: sb.csumSeed } : {}) }, { hashes: 'keep' });
-      this.core.channel.write(block, 1, next);
+      this.put(block, 1, next);
     } else {
       this.alloc.freeBlocks(block, 1);
     }
@@ -480,7 +488,7 @@ export class Writer {
       const from = Math.max(runStart, offset);
       const to = Math.min(runEnd, end);
       if (from === runStart && to === runEnd) {
-        channel.write(pblk, count, data.subarray(from - offset, to - offset));
+        this.put(pblk, count, data.subarray(from - offset, to - offset));
       } else {
         // Partial blocks at the edges: read-modify-write (new or unwritten blocks read as zeros).
         if (scratch === undefined || scratch.length < count * bs) scratch = new Uint8Array(count * bs);
@@ -488,7 +496,7 @@ export class Writer {
         if (fresh) buf.fill(0);
         else channel.readDirect(pblk, count, buf);
         buf.set(data.subarray(from - offset, to - offset), from - runStart);
-        channel.write(pblk, count, buf);
+        this.put(pblk, count, buf);
       }
       if (unwritten) tree.markWritten(lblk, count);
       this.kbytesWritten += count * bs;
@@ -555,7 +563,7 @@ export class Writer {
     const pblk = m.pblk + (lblk - m.lblk);
     const buf = this.core.channel.readDirect(pblk, 1);
     buf.fill(0, within);
-    this.core.channel.write(pblk, 1, buf);
+    this.put(pblk, 1, buf);
   }
 
   /** Change a file's size (truncate(2)): blocks past the end are freed. */
@@ -622,7 +630,7 @@ export class Writer {
         const pblk = m.pblk + (lblk - m.lblk);
         const buf = this.core.channel.readDirect(pblk, 1);
         buf.fill(0, from - lblk * bs, to - lblk * bs);
-        this.core.channel.write(pblk, 1, buf);
+        this.put(pblk, 1, buf);
       };
       if (firstWhole > lastWhole) zeroEdge(offset, limit);
       else {
@@ -652,7 +660,10 @@ export class Writer {
       }
       const holeEnd = first === undefined ? to : Math.min(to, first.lblk);
       const got = this.alloc.allocBlocks(this.goalFor(ino, tree, lblk), Math.min(holeEnd - lblk, ALLOC_CHUNK));
-      if (!this.extents || (inode.flags & EXTENTS_FL) === 0) this.core.channel.zeroout(got.start, got.count);
+      if (!this.extents || (inode.flags & EXTENTS_FL) === 0) {
+        this.core.channel.zeroout(got.start, got.count);
+        this.core.invalidateBlocks(got.start, got.count);
+      }
       try {
         tree.insert(lblk, got.start, got.count, (inode.flags & EXTENTS_FL) !== 0);
       } catch (error) {
@@ -804,7 +815,7 @@ export class Writer {
       inode.fileAclHi = Math.floor(target / 2 ** 32);
     }
     const bytes = encodeXattrBlock(entries, { blockSize: this.bs, blockNo: target, ...seed });
-    this.core.channel.write(target, 1, bytes);
+    this.put(target, 1, bytes);
   }
 
   // ---------------------------------------------------------------- directories
@@ -840,7 +851,7 @@ export class Writer {
       blockSize: bs,
       blockCount: () => Math.ceil(dir.size / bs),
       read: (lblk) => channel.read(physical(lblk), 1),
-      write: (lblk, bytes) => channel.write(physical(lblk), 1, bytes),
+      write: (lblk, bytes) => this.put(physical(lblk), 1, bytes),
       append: () => {
         const lblk = Math.ceil(dir.size / bs);
         const tree = this.tree(ino, dir);
@@ -853,7 +864,7 @@ export class Writer {
         }
         this.addBlocks(dir, 1);
         dir.size = (lblk + 1) * bs;
-        channel.write(got.start, 1, new Uint8Array(bs));
+        this.put(got.start, 1, new Uint8Array(bs));
         return lblk;
       },
     };

@@ -223,9 +223,10 @@ function walkRegion(
   const records: DirEntry[] = [];
   const hashInDirent = format.hashInDirent === true;
   let off = 0;
+  // One closure for the whole walk (not one per record): it reads `off` when called.
+  const fail = (what: string): FsError => corrupted(ctx.structure, what, errorContext(ctx, off));
   while (off < size) {
     const at = start + off;
-    const fail = (what: string): FsError => corrupted(ctx.structure, what, errorContext(ctx, off));
     if (size - off < DIRENT_HEADER_SIZE) throw fail(`record header overruns the end (${size - off} bytes left)`);
     const inode = view.getUint32(at + DIRENT_OFFSETS.inode, true);
     const rawRecLen = view.getUint16(at + DIRENT_OFFSETS.recLen, true);

@@ -138,8 +138,7 @@ export function decodeExtentHeader(bytes: Uint8Array, offset = 0): ExtentHeader 
 }
 
 /** Decode an index entry at `offset` (no validation). */
-export function decodeExtentIndex(bytes: Uint8Array, offset: number): ExtentIndex {
-  const view = viewOf(bytes);
+export function decodeExtentIndex(bytes: Uint8Array, offset: number, view: DataView = viewOf(bytes)): ExtentIndex {
   const o = EXTENT_OFFSETS;
   return {
     block: view.getUint32(offset + o.idxBlock, true),
@@ -148,8 +147,7 @@ export function decodeExtentIndex(bytes: Uint8Array, offset: number): ExtentInde
 }
 
 /** Decode a leaf extent at `offset` (no validation; an ee_len of 0 decodes as len 0). */
-export function decodeExtentLeaf(bytes: Uint8Array, offset: number): ExtentLeaf {
-  const view = viewOf(bytes);
+export function decodeExtentLeaf(bytes: Uint8Array, offset: number, view: DataView = viewOf(bytes)): ExtentLeaf {
   const o = EXTENT_OFFSETS;
   const rawLen = view.getUint16(offset + o.extLen, true);
   const uninit = rawLen > EXTENT_INIT_MAX_LEN;
@@ -207,10 +205,11 @@ export function decodeExtentNode(bytes: Uint8Array, options: ExtentNodeOptions):
   const physicalOk = (start: number, count: number): boolean =>
     start > firstDataBlock && start + count <= totalBlocks;
 
+  const view = viewOf(bytes);
   if (header.depth > 0) {
     const entries: ExtentIndex[] = [];
     for (let i = 0; i < header.entries; i++) {
-      const e = decodeExtentIndex(bytes, EXTENT_HEADER_SIZE + i * EXTENT_ENTRY_SIZE);
+      const e = decodeExtentIndex(bytes, EXTENT_HEADER_SIZE + i * EXTENT_ENTRY_SIZE, view);
       const prev = entries[i - 1];
       if (prev !== undefined && e.block <= prev.block) {
         throw fail(`index ${i} starts at logical block ${e.block}, not after the previous index (${prev.block})`);
@@ -225,7 +224,7 @@ export function decodeExtentNode(bytes: Uint8Array, options: ExtentNodeOptions):
   const entries: ExtentLeaf[] = [];
   let nextFree = 0;
   for (let i = 0; i < header.entries; i++) {
-    const e = decodeExtentLeaf(bytes, EXTENT_HEADER_SIZE + i * EXTENT_ENTRY_SIZE);
+    const e = decodeExtentLeaf(bytes, EXTENT_HEADER_SIZE + i * EXTENT_ENTRY_SIZE, view);
     if (e.len === 0) throw fail(`extent ${i} (logical ${e.block}) has length 0`);
     if (e.block + e.len > EXTENT_MAX_LOGICAL_END) throw fail(`extent ${i} (logical ${e.block}, ${e.len} blocks) runs past the last logical block`);
     if (i > 0 && e.block < nextFree) {
