@@ -37,6 +37,7 @@ import { hashBig, runWorkload, WORKLOAD_SHORT, WORKLOAD_TITLES, WORKLOADS, type 
 import { dropCaches, pinningAvailable } from './lib/proc.js';
 import { FULL_TREE, QUICK_TREE } from './lib/read-tree.js';
 import { fmtBytes, fmtInt, fmtNum, fmtRatio, parseBytes, renderTable, type Column } from './lib/table.js';
+import { UsageError, intOption, listOption } from './lib/options.js';
 
 const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BENCH_DIR = path.join(PROJECT_ROOT, '.bench');
@@ -119,24 +120,9 @@ interface Config {
   readonly replot: string | undefined;
 }
 
-class UsageError extends Error {}
 class Interrupted extends Error {}
 
-function intOption(name: string, text: string, min: number, max: number): number {
-  const n = /^-?\d+$/.test(text) ? Number(text) : NaN;
-  if (!Number.isSafeInteger(n) || n < min || n > max) throw new UsageError(`${name} ${text} is not an integer in [${min}, ${max}]`);
-  return n;
-}
 
-function listOption<T extends string>(name: string, text: string, all: readonly T[]): T[] {
-  const items = text
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s !== '');
-  for (const item of items) if (!(all as readonly string[]).includes(item)) throw new UsageError(`${name}: unknown "${item}" (one of ${all.join(', ')})`);
-  if (items.length === 0) throw new UsageError(`${name} is empty`);
-  return all.filter((x) => items.includes(x));
-}
 
 function parseConfig(argv: readonly string[]): Config | 'help' {
   let values;

@@ -31,6 +31,7 @@ import { dropCaches, fillPageCache, pinningAvailable, runMeasured, versionLine, 
 import { checkExtract, ensureTree, FULL_TREE, QUICK_TREE, type BenchTree, type ExtractCheck } from './lib/read-tree.js';
 import type { DeviceStats, Ext2fsDone, Ext2fsJob, Ext2fsProgress, Job, LibResult } from './lib/read-worker.js';
 import { fmtBytes, fmtInt, fmtNum, fmtRatio, renderTable, type Column } from './lib/table.js';
+import { UsageError, intOption } from './lib/options.js';
 
 const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BENCH_DIR = path.join(PROJECT_ROOT, '.bench');
@@ -99,13 +100,7 @@ interface Config {
   readonly json: boolean;
 }
 
-class UsageError extends Error {}
 
-function intOption(name: string, text: string, min: number, max: number): number {
-  const n = /^-?\d+$/.test(text) ? Number(text) : NaN;
-  if (!Number.isSafeInteger(n) || n < min || n > max) throw new UsageError(`${name} ${text} is not an integer in [${min}, ${max}]`);
-  return n;
-}
 
 function parseConfig(argv: readonly string[]): Config | 'help' {
   let values;

@@ -124,7 +124,7 @@ function cmdline(pid: number): string[] {
 }
 
 /** The ext4ts server of `mountpoint`: a process running `CLI mount IMAGE MNT -f ...`. */
-function findExt4tsServer(cli: string, mountpoint: string): number | undefined {
+export function findExt4tsServer(cli: string, mountpoint: string): number | undefined {
   for (const name of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     const pid = Number(name);
