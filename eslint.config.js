@@ -25,7 +25,7 @@ const layerRules = layers.map((layer, index) => {
 });
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'native/build/**', 'eslint.config.js'] },
+  { ignores: ['dist/**', 'node_modules/**', 'native/build/**', 'eslint.config.js', '.demo/**', '.bench/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -18,7 +18,7 @@
 import * as nodefs from 'node:fs';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import cliProgress from 'cli-progress';
+import { CopyProgress } from './progress.js';
 import type { Ext4 } from '../fs/ext4.js';
 import { FsError } from '../errors.js';
 import type { Stat } from '../fs/types.js';
@@ -48,66 +48,7 @@ function destError(code: string, detail?: string): Error {
   return Object.assign(new Error(detail ?? strerror(code)), { code });
 }
 
-function humanBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${i === 0 ? v : v.toFixed(1)} ${units[i] ?? ''}`;
-}
 
-class Progress {
-  private readonly bar: cliProgress.SingleBar | undefined;
-  private entries = 0;
-  private bytes = 0;
-  private readonly totalBytes: number;
-
-  constructor(total: { entries: number; bytes: number } | undefined) {
-    this.totalBytes = total?.bytes ?? 0;
-    if (total === undefined) return;
-    this.bar = new cliProgress.SingleBar(
-      {
-        format: 'ext4ts get |{bar}| {percentage}% | {value}/{total} entries | {done} of {size}',
-        stream: process.stderr,
-        hideCursor: true,
-        clearOnComplete: true,
-        fps: 10,
-      },
-      cliProgress.Presets.shades_classic,
-    );
-    this.bar.start(Math.max(1, total.entries), 0, { done: humanBytes(0), size: humanBytes(this.totalBytes) });
-  }
-
-  get active(): boolean {
-    return this.bar !== undefined;
-  }
-
-  entry(): void {
-    this.entries++;
-    this.update();
-  }
-
-  data(n: number): void {
-    this.bytes += n;
-    this.update();
-  }
-
-  private update(): void {
-    this.bar?.update(this.entries, { done: humanBytes(this.bytes), size: humanBytes(Math.max(this.totalBytes, this.bytes)) });
-  }
-
-  /** Clears the bar's line so a message can be printed. */
-  clearLine(): void {
-    if (this.bar !== undefined) process.stderr.write('\r\x1b[2K');
-  }
-
-  stop(): void {
-    this.bar?.stop();
-  }
-}
 
 interface PendingDir {
   readonly src: Buffer;
@@ -128,7 +69,7 @@ class Extractor {
   private readonly myUid = process.getuid?.() ?? -1;
   private readonly myGid = process.getgid?.() ?? -1;
   private readonly ops: SysOps;
-  private progress: Progress = new Progress(undefined);
+  private progress: CopyProgress = new CopyProgress('get', undefined);
   private scratch: string | undefined;
   private xattrWarned = false;
 
@@ -143,7 +84,7 @@ class Extractor {
 
   run(src: string, srcIno: number, target: Buffer): void {
     if (this.options.progress !== false && process.stderr.isTTY) {
-      this.progress = new Progress(this.prescan(srcIno));
+      this.progress = new CopyProgress('get', this.prescan(srcIno));
       this.reporter.beforeWrite = () => this.progress.clearLine();
     }
     try {

@@ -25,7 +25,7 @@
 import { spawnSync } from 'node:child_process';
 import * as nodefs from 'node:fs';
 import { resolve as resolveHostPath } from 'node:path';
-import cliProgress from 'cli-progress';
+import { CopyProgress } from './progress.js';
 import type { Ext4 } from '../fs/ext4.js';
 import type { SetAttr } from '../fs/writer.js';
 import type { Timestamp } from '../fs/types.js';
@@ -89,56 +89,7 @@ function splitRdev(rdev: bigint): [number, number] {
   return [Number(major), Number(minor)];
 }
 
-function humanBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let i = 0;
-  for (; v >= 1024 && i < units.length - 1; i++) v /= 1024;
-  return `${i === 0 ? v : v.toFixed(1)} ${units[i] ?? ''}`;
-}
 
-/** The progress bar on stderr (only made when stderr is a terminal). */
-class Progress {
-  private readonly bar: cliProgress.SingleBar;
-  private entries = 0;
-  private bytes = 0;
-
-  constructor(private readonly total: { entries: number; bytes: number }) {
-    this.bar = new cliProgress.SingleBar(
-      {
-        format: 'ext4ts put |{bar}| {percentage}% | {value}/{total} entries | {done} of {size}',
-        stream: process.stderr,
-        hideCursor: true,
-        clearOnComplete: true,
-        fps: 10,
-      },
-      cliProgress.Presets.shades_classic,
-    );
-    this.bar.start(Math.max(1, total.entries), 0, { done: humanBytes(0), size: humanBytes(total.bytes) });
-  }
-
-  entry(): void {
-    this.entries++;
-    this.update();
-  }
-
-  data(n: number): void {
-    this.bytes += n;
-    this.update();
-  }
-
-  private update(): void {
-    this.bar.update(Math.min(this.entries, this.total.entries), { done: humanBytes(this.bytes), size: humanBytes(Math.max(this.total.bytes, this.bytes)) });
-  }
-
-  clearLine(): void {
-    process.stderr.write('\r\x1b[2K');
-  }
-
-  stop(): void {
-    this.bar.stop();
-  }
-}
 
 /* ------------------------------------------------------------------ host xattrs */
 
@@ -200,7 +151,7 @@ class Putter {
   private readonly stack: Frame[] = [];
   private readonly zero: Buffer;
   private readonly buffer = Buffer.allocUnsafe(CHUNK);
-  private progress: Progress | undefined;
+  private progress: CopyProgress | undefined;
   private xattrs: Map<string, [string, Uint8Array][]> | undefined;
   private xattrsWarned = false;
   private dirAtimes = new Map<string, bigint>();
@@ -232,7 +183,7 @@ class Putter {
       this.reporter.warn('getfattr not found (install the attr package): extended attributes and ACLs are not copied');
     }
     if (progress) {
-      const bar = new Progress(scan);
+      const bar = new CopyProgress('put', scan);
       this.progress = bar;
       this.reporter.beforeWrite = () => bar.clearLine();
     }
