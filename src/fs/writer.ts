@@ -938,7 +938,8 @@ export class Writer {
   create(parentIno: number, name: Uint8Array, mode: number, who: Creator, options: { readonly rdev?: readonly [number, number]; readonly target?: Uint8Array } = {}): number {
     this.checkName(name);
     const parent = this.dirForChange(parentIno);
-    if (this.exists(parentIno, name) !== undefined) throw new FsError('EEXIST', 'file exists', { inode: parentIno });
+    // No lookup first: adding the entry finds a duplicate (EEXIST, the inode is given
+    // back), and callers have usually just looked the name up themselves.
     const type = mode & S_IFMT;
     if (type === S_IFDIR) throw new FsError('EINVAL', 'use mkdir for directories');
     const { ino, inode } = this.newInode(parentIno, parent, type === 0 ? mode | S_IFREG : mode, who);
@@ -994,7 +995,6 @@ export class Writer {
   mkdir(parentIno: number, name: Uint8Array, mode: number, who: Creator): number {
     this.checkName(name);
     const parent = this.dirForChange(parentIno);
-    if (this.exists(parentIno, name) !== undefined) throw new FsError('EEXIST', 'file exists', { inode: parentIno });
     const { ino, inode } = this.newInode(parentIno, parent, S_IFDIR | (mode & 0o7777), who);
     try {
       this.initMap(inode);

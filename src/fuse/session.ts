@@ -657,13 +657,7 @@ export class FuseSession {
       case 'CREATE': {
         this.rw();
         const { flags, mode, umask, name } = request.args;
-        let child: number;
-        try {
-          child = this.fs.lookup(ino, name);
-        } catch (error) {
-          if (!isFsError(error) || error.code !== 'ENOENT') throw error;
-          child = 0;
-        }
+        let child = this.fs.tryLookup(ino, name) ?? 0;
         if (child !== 0) {
           // The kernel believed the name absent (it is not, as it normally would know):
           // open(O_CREAT) without O_EXCL opens what is there.
