@@ -30,6 +30,7 @@ import { dropPageCache, ensureImage, preloadPageCache, readBlocks, type ImageInf
 import { LruBlockCache } from './lib/lru-baseline.js';
 import { permutation, Rng, Zipf } from './lib/rng.js';
 import { fmtBytes, fmtInt, fmtNum, fmtPct, fmtPp, fmtRatio, parseBytes, renderTable, type Column } from './lib/table.js';
+import { UsageError, commandLine } from './lib/options.js';
 
 // ------------------------------------------------------------------ options
 
@@ -99,7 +100,6 @@ interface Config {
   readonly json: boolean;
 }
 
-class UsageError extends Error {}
 
 const OPTIONS = {
   size: { type: 'string', default: '256M' },
@@ -805,21 +805,8 @@ function header(cfg: Config, image: ImageInfo, loadAtStart: number): string {
 function main(): number {
   const started = performance.now();
   const loadAtStart = os.loadavg()[0] ?? 0;
-  let cfg: Config;
-  try {
-    const parsed = parseConfig(process.argv.slice(2));
-    if (parsed === 'help') {
-      process.stdout.write(HELP);
-      return 0;
-    }
-    cfg = parsed;
-  } catch (error) {
-    if (error instanceof UsageError) {
-      process.stderr.write(`bench:cache: ${error.message} (see --help)\n`);
-      return 2;
-    }
-    throw error;
-  }
+  const cfg = commandLine('bench:cache', HELP, parseConfig);
+  if ('exit' in cfg) return cfg.exit;
 
   const log = (s: string): void => {
     process.stderr.write(`${s}\n`);

@@ -34,10 +34,10 @@ import { summarizeServerProfile } from './lib/mount-profile.js';
 import { BIG_NAME, ensureMountImage, type MountImage } from './lib/mount-image.js';
 import { alive, buildCli, cleanup, memoryOf, mountedType, mountTool, toolVersion, TOOLS, unmountTool, type Mounted, type ToolEnv, type ToolName } from './lib/mount-tools.js';
 import { hashBig, runWorkload, WORKLOAD_SHORT, WORKLOAD_TITLES, WORKLOADS, type WorkloadKey, type WorkloadParams, type WorkloadResult } from './lib/mount-workloads.js';
-import { dropCaches, pinningAvailable } from './lib/proc.js';
+import { dropCaches, pinningAvailable, processCpu } from './lib/proc.js';
 import { FULL_TREE, QUICK_TREE } from './lib/read-tree.js';
 import { fmtBytes, fmtInt, fmtNum, fmtRatio, parseBytes, renderTable, type Column } from './lib/table.js';
-import { UsageError, intOption, listOption } from './lib/options.js';
+import { UsageError, commandLine, intOption, listOption } from './lib/options.js';
 
 const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BENCH_DIR = path.join(PROJECT_ROOT, '.bench');
@@ -230,19 +230,7 @@ async function checkpoint(): Promise<void> {
   if (interrupted !== undefined) throw new Interrupted(`interrupted by ${interrupted}`);
 }
 
-const CLK_TCK = 100;
 
-/** utime + stime of a process, seconds (from /proc/PID/stat). */
-function processCpu(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
-  try {
-    const text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
-  } catch {
-    return undefined;
-  }
-}
 
 function key(tool: ToolName, workload: WorkloadKey, state: State): string {
   return `${tool}/${workload}/${state}`;
@@ -780,21 +768,8 @@ function replot(jsonFile: string, chart: string): void {
 
 async function main(): Promise<number> {
   const started = performance.now();
-  let cfg: Config;
-  try {
-    const parsed = parseConfig(process.argv.slice(2));
-    if (parsed === 'help') {
-      process.stdout.write(HELP);
-      return 0;
-    }
-    cfg = parsed;
-  } catch (error) {
-    if (error instanceof UsageError) {
-      process.stderr.write(`bench:mount: ${error.message} (see --help)\n`);
-      return 2;
-    }
-    throw error;
-  }
+  const cfg = commandLine('bench:mount', HELP, parseConfig);
+  if ('exit' in cfg) return cfg.exit;
   const log = (s: string): void => void process.stderr.write(`${s}\n`);
   if (cfg.replot !== undefined) {
     const chart = cfg.chart ?? DEFAULT_CHART;

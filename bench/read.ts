@@ -31,7 +31,7 @@ import { dropCaches, fillPageCache, pinningAvailable, runMeasured, versionLine, 
 import { checkExtract, ensureTree, FULL_TREE, QUICK_TREE, type BenchTree, type ExtractCheck } from './lib/read-tree.js';
 import type { DeviceStats, Ext2fsDone, Ext2fsJob, Ext2fsProgress, Job, LibResult } from './lib/read-worker.js';
 import { fmtBytes, fmtInt, fmtNum, fmtRatio, renderTable, type Column } from './lib/table.js';
-import { UsageError, intOption } from './lib/options.js';
+import { UsageError, commandLine, intOption } from './lib/options.js';
 
 const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BENCH_DIR = path.join(PROJECT_ROOT, '.bench');
@@ -921,21 +921,8 @@ function renderChecks(ctx: Ctx, walkChecks: readonly WalkCheck[], cells: readonl
 
 function main(): number {
   const started = performance.now();
-  let cfg: Config;
-  try {
-    const parsed = parseConfig(process.argv.slice(2));
-    if (parsed === 'help') {
-      process.stdout.write(HELP);
-      return 0;
-    }
-    cfg = parsed;
-  } catch (error) {
-    if (error instanceof UsageError) {
-      process.stderr.write(`bench:read: ${error.message} (see --help)\n`);
-      return 2;
-    }
-    throw error;
-  }
+  const cfg = commandLine('bench:read', HELP, parseConfig);
+  if ('exit' in cfg) return cfg.exit;
   const log = (s: string): void => {
     process.stderr.write(`${s}\n`);
   };

@@ -35,7 +35,7 @@ import { ensureTree, FULL_TREE, QUICK_TREE, type BenchTree, type TreeSpec } from
 import { fmtBytes, fmtInt, fmtNum, fmtRatio, parseBytes, renderTable, type Column } from './lib/table.js';
 import { compareTrees, DIFF_KINDS, fsck, sha256File, SMALL_SCRIPT, writeRandomFile, type FsckResult, type TreeDiff } from './lib/write-check.js';
 import { cleanupRw, mountProfiledExt4ts, mountRw, unmountRw } from './lib/write-tools.js';
-import { UsageError, intOption, listOption } from './lib/options.js';
+import { UsageError, commandLine, intOption, listOption } from './lib/options.js';
 
 const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BENCH_DIR = path.join(PROJECT_ROOT, '.bench');
@@ -618,21 +618,8 @@ function prepareInputs(cfg: Config, log: (line: string) => void): Inputs {
 
 async function main(): Promise<number> {
   const started = performance.now();
-  let cfg: Config;
-  try {
-    const parsed = parseConfig(process.argv.slice(2));
-    if (parsed === 'help') {
-      process.stdout.write(HELP);
-      return 0;
-    }
-    cfg = parsed;
-  } catch (error) {
-    if (error instanceof UsageError) {
-      process.stderr.write(`bench:write: ${error.message} (see --help)\n`);
-      return 2;
-    }
-    throw error;
-  }
+  const cfg = commandLine('bench:write', HELP, parseConfig);
+  if ('exit' in cfg) return cfg.exit;
   const log = (s: string): void => void process.stderr.write(`${s}\n`);
   if (process.getuid?.() !== 0) {
     log('bench:write: needs root (loop and FUSE mounts)');

@@ -241,11 +241,21 @@ export async function unmountTool(m: Mounted, env: ToolEnv): Promise<string | un
  * if busy) and stop the servers this module started that still run.
  */
 export function cleanup(mountpoint: string): void {
+  forceUnmount(mountpoint);
+  stopAll(started);
+}
+
+/** Unmount whatever is mounted on `mountpoint`, lazily if it stays busy. */
+export function forceUnmount(mountpoint: string): void {
   for (let i = 0; i < 5 && mountedType(mountpoint) !== undefined; i++) {
     const r = spawnSync('umount', [mountpoint], { stdio: 'ignore' });
     if (r.status !== 0) spawnSync('umount', ['-l', mountpoint], { stdio: 'ignore' });
   }
-  for (const pid of started) {
+}
+
+/** SIGTERM the processes of `pids` still running, and forget them all. */
+export function stopAll(pids: Set<number>): void {
+  for (const pid of pids) {
     if (alive(pid)) {
       try {
         process.kill(pid, 'SIGTERM');
@@ -253,7 +263,7 @@ export function cleanup(mountpoint: string): void {
         // gone meanwhile
       }
     }
-    started.delete(pid);
+    pids.delete(pid);
   }
 }
 

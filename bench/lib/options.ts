@@ -20,3 +20,20 @@ export function listOption<T extends string>(name: string, text: string, all: re
   if (items.length === 0) throw new UsageError(`${name} is empty`);
   return all.filter((x) => items.includes(x));
 }
+
+/**
+ * The command line of a benchmark: its configuration, or the exit status when there is
+ * nothing to run (0 after printing `help`, 2 after a usage error on stderr).
+ */
+export function commandLine<C>(name: string, help: string, parse: (argv: readonly string[]) => C | 'help'): C | { readonly exit: number } {
+  try {
+    const parsed = parse(process.argv.slice(2));
+    if (parsed !== 'help') return parsed;
+    process.stdout.write(help);
+    return { exit: 0 };
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    process.stderr.write(`${name}: ${error.message} (see --help)\n`);
+    return { exit: 2 };
+  }
+}

@@ -136,3 +136,18 @@ export function versionLine(argv: readonly string[]): string | undefined {
   const text = `${r.stdout}\n${r.stderr}`.trim();
   return text.split('\n')[0]?.trim();
 }
+
+/** Clock ticks per second of /proc/PID/stat's utime and stime (USER_HZ on Linux). */
+const CLK_TCK = 100;
+
+/** utime + stime of a process, seconds (from /proc/PID/stat), or undefined once it is gone. */
+export function processCpu(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+  } catch {
+    return undefined;
+  }
+}

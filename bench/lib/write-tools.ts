@@ -17,26 +17,15 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import { alive, findExt4tsServer, memoryOf, mountedType, type Mounted, type ToolEnv, type ToolName } from './mount-tools.js';
+import { processCpu } from './proc.js';
+import { alive, findExt4tsServer, forceUnmount, stopAll, memoryOf, mountedType, type Mounted, type ToolEnv, type ToolName } from './mount-tools.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Server processes started by this module and not yet seen exiting. */
 const started = new Set<number>();
 
-const CLK_TCK = 100;
 
-/** utime + stime of a process, seconds (from /proc/PID/stat), or undefined once gone. */
-export function processCpu(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
-  try {
-    const text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
-  } catch {
-    return undefined;
-  }
-}
 
 function pinned(argv: readonly string[], cpu: number | undefined): string[] {
   return cpu === undefined ? [...argv] : ['taskset', '-c', String(cpu), ...argv];
@@ -195,20 +184,6 @@ export async function unmountRw(m: Mounted, env: ToolEnv, timeoutSeconds: number
  * (lazily if busy) and stop the servers this module started that still run.
  */
 export function cleanupRw(mountpoints: readonly string[]): void {
-  for (const mountpoint of mountpoints) {
-    for (let i = 0; i < 5 && mountedType(mountpoint) !== undefined; i++) {
-      const r = spawnSync('umount', [mountpoint], { stdio: 'ignore' });
-      if (r.status !== 0) spawnSync('umount', ['-l', mountpoint], { stdio: 'ignore' });
-    }
-  }
-  for (const pid of started) {
-    if (alive(pid)) {
-      try {
-        process.kill(pid, 'SIGTERM');
-      } catch {
-        // gone meanwhile
-      }
-    }
-    started.delete(pid);
-  }
+  for (const mountpoint of mountpoints) forceUnmount(mountpoint);
+  stopAll(started);
 }

@@ -552,18 +552,25 @@ export class Writer {
     }
   }
 
-  /** Zero the bytes from `size` to the end of its block (when the block is mapped). */
-  private zeroTail(ino: number, inode: MutableInode, size: number): void {
+  /**
+   * Zero file bytes [from, to), which lie within one block, in place when that block
+   * is mapped and written (holes and unwritten extents already read as zeros).
+   */
+  private zeroInBlock(ino: number, inode: MutableInode, from: number, to: number): void {
+    if (to <= from) return;
     const bs = this.bs;
-    const within = size % bs;
-    if (within === 0) return;
-    const lblk = Math.floor(size / bs);
+    const lblk = Math.floor(from / bs);
     const m = this.tree(ino, inode).find(lblk, 1)[0];
     if (m === undefined || m.lblk > lblk || m.unwritten) return;
     const pblk = m.pblk + (lblk - m.lblk);
     const buf = this.core.channel.readDirect(pblk, 1);
-    buf.fill(0, within);
+    buf.fill(0, from - lblk * bs, to - lblk * bs);
     this.put(pblk, 1, buf);
+  }
+
+  /** Zero the bytes from `size` to the end of its block. */
+  private zeroTail(ino: number, inode: MutableInode, size: number): void {
+    if (size % this.bs !== 0) this.zeroInBlock(ino, inode, size, (Math.floor(size / this.bs) + 1) * this.bs);
   }
 
   /** Change a file's size (truncate(2)): blocks past the end are freed. */
@@ -622,16 +629,7 @@ export class Writer {
       const firstWhole = Math.ceil(offset / bs);
       const lastWhole = Math.floor(limit / bs);
       if (firstWhole < lastWhole) this.punch(ino, inode, firstWhole, lastWhole);
-      const zeroEdge = (from: number, to: number): void => {
-        if (to <= from) return;
-        const lblk = Math.floor(from / bs);
-        const m = this.tree(ino, inode).find(lblk, 1)[0];
-        if (m === undefined || m.lblk > lblk || m.unwritten) return;
-        const pblk = m.pblk + (lblk - m.lblk);
-        const buf = this.core.channel.readDirect(pblk, 1);
-        buf.fill(0, from - lblk * bs, to - lblk * bs);
-        this.put(pblk, 1, buf);
-      };
+      const zeroEdge = (from: number, to: number): void => this.zeroInBlock(ino, inode, from, to);
       if (firstWhole > lastWhole) zeroEdge(offset, limit);
       else {
         zeroEdge(offset, Math.min(limit, firstWhole * bs));
@@ -881,10 +879,6 @@ export class Writer {
     if ((name.length === 1 && name[0] === 0x2e) || (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e)) throw new FsError('EEXIST', `"${name.length === 1 ? '.' : '..'}" always exists`);
   }
 
-  private exists(dirIno: number, name: Uint8Array): number | undefined {
-    return this.core.find(dirIno, name);
-  }
-
   private dirForChange(dirIno: number): MutableInode {
     const dir = this.mutable(dirIno);
     if (!isDir(dir.mode)) throw new FsError('ENOTDIR', `inode ${dirIno} is not a directory`, { inode: dirIno });
@@ -1022,7 +1016,7 @@ export class Writer {
     if (inode.linksCount >= LINK_MAX) throw new FsError('EMLINK', 'too many links', { inode: ino });
     if (inode.linksCount === 0) throw new FsError('ENOENT', 'the file was removed', { inode: ino });
     const parent = this.dirForChange(parentIno);
-    if (this.exists(parentIno, name) !== undefined) throw new FsError('EEXIST', 'file exists', { inode: parentIno });
+    if (this.core.find(parentIno, name) !== undefined) throw new FsError('EEXIST', 'file exists', { inode: parentIno });
     this.link(parentIno, parent, name, ino, inode.mode);
     inode.linksCount++;
     this.stamp(inode, { c: true });
@@ -1195,7 +1189,7 @@ export class Writer {
     const srcIno = this.core.lookup(oldDirIno, oldName);
     const src = this.mutable(srcIno);
     if ((src.flags & (IMMUTABLE_FL | APPEND_FL)) !== 0) throw new FsError('EPERM', 'the file is immutable or append-only', { inode: srcIno });
-    const dstIno = this.exists(newDirIno, newName);
+    const dstIno = this.core.find(newDirIno, newName);
     if (dstIno === srcIno) {
       // Two names of the same inode (or the same name): nothing to do (POSIX).
       return;
