@@ -49,7 +49,7 @@ export function mapRun(ctx: MapContext, ino: number, inode: Inode, lblk: number,
 function mapExtent(ctx: MapContext, ino: number, inode: Inode, lblk: number, max: number): BlockRun {
   const { sb } = ctx;
   const common = { inode: ino, totalBlocks: sb.blocksCount, firstDataBlock: sb.firstDataBlock };
-  let node: ExtentNode = decodeExtentNode(inode.block, { ...common, capacity: 60 });
+  let node: ExtentNode = decodeRoot(inode.block, common);
   let end = LOGICAL_END; // the run may not pass the next sibling subtree's start
   while (node.kind === 'index') {
     const i = findExtent(node.entries, lblk);
@@ -79,6 +79,28 @@ function mapExtent(ctx: MapContext, ino: number, inode: Inode, lblk: number, max
   }
   const next = node.entries[i + 1];
   return hole(Math.min(next === undefined ? end : next.block, end) - lblk, max);
+}
+
+/**
+ * The decoded root in i_block, remembered per i_block buffer together with a copy of
+ * the bytes it was decoded from: a lookup compares 60 bytes instead of decoding and
+ * validating again, and a buffer changed in place (the write side's inodes) is decoded
+ * afresh.
+ */
+const roots = new WeakMap<Uint8Array, { readonly bytes: Uint8Array; readonly node: ExtentNode; readonly totalBlocks: number }>();
+
+function decodeRoot(block: Uint8Array, common: { inode: number; totalBlocks: number; firstDataBlock: number }): ExtentNode {
+  const memo = roots.get(block);
+  if (memo !== undefined && memo.totalBlocks === common.totalBlocks && sameBytes(memo.bytes, block)) return memo.node;
+  const node = decodeExtentNode(block, { ...common, capacity: 60 });
+  roots.set(block, { bytes: block.slice(), node, totalBlocks: common.totalBlocks });
+  return node;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function hole(length: number, max: number): BlockRun {

@@ -73,6 +73,7 @@ import {
   insertDirEntry,
   removeDirEntry,
   setDirBlockChecksum,
+  findInDirBlock,
   DIRENT_OFFSETS,
   FT,
   NAME_MAX,
@@ -250,6 +251,24 @@ class Dir {
     return [...node.entries];
   }
 
+  /** The live entry `name` names in leaf `bytes`, compared as the directory compares names. */
+  findInLeaf(bytes: Uint8Array, lblk: number, name: Uint8Array): { readonly inode: number; readonly offset: number } | undefined {
+    if (this.ctx.casefold) return this.decodeLeaf(bytes, lblk).entries.find((e) => this.matches(e.name, name));
+    const found = findInDirBlock(
+      bytes,
+      {
+        blockSize: this.bs,
+        hasFileType: this.ctx.hasFileType,
+        hasChecksumTail: this.ctx.metadataCsum,
+        inode: this.ctx.ino,
+        block: lblk,
+        ...this.verifySeed,
+      },
+      name,
+    );
+    return found ?? undefined;
+  }
+
   /** Name equality as the directory defines it. */
   matches(a: Uint8Array, b: Uint8Array): boolean {
     return this.ctx.casefold ? namesEqualCasefold(a, b) : bytesEqual(a, b);
@@ -320,7 +339,7 @@ function toInput(e: DirEntry): DirEntryInput {
 interface Found {
   readonly lblk: number;
   readonly bytes: Uint8Array;
-  readonly entry: DirEntry;
+  readonly entry: { readonly inode: number; readonly offset: number };
 }
 
 /** Scan every leaf block for `name` (dx blocks of an indexed directory skipped). */
@@ -329,7 +348,7 @@ function scanFind(dir: Dir, indexed: boolean, name: Uint8Array): Found | undefin
   for (let lblk = indexed ? 1 : 0; lblk < n; lblk++) {
     const bytes = dir.read(lblk);
     if (indexed && isDxBlock(bytes, dir.bs)) continue;
-    const entry = dir.decodeLeaf(bytes, lblk).entries.find((e) => dir.matches(e.name, name));
+    const entry = dir.findInLeaf(bytes, lblk, name);
     if (entry !== undefined) return { lblk, bytes, entry };
   }
   return undefined;
@@ -387,7 +406,7 @@ function htreeFind(dir: Dir, p: Probe, name: Uint8Array, skip = 0): Found | unde
     const e = frame.entries[i] as DxEntry;
     if (i > frame.index && ((e.hash & DX_HASH_CONTINUED) === 0 || (e.hash & ~DX_HASH_CONTINUED) >>> 0 !== p.hash)) break;
     const bytes = dir.read(e.block);
-    const entry = dir.decodeLeaf(bytes, e.block).entries.find((x) => dir.matches(x.name, name));
+    const entry = dir.findInLeaf(bytes, e.block, name);
     if (entry !== undefined) return { lblk: e.block, bytes, entry };
   }
   return undefined;
@@ -429,8 +448,7 @@ function linearAdd(dir: Dir, entry: DirEntryInput): boolean {
   let room: { lblk: number; bytes: Uint8Array } | undefined;
   for (let lblk = 0; lblk < n; lblk++) {
     const bytes = dir.read(lblk);
-    const block = dir.decodeLeaf(bytes, lblk);
-    if (block.entries.some((e) => dir.matches(e.name, entry.name))) throw exists(entry.name);
+    if (dir.findInLeaf(bytes, lblk, entry.name) !== undefined) throw exists(entry.name);
     if (room === undefined && insertDirEntry(bytes, entry, dir.leafWrite) !== null) room = { lblk, bytes };
   }
   if (room !== undefined) {
@@ -527,13 +545,13 @@ function htreeAdd(dir: Dir, entry: DirEntryInput): void {
   const leafFrame = frames[frames.length - 1] as Frame;
   const leafBlk = (leafFrame.entries[leafFrame.index] as DxEntry).block;
   const leafBytes = dir.read(leafBlk);
-  const leaf = dir.decodeLeaf(leafBytes, leafBlk);
-  if (leaf.entries.some((e) => dir.matches(e.name, entry.name))) throw exists(entry.name);
+  if (dir.findInLeaf(leafBytes, leafBlk, entry.name) !== undefined) throw exists(entry.name);
   if (htreeFind(dir, p, entry.name, 1) !== undefined) throw exists(entry.name);
   if (insertDirEntry(leafBytes, entry, dir.leafWrite) !== null) {
     dir.store.write(leafBlk, leafBytes);
     return;
   }
+  const leaf = dir.decodeLeaf(leafBytes, leafBlk);
   const space = dirBlockSpace(dir.bs, ctx.metadataCsum);
   const live = leaf.entries.map(toInput);
   const used = live.reduce((s, e) => s + dirRecLen(e.name.length), 0);

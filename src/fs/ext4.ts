@@ -41,7 +41,7 @@ import {
 import { decodeInodeXattrs, decodeXattrBlock, xattrNameString, splitXattrName, XATTR_INDEX, type XattrEntry } from '../ondisk/xattr.js';
 import { assembleInlineData, inlineDataCapacity, isInlineDataXattr } from '../ondisk/inline-data.js';
 import { aclChmod, decodeVfsAcl, encodeVfsAcl, ext4AclToVfs } from '../ondisk/acl.js';
-import { decodeDirBlock, decodeInlineDir, NAME_MAX, type DirEntry } from '../ondisk/dirent.js';
+import { decodeDirBlock, findInDirBlock, decodeInlineDir, NAME_MAX, type DirEntry } from '../ondisk/dirent.js';
 import { decodeDxRoot, decodeDxNode, dxLookup, isDxNodeBlock, type DxEntry } from '../ondisk/htree.js';
 import { dirHashName, effectiveHashVersion, DX_HASH } from '../ondisk/dirhash.js';
 import { casefoldNameOrNull } from '../ondisk/casefold.js';
@@ -63,6 +63,13 @@ export const MAX_READ = 1 << 30;
 const MAX_RUN_BLOCKS = 256;
 /** Names kept in the per-directory lookup indexes of linear directories, in all. */
 const DIR_INDEX_ENTRIES = 200_000;
+/** Lookups in an indexed directory before it gets a name index (at least; see busyHtreeIndex). */
+const HTREE_INDEX_AFTER = 16;
+
+/** A name's bytes as a Map key (one char per byte). */
+function latin1Key(name: Uint8Array): string {
+  return Buffer.from(name.buffer, name.byteOffset, name.length).toString('latin1');
+}
 /** Decoded extent-tree and directory blocks kept, of each kind. */
 const NODE_CACHE_BLOCKS = 4096;
 /** Inode-table blocks fetched together when one misses the cache. */
@@ -163,14 +170,15 @@ export class Ext4 {
       dirIndexAdd: (dir, name, ino) => {
         const index = this.dirIndexes.get(dir);
         if (index === undefined) return;
-        const key = Buffer.from(name.buffer, name.byteOffset, name.length).toString('latin1');
+        const key = latin1Key(name);
         if (!index.has(key)) this.dirIndexEntries++;
         index.set(key, ino);
       },
       dirIndexRemove: (dir, name) => {
         const index = this.dirIndexes.get(dir);
-        if (index?.delete(Buffer.from(name.buffer, name.byteOffset, name.length).toString('latin1')) === true) this.dirIndexEntries--;
+        if (index?.delete(latin1Key(name)) === true) this.dirIndexEntries--;
       },
+      mapRun: (ino, inode, lblk, max) => mapRun(this.mapContext(ino, inode), ino, inode, lblk, max),
       inodeXattrs: (ino, inode) => this.inodeXattrs(ino, inode),
       blockXattrs: (ino, inode) => this.blockXattrs(ino, inode),
       inlineData: (ino, inode) => this.inlineData(ino, inode),
@@ -525,16 +533,22 @@ export class Ext4 {
 
   /** The value of one xattr (POSIX ACLs in the VFS format getfattr shows); ENODATA if absent. */
   getxattrInode(ino: number, name: string): Uint8Array {
+    const value = this.tryGetxattrInode(ino, name);
+    if (value === undefined) throw new FsError('ENODATA', `no extended attribute "${name}"`, { inode: ino });
+    return value;
+  }
+
+  /**
+   * `getxattrInode` that answers undefined for a missing attribute (cheaper: no error is
+   * built; the kernel asks for security.capability before every write to a file).
+   */
+  tryGetxattrInode(ino: number, name: string): Uint8Array | undefined {
     const split = splitXattrName(name);
     if (split === null) throw new FsError('EOPNOTSUPP', `extended attribute namespace of "${name}" is not supported`, { inode: ino });
     const entry = this.findXattr(ino, this.liveInode(ino), split.index, split.name);
-    if (entry === undefined) throw new FsError('ENODATA', `no extended attribute "${name}"`, { inode: ino });
+    if (entry === undefined) return undefined;
     const value = this.xattrValue(ino, entry);
-    if (name === 'system.posix_acl_access' || name === 'system.posix_acl_default') {
-      const vfs = ext4AclToVfs(value, { inode: ino });
-      if (vfs === null) throw new FsError('ENODATA', `no extended attribute "${name}"`, { inode: ino });
-      return vfs;
-    }
+    if (name === 'system.posix_acl_access' || name === 'system.posix_acl_default') return ext4AclToVfs(value, { inode: ino }) ?? undefined;
     return value;
   }
 
@@ -750,6 +764,37 @@ export class Ext4 {
     return decoded.entries;
   }
 
+  /**
+   * The inode `name` names in one leaf of an indexed (not casefolded, not encrypted)
+   * directory: from the decoded leaf when it is cached, else by a scan of the raw block
+   * that builds nothing (a read-write mount rewrites leaves, and so drops their decoded
+   * copies, at every create).
+   */
+  private findInLeaf(ino: number, dir: Inode, lblk: number, physical: number, name: Uint8Array): number | undefined {
+    const cached = this.dirLeaves.get(physical);
+    if (cached !== undefined) {
+      for (const e of cached) if (bytesEqual(e.name, name)) return e.inode;
+      return undefined;
+    }
+    const view = this.channel.view(physical);
+    if (isDxNodeBlock(view, this.sb.blockSize)) return undefined;
+    const csum = this.sb.hasMetadataCsum;
+    const found = findInDirBlock(
+      view,
+      {
+        blockSize: this.sb.blockSize,
+        hasFileType: this.hasFileType,
+        hasChecksumTail: csum,
+        inodesCount: this.sb.inodesCount,
+        inode: ino,
+        block: physical,
+        ...(this.verify && csum ? { csumSeed: inodeCsumSeed(this.sb.csumSeed, ino, dir.generation) } : {}),
+      },
+      name,
+    );
+    return found === null ? undefined : found.inode;
+  }
+
   private inlineDir(ino: number, dir: Inode) {
     const data = this.inodeXattrs(ino, dir).find(isInlineDataXattr);
     const systemData = data !== undefined && data.value.kind === 'bytes' ? data.value.bytes : null;
@@ -775,7 +820,8 @@ export class Ext4 {
     if (bytes.includes(0x2f) || bytes.includes(0)) throw new FsError('EINVAL', 'a name cannot contain "/" or NUL', { inode: dirIno });
     const dir = this.dirInode(dirIno);
     const indexed = (dir.flags & INDEX_FL) !== 0 && (dir.flags & INLINE_DATA_FL) === 0 && (this.sb.featureCompat & COMPAT_DIR_INDEX) !== 0 && !this.isEncryptedDir(dir);
-    let found = indexed ? this.htreeLookup(dirIno, dir, bytes) : this.linearLookup(dirIno, dir, bytes);
+    const names = indexed && !this.isCasefoldDir(dir) ? this.busyHtreeIndex(dirIno, dir) : undefined;
+    let found = names !== undefined ? names.get(latin1Key(bytes)) : indexed ? this.htreeLookup(dirIno, dir, bytes) : this.linearLookup(dirIno, dir, bytes);
     // As the kernel does since 2025: a casefolded name may have been hashed under older
     // folding rules, so an indexed miss in a casefold directory falls back to a scan.
     if (found === undefined && indexed && this.isCasefoldDir(dir)) found = this.linearLookup(dirIno, dir, bytes);
@@ -802,7 +848,7 @@ export class Ext4 {
 
   /** Scan every entry (names of encrypted directories are compared in their listed form). */
   private linearLookup(ino: number, dir: Inode, name: Uint8Array): number | undefined {
-    if (!this.isCasefoldDir(dir) && !this.isEncryptedDir(dir)) return this.nameIndex(ino).get(Buffer.from(name.buffer, name.byteOffset, name.length).toString('latin1'));
+    if (!this.isCasefoldDir(dir) && !this.isEncryptedDir(dir)) return this.nameIndex(ino).get(latin1Key(name));
     const matches = this.matcher(dir, name);
     for (const e of this.readdirInode(ino)) if (matches(e.rawName)) return e.ino;
     return undefined;
@@ -820,7 +866,7 @@ export class Ext4 {
     if (cached !== undefined) return cached;
     const index = new Map<string, number>();
     for (const e of this.readdirInode(ino)) {
-      const key = Buffer.from(e.rawName.buffer, e.rawName.byteOffset, e.rawName.length).toString('latin1');
+      const key = latin1Key(e.rawName);
       if (!index.has(key)) index.set(key, e.ino);
     }
     this.dirIndexEntries += index.size;
@@ -833,6 +879,26 @@ export class Ext4 {
     return index;
   }
 
+  /**
+   * The name index of an indexed directory, once lookups in it have cost about as much
+   * as building the index (one scan): an htree lookup decodes one leaf, the index answers
+   * hits and misses without reading anything, and the write side keeps it in step.
+   */
+  private busyHtreeIndex(ino: number, dir: Inode): Map<string, number> | undefined {
+    const index = this.dirIndexes.get(ino);
+    if (index !== undefined) return index;
+    const count = (this.htreeLookups.get(ino) ?? 0) + 1;
+    if (count < Math.max(HTREE_INDEX_AFTER, this.dirBlocks(ino, dir))) {
+      if (this.htreeLookups.size >= DIR_INDEX_ENTRIES) this.htreeLookups.clear();
+      this.htreeLookups.set(ino, count);
+      return undefined;
+    }
+    this.htreeLookups.delete(ino);
+    return this.nameIndex(ino);
+  }
+
+  /** Lookups so far in indexed directories without a name index (see busyHtreeIndex). */
+  private readonly htreeLookups = new Map<number, number>();
   private readonly dirIndexes = new Map<number, Map<string, number>>();
   private dirIndexEntries = 0;
 
@@ -867,11 +933,12 @@ export class Ext4 {
       entries = decodeDxNode(this.channel.view(phys), { ...common, block: phys }).entries;
     }
     const matches = this.matcher(dir, name);
+    const exact = !this.isCasefoldDir(dir);
     let i = dxLookup(entries, hash);
     for (;;) {
       const leaf = (entries[i] as DxEntry).block;
-      const found = this.dirBlockEntries(ino, dir, leaf, physicalOf(leaf), true).find((e) => matches(e.name));
-      if (found !== undefined) return found.inode;
+      const found = exact ? this.findInLeaf(ino, dir, leaf, physicalOf(leaf), name) : this.dirBlockEntries(ino, dir, leaf, physicalOf(leaf), true).find((e) => matches(e.name))?.inode;
+      if (found !== undefined) return found;
       // A hash collision may continue into the next leaf (its index hash has the low bit set).
       const next = entries[i + 1];
       if (next === undefined || (next.hash & 1) === 0 || (next.hash & ~1) >>> 0 !== hash) return undefined;

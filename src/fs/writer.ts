@@ -62,6 +62,7 @@ import { Allocator } from './alloc.js';
 import { ExtentTree, type TreeStore, type Mapping } from './extent-tree.js';
 import { IndirectTree } from './indirect-tree.js';
 import { addEntry, removeEntry, replaceEntry, isEmptyDir, newDirBlock, type DirStore, type DirContext } from './dir-write.js';
+import type { BlockRun } from './blockmap.js';
 
 /** A decoded inode being changed: the same fields, writable. */
 export type MutableInode = { -readonly [K in keyof Inode]: Inode[K] };
@@ -81,6 +82,8 @@ export interface FsCore {
   dirIndexAdd(dirIno: number, name: Uint8Array, ino: number): void;
   /** Keep a directory's cached name index in step with a removed entry. */
   dirIndexRemove(dirIno: number, name: Uint8Array): void;
+  /** The reader's block mapping (decoded tree nodes cached and verified once). */
+  mapRun(ino: number, inode: Inode, lblk: number, max: number): BlockRun;
   inodeXattrs(ino: number, inode: Inode): readonly XattrEntry[];
   blockXattrs(ino: number, inode: Inode): readonly XattrEntry[];
   /** Content of an inline-data file. */
@@ -841,9 +844,9 @@ export class Writer {
     const bs = this.bs;
     const channel = this.core.channel;
     const physical = (lblk: number): number => {
-      const m = this.tree(ino, dir).find(lblk, 1)[0];
-      if (m === undefined || m.lblk > lblk) throw corrupted('directory', `block ${lblk} is a hole`, { inode: ino });
-      return m.pblk + (lblk - m.lblk);
+      const run = this.core.mapRun(ino, dir, lblk, 1);
+      if (run.kind !== 'data') throw corrupted('directory', `block ${lblk} is ${run.kind === 'hole' ? 'a hole' : 'unwritten'}`, { inode: ino });
+      return run.physical;
     };
     return {
       blockSize: bs,

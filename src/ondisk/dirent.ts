@@ -206,21 +206,27 @@ function isDotOrDotDot(bytes: Uint8Array, at: number, nameLen: number): boolean 
 }
 
 /**
- * Walk and validate the records tiling bytes[start, end). rec_len decoding uses
- * `blockSize` (0 = raw 16-bit values, as for inline data). Offsets in the result are
- * relative to `start`.
+ * Called for each record of a region, after it has been validated: `at` is its byte
+ * index in `bytes`, `off` its offset relative to the region. Return true to stop.
  */
-function walkRegion(
+type RecordVisitor = (at: number, off: number, inode: number, recLen: number, nameLen: number, fileType: number) => boolean;
+
+/**
+ * Walk and validate the records tiling bytes[start, end), calling `visit` for each
+ * until it returns true. rec_len decoding uses `blockSize` (0 = raw 16-bit values, as
+ * for inline data). Allocates nothing per record, so a lookup can scan a block cheaply.
+ */
+function scanRegion(
   bytes: Uint8Array,
   start: number,
   end: number,
   blockSize: number,
   format: DirFormatOptions,
   ctx: RegionContext,
-): DirEntry[] {
+  visit: RecordVisitor,
+): void {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const size = end - start;
-  const records: DirEntry[] = [];
   const hashInDirent = format.hashInDirent === true;
   let off = 0;
   // One closure for the whole walk (not one per record): it reads `off` when called.
@@ -240,8 +246,7 @@ function walkRegion(
       nameLen = view.getUint16(at + DIRENT_OFFSETS.nameLen, true);
       fileType = FT.UNKNOWN;
     }
-    const fake = isDotOrDotDot(bytes, at, nameLen);
-    const withHash = hashInDirent && !fake;
+    const withHash = hashInDirent && !isDotOrDotDot(bytes, at, nameLen);
     if (recLen < dirRecLen(1, withHash)) throw fail(`rec_len ${recLen} is smaller than minimal`);
     if (recLen % 4 !== 0) throw fail(`rec_len ${recLen} is not a multiple of 4`);
     if (nameLen > NAME_MAX) throw fail(`name_len ${nameLen} exceeds ${NAME_MAX}`);
@@ -255,6 +260,24 @@ function walkRegion(
         throw fail(`inode ${inode} out of bounds (s_inodes_count ${format.inodesCount})`);
       }
     }
+    if (visit(at, off, inode, recLen, nameLen, fileType)) return;
+    off = next;
+  }
+}
+
+/** Every record of bytes[start, end), validated (see scanRegion); offsets relative to `start`. */
+function walkRegion(
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+  blockSize: number,
+  format: DirFormatOptions,
+  ctx: RegionContext,
+): DirEntry[] {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const records: DirEntry[] = [];
+  const hashInDirent = format.hashInDirent === true;
+  scanRegion(bytes, start, end, blockSize, format, ctx, (at, off, inode, recLen, nameLen, fileType) => {
     const nameStart = at + DIRENT_OFFSETS.name;
     const entry: {
       inode: number;
@@ -265,14 +288,14 @@ function walkRegion(
       hash?: number;
       minorHash?: number;
     } = { inode, name: bytes.slice(nameStart, nameStart + nameLen), fileType, offset: off, recLen };
-    if (withHash && inode !== 0) {
+    if (hashInDirent && inode !== 0 && !isDotOrDotDot(bytes, at, nameLen)) {
       const hashAt = at + ((DIRENT_HEADER_SIZE + nameLen + 3) & ~3);
       entry.hash = view.getUint32(hashAt, true);
       entry.minorHash = view.getUint32(hashAt + 4, true);
     }
     records.push(entry);
-    off = next;
-  }
+    return false;
+  });
   return records;
 }
 
@@ -342,6 +365,42 @@ export function dirBlockSpace(blockSize: number, hasChecksumTail: boolean): numb
  * With metadata_csum those blocks have a dx tail instead: read them with htree.ts.
  */
 export function decodeDirBlock(bytes: Uint8Array, options: DirBlockOptions): DirBlock {
+  const { ctx, tail } = checkLeafBlock(bytes, options);
+  const records = walkRegion(bytes, 0, dirBlockSpace(options.blockSize, options.hasChecksumTail), options.blockSize, options, ctx);
+  return { entries: records.filter((r) => r.inode !== 0), records, tail };
+}
+
+/** A live entry found by `findInDirBlock`. */
+export interface FoundDirEntry {
+  readonly inode: number;
+  readonly fileType: number;
+  /** Byte offset of the record in the block. */
+  readonly offset: number;
+  readonly recLen: number;
+}
+
+/**
+ * The live entry named exactly `name` in a leaf block, or null: the lookup path of
+ * `decodeDirBlock` (the same validation of every record up to the match, the same tail
+ * and checksum checks) without building an entry per record. Not for directories that
+ * store hashes in their entries or compare names casefolded: decode those.
+ */
+export function findInDirBlock(bytes: Uint8Array, options: DirBlockOptions, name: Uint8Array): FoundDirEntry | null {
+  const { ctx } = checkLeafBlock(bytes, options);
+  const len = name.length;
+  let found: FoundDirEntry | null = null;
+  scanRegion(bytes, 0, dirBlockSpace(options.blockSize, options.hasChecksumTail), options.blockSize, options, ctx, (at, offset, inode, recLen, nameLen, fileType) => {
+    if (inode === 0 || nameLen !== len) return false;
+    const n = at + DIRENT_OFFSETS.name;
+    for (let i = 0; i < len; i++) if (bytes[n + i] !== name[i]) return false;
+    found = { inode, fileType, offset, recLen };
+    return true;
+  });
+  return found;
+}
+
+/** Size, tail and checksum checks shared by the leaf decoders. */
+function checkLeafBlock(bytes: Uint8Array, options: DirBlockOptions): { ctx: RegionContext; tail: DirTail | null } {
   const { blockSize } = options;
   checkBlockSize(blockSize);
   if (bytes.length !== blockSize) throw new FsError('EINVAL', `directory block buffer of ${bytes.length} bytes, block size ${blockSize}`);
@@ -364,8 +423,7 @@ export function decodeDirBlock(bytes: Uint8Array, options: DirBlockOptions): Dir
       }
     }
   }
-  const records = walkRegion(bytes, 0, dirBlockSpace(blockSize, options.hasChecksumTail), blockSize, options, ctx);
-  return { entries: records.filter((r) => r.inode !== 0), records, tail };
+  return { ctx, tail };
 }
 
 function optionalContext(options: { readonly block?: number; readonly inode?: number }): { block?: number; inode?: number } {
@@ -492,25 +550,26 @@ export function buildDirBlock(entries: readonly DirEntryInput[], options: DirWri
  */
 export function insertDirEntry(bytes: Uint8Array, entry: DirEntryInput, options: DirWriteOptions): number | null {
   checkInput(entry);
-  const block = decodeDirBlock(bytes, layoutOnly(options));
+  const layout = layoutOnly(options);
+  const { ctx } = checkLeafBlock(bytes, layout);
   const hashInDirent = options.hashInDirent === true;
   const need = entryRecLen(entry, hashInDirent);
-  for (const r of block.records) {
-    const own = r.inode === 0 ? 0 : dirRecLen(r.name.length, hashInDirent && !isDotName(r.name));
-    if (r.recLen - own < need) continue;
-    let at = r.offset;
-    let len = r.recLen;
-    if (r.inode !== 0) {
-      const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-      view.setUint16(r.offset + DIRENT_OFFSETS.recLen, recLenToDisk(own, options.blockSize), true);
-      at = r.offset + own;
-      len = r.recLen - own;
-    }
-    writeRecord(bytes, at, len, entry, options);
-    finishBlock(bytes, options);
-    return at;
+  let slot: { at: number; len: number; own: number } | null = null;
+  scanRegion(bytes, 0, dirBlockSpace(options.blockSize, options.hasChecksumTail), options.blockSize, layout, ctx, (at, _off, inode, recLen, nameLen) => {
+    const own = inode === 0 ? 0 : dirRecLen(nameLen, hashInDirent && !isDotOrDotDot(bytes, at, nameLen));
+    if (recLen - own < need) return false;
+    slot = { at, len: recLen, own };
+    return true;
+  });
+  if (slot === null) return null;
+  const { at, len, own } = slot as { at: number; len: number; own: number };
+  if (own > 0) {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    view.setUint16(at + DIRENT_OFFSETS.recLen, recLenToDisk(own, options.blockSize), true);
   }
-  return null;
+  writeRecord(bytes, at + own, len - own, entry, options);
+  finishBlock(bytes, options);
+  return at + own;
 }
 
 /**
