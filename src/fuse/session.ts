@@ -86,6 +86,9 @@ import {
   type FuseStatx,
 } from './abi.js';
 import { PROTOCOL_BEFORE_INIT, Reply, decodeRequest, needsReply, negotiateInit, type FuseRequest, type Protocol, type Send } from './protocol.js';
+
+/** The request of one opcode (or of several that share a handler). */
+type RequestOf<K extends FuseRequest['op']> = Extract<FuseRequest, { readonly op: K }>;
 import { decodeInHeader, type IoctlIn, type SetattrIn } from './abi.js';
 
 const ROOT_NODEID = 1;
@@ -370,12 +373,7 @@ export class FuseSession {
    * the ACL decides (umask ignored), else the umask applies (we asked for DONT_MASK).
    */
   private newMode(parent: number, mode: number, umask: number, dir: boolean): { mode: number; access?: Uint8Array; inherit?: Uint8Array } {
-    let def: Uint8Array | undefined;
-    try {
-      def = this.fs.getxattrInode(parent, ACL_DEFAULT);
-    } catch (error) {
-      if (!isFsError(error) || (error.code !== 'ENODATA' && error.code !== 'EOPNOTSUPP')) throw error;
-    }
+    const def = this.fs.tryGetxattrInode(parent, ACL_DEFAULT);
     const umasked = (this.protocol.flags & InitFlag.DONT_MASK) !== 0n ? mode & ~(umask & 0o777) : mode;
     if (def === undefined || def.length === 0) return { mode: umasked };
     const acl = decodeVfsAcl(def);
@@ -470,270 +468,335 @@ export class FuseSession {
   }
 
   private dispatch(request: FuseRequest, reply: Reply): void {
-    const ino = toIno(request.header.nodeid);
-    switch (request.op) {
-      case 'INIT': {
-        const result = negotiateInit(request.args, { want: this.writable ? WANT_RW : WANT, maxWrite: this.options.maxRead, maxPages: Math.ceil(this.options.maxRead / 4096) });
-        if (result.kind === 'accepted') this.protocol = result.protocol;
-        reply.replyInit(result.reply);
-        return;
-      }
-      case 'DESTROY':
-        this.destroyed = true;
-        reply.replyEmpty();
-        return;
-      case 'LOOKUP': {
-        // Misses are common (every create looks first): tryLookup builds no error for them.
-        const child = this.fs.tryLookup(ino, request.args.name);
-        if (child === undefined) {
-          if (this.options.entryTimeout <= 0) throw new FsError('ENOENT', 'no such entry');
-          // A negative entry the kernel may cache: only this mount changes the image, and
-          // the kernel drops it itself when a name is created through the mount.
-          reply.replyEntry({ nodeid: 0, generation: 0, entryTimeout: this.options.entryTimeout, attrTimeout: 0, attr: EMPTY_ATTR });
-          return;
-        }
-        reply.replyEntry(this.entry(child));
-        return;
-      }
-      case 'GETATTR':
-        reply.replyAttr({ attrTimeout: this.options.attrTimeout, attr: this.attr(this.fs.getattr(ino)) });
-        return;
-      case 'STATX':
-        reply.replyStatx({ attrTimeout: this.options.attrTimeout, stat: this.statx(this.fs.getattr(ino)) });
-        return;
-      case 'READLINK':
-        reply.replyData(this.fs.readlinkInode(ino));
-        return;
-      case 'OPEN': {
-        const flags = request.args.flags;
-        const st = this.fs.getattr(ino);
-        if (st.kind === 'directory') throw new FsError('EISDIR', 'is a directory');
-        if ((flags & O_ACCMODE) !== 0 || (flags & O_TRUNC) !== 0) {
-          if (!this.writable) throw new FsError('EROFS', 'read-only mount');
-          this.checkOpenFlags(st, flags);
-          // ATOMIC_O_TRUNC: the truncation comes with the open (mtime and ctime change
-          // even when the file was empty, as on a kernel filesystem).
-          if ((flags & O_TRUNC) !== 0 && st.kind === 'file') {
-            this.rw();
-            if ((request.args.openFlags & OpenInFlag.KILL_SUIDGID) !== 0) this.killPriv(ino, undefined, request.header);
-            this.fs.setattr(ino, { size: 0, mtime: 'now' });
-          }
-        }
-        this.opened(ino);
-        reply.replyOpen({ fh: 0, openFlags: FOPEN.KEEP_CACHE });
-        return;
-      }
-      case 'OPENDIR': {
-        if (this.fs.getattr(ino).kind !== 'directory') throw new FsError('ENOTDIR', 'not a directory');
-        reply.replyOpen({ fh: 0, openFlags: FOPEN.KEEP_CACHE | FOPEN.CACHE_DIR });
-        return;
-      }
-      case 'READ': {
-        const size = Math.min(request.args.size, this.options.maxRead);
-        reply.replyData(this.fs.read(ino, request.args.offset, size));
-        return;
-      }
-      case 'READDIR':
-      case 'READDIRPLUS':
-        reply.replyDirents(this.readdir(ino, request.args.offset, request.args.size, request.op === 'READDIRPLUS'));
-        return;
-      case 'FLUSH':
-        if (!this.writable) {
-          // Nothing to flush on a read-only mount: ENOSYS makes the kernel stop sending
-          // FLUSH at every close (one round trip less per file).
-          reply.replyErrno(ERRNO.ENOSYS);
-          return;
-        }
-        // close(2): written back to the image, not fsync'ed (see the module comment);
-        // nothing to do when nothing changed since the last write-back.
-        if (this.unwritten) {
-          this.fs.writeBack();
-          this.unwritten = false;
-        }
-        reply.replyEmpty();
-        return;
-      case 'RELEASE':
-        this.released(ino);
-        reply.replyEmpty();
-        return;
-      case 'RELEASEDIR':
-        reply.replyEmpty();
-        return;
-      case 'FSYNC':
-      case 'FSYNCDIR':
-      case 'SYNCFS':
-        if (this.writable) this.sync();
-        reply.replyEmpty();
-        return;
-      case 'STATFS': {
-        const s = this.fs.statfs();
-        reply.replyStatfs({
-          blocks: s.blocks,
-          bfree: s.freeBlocks,
-          bavail: s.availableBlocks,
-          files: s.files,
-          ffree: s.freeFiles,
-          bsize: s.blockSize,
-          namelen: s.nameMax,
-          frsize: s.blockSize,
-        });
-        return;
-      }
-      case 'GETXATTR': {
-        const name = new TextDecoder().decode(request.args.name);
-        this.sized(reply, this.fs.getxattrInode(ino, name), request.args.size);
-        return;
-      }
-      case 'LISTXATTR': {
-        const names = this.fs.listxattrInode(ino);
-        const bytes = new TextEncoder().encode(names.map((n) => `${n}\0`).join(''));
-        this.sized(reply, bytes, request.args.size);
-        return;
-      }
-      case 'ACCESS':
-        if ((request.args.mask & AccessMask.W_OK) !== 0 && !this.writable) throw new FsError('EROFS', 'read-only mount');
-        this.fs.getattr(ino);
-        reply.replyEmpty();
-        return;
-      case 'LSEEK': {
-        const { offset, whence } = request.args;
-        if (whence === Whence.DATA || whence === Whence.HOLE) {
-          reply.replyLseek(this.fs.seek(ino, offset, whence === Whence.DATA ? 'data' : 'hole'));
-          return;
-        }
-        throw new FsError('EINVAL', 'only SEEK_DATA and SEEK_HOLE reach the filesystem');
-      }
-      case 'SETATTR':
-        this.rw();
-        reply.replyAttr({ attrTimeout: this.options.attrTimeout, attr: this.attr(this.setattr(ino, request.args, request.header)) });
-        return;
-      case 'MKNOD': {
-        this.rw();
-        const { mode, rdev, umask, name } = request.args;
-        const m = this.newMode(ino, mode, umask, false);
-        const child = this.fs.mknodInode(ino, name, m.mode, this.creator(request), decodeDevice(rdev));
-        this.applyAcls(child, m);
-        reply.replyEntry(this.entry(child));
-        return;
-      }
-      case 'MKDIR': {
-        this.rw();
-        const { mode, umask, name } = request.args;
-        const m = this.newMode(ino, (mode & 0o7777) | S_IFDIR, umask, true);
-        const child = this.fs.mkdirInode(ino, name, m.mode & 0o7777, this.creator(request));
-        this.applyAcls(child, m);
-        reply.replyEntry(this.entry(child));
-        return;
-      }
-      case 'SYMLINK': {
-        this.rw();
-        const child = this.fs.symlinkInode(ino, request.args.name, request.args.target, this.creator(request));
-        reply.replyEntry(this.entry(child));
-        return;
-      }
-      case 'LINK': {
-        this.rw();
-        const target = toIno(request.args.oldnodeid);
-        this.fs.linkInode(target, ino, request.args.newname);
-        reply.replyEntry(this.entry(target));
-        return;
-      }
-      case 'UNLINK':
-        this.rw();
-        this.fs.unlinkInode(ino, request.args.name, this.isOpen);
-        reply.replyEmpty();
-        return;
-      case 'RMDIR':
-        this.rw();
-        this.fs.rmdirInode(ino, request.args.name);
-        reply.replyEmpty();
-        return;
-      case 'RENAME':
-      case 'RENAME2':
-        this.rw();
-        this.fs.renameInode(ino, request.args.name, toIno(request.args.newdir), request.args.newname, request.args.flags, this.isOpen);
-        reply.replyEmpty();
-        return;
-      case 'CREATE': {
-        this.rw();
-        const { flags, mode, umask, name } = request.args;
-        let child = this.fs.tryLookup(ino, name) ?? 0;
-        if (child !== 0) {
-          // The kernel believed the name absent (it is not, as it normally would know):
-          // open(O_CREAT) without O_EXCL opens what is there.
-          if ((flags & O_EXCL) !== 0) throw new FsError('EEXIST', 'file exists');
-          const st = this.fs.getattr(child);
-          if (st.kind === 'directory') throw new FsError('EISDIR', 'is a directory');
-          this.checkOpenFlags(st, flags);
-          if ((flags & O_TRUNC) !== 0 && st.kind === 'file') {
-            if ((request.args.openFlags & OpenInFlag.KILL_SUIDGID) !== 0) this.killPriv(child, undefined, request.header);
-            this.fs.setattr(child, { size: 0, mtime: 'now' });
-          }
-        } else {
-          const m = this.newMode(ino, (mode & S_IFMT) === 0 ? mode | 0o100000 : mode, umask, false);
-          child = this.fs.mknodInode(ino, name, m.mode, this.creator(request));
-          this.applyAcls(child, m);
-        }
-        const entry = this.entry(child);
-        this.opened(child);
-        reply.replyCreate(entry, { fh: 0, openFlags: FOPEN.KEEP_CACHE });
-        return;
-      }
-      case 'WRITE':
-        this.rw();
-        if ((request.args.writeFlags & WriteFlag.KILL_SUIDGID) !== 0) this.killPriv(ino, undefined, request.header);
-        reply.replyWrite(this.fs.write(ino, request.args.offset, request.args.data));
-        return;
-      case 'FALLOCATE':
-        this.rw();
-        this.fs.fallocate(ino, request.args.mode, request.args.offset, request.args.length);
-        reply.replyEmpty();
-        return;
-      case 'COPY_FILE_RANGE':
-      case 'COPY_FILE_RANGE_64': {
-        this.rw();
-        const { offIn, nodeidOut, offOut, len, flags } = request.args;
-        if (flags !== 0) throw new FsError('EINVAL', 'copy_file_range flags must be 0');
-        const out = toIno(nodeidOut);
-        const total = Math.min(len, COPY_MAX, request.op === 'COPY_FILE_RANGE' ? 0xffff_ffff : COPY_MAX);
-        let done = 0;
-        while (done < total) {
-          const chunk = this.fs.read(ino, offIn + done, Math.min(COPY_CHUNK, total - done));
-          if (chunk.length === 0) break;
-          this.fs.write(out, offOut + done, chunk);
-          done += chunk.length;
-          if (chunk.length < Math.min(COPY_CHUNK, total - done + chunk.length)) break;
-        }
-        reply.replyCopyFileRange(done);
-        return;
-      }
-      case 'SETXATTR': {
-        this.rw();
-        const { name, value, flags, setxattrFlags } = request.args;
-        this.fs.setxattrInode(ino, utf8.decode(name), value, flags);
-        if ((setxattrFlags & SetxattrExtFlag.ACL_KILL_SGID) !== 0) {
-          const st = this.fs.getattr(ino);
-          if ((st.mode & S_ISGID) !== 0) this.fs.setattr(ino, { mode: st.mode & 0o7777 & ~S_ISGID });
-        }
-        reply.replyEmpty();
-        return;
-      }
-      case 'REMOVEXATTR':
-        this.rw();
-        this.fs.removexattrInode(ino, utf8.decode(request.args.name));
-        reply.replyEmpty();
-        return;
-      case 'FORGET':
-      case 'BATCH_FORGET':
-      case 'INTERRUPT':
-        return;
-      case 'IOCTL':
-        this.ioctl(ino, request.args, request.header, reply);
-        return;
-      case 'OTHER':
-        reply.replyErrno(ERRNO.ENOSYS);
-        return;
+    // One small method per opcode (V8 optimizes those quickly; one switch over every
+    // opcode was too large for it to optimize at all).
+    const handler = this.handlers[request.op] as (request: FuseRequest, ino: number, reply: Reply) => void;
+    handler(request, toIno(request.header.nodeid), reply);
+  }
+
+  private readonly handlers: { readonly [K in FuseRequest['op']]: (request: RequestOf<K>, ino: number, reply: Reply) => void } = {
+    INIT: (request, ino, reply) => this.opInit(request, ino, reply),
+    DESTROY: (request, ino, reply) => this.opDestroy(request, ino, reply),
+    LOOKUP: (request, ino, reply) => this.opLookup(request, ino, reply),
+    GETATTR: (request, ino, reply) => this.opGetattr(request, ino, reply),
+    STATX: (request, ino, reply) => this.opStatx(request, ino, reply),
+    READLINK: (request, ino, reply) => this.opReadlink(request, ino, reply),
+    OPEN: (request, ino, reply) => this.opOpen(request, ino, reply),
+    OPENDIR: (request, ino, reply) => this.opOpendir(request, ino, reply),
+    READ: (request, ino, reply) => this.opRead(request, ino, reply),
+    READDIR: (request, ino, reply) => this.opReaddir(request, ino, reply),
+    READDIRPLUS: (request, ino, reply) => this.opReaddir(request, ino, reply),
+    FLUSH: (request, ino, reply) => this.opFlush(request, ino, reply),
+    RELEASE: (request, ino, reply) => this.opRelease(request, ino, reply),
+    RELEASEDIR: (request, ino, reply) => this.opReleasedir(request, ino, reply),
+    FSYNC: (request, ino, reply) => this.opFsync(request, ino, reply),
+    FSYNCDIR: (request, ino, reply) => this.opFsync(request, ino, reply),
+    SYNCFS: (request, ino, reply) => this.opFsync(request, ino, reply),
+    STATFS: (request, ino, reply) => this.opStatfs(request, ino, reply),
+    GETXATTR: (request, ino, reply) => this.opGetxattr(request, ino, reply),
+    LISTXATTR: (request, ino, reply) => this.opListxattr(request, ino, reply),
+    ACCESS: (request, ino, reply) => this.opAccess(request, ino, reply),
+    LSEEK: (request, ino, reply) => this.opLseek(request, ino, reply),
+    SETATTR: (request, ino, reply) => this.opSetattr(request, ino, reply),
+    MKNOD: (request, ino, reply) => this.opMknod(request, ino, reply),
+    MKDIR: (request, ino, reply) => this.opMkdir(request, ino, reply),
+    SYMLINK: (request, ino, reply) => this.opSymlink(request, ino, reply),
+    LINK: (request, ino, reply) => this.opLink(request, ino, reply),
+    UNLINK: (request, ino, reply) => this.opUnlink(request, ino, reply),
+    RMDIR: (request, ino, reply) => this.opRmdir(request, ino, reply),
+    RENAME: (request, ino, reply) => this.opRename(request, ino, reply),
+    RENAME2: (request, ino, reply) => this.opRename(request, ino, reply),
+    CREATE: (request, ino, reply) => this.opCreate(request, ino, reply),
+    WRITE: (request, ino, reply) => this.opWrite(request, ino, reply),
+    FALLOCATE: (request, ino, reply) => this.opFallocate(request, ino, reply),
+    COPY_FILE_RANGE: (request, ino, reply) => this.opCopyFileRange(request, ino, reply),
+    COPY_FILE_RANGE_64: (request, ino, reply) => this.opCopyFileRange(request, ino, reply),
+    SETXATTR: (request, ino, reply) => this.opSetxattr(request, ino, reply),
+    REMOVEXATTR: (request, ino, reply) => this.opRemovexattr(request, ino, reply),
+    FORGET: (request, ino, reply) => this.opForget(request, ino, reply),
+    BATCH_FORGET: (request, ino, reply) => this.opForget(request, ino, reply),
+    INTERRUPT: (request, ino, reply) => this.opForget(request, ino, reply),
+    IOCTL: (request, ino, reply) => this.opIoctl(request, ino, reply),
+    OTHER: (request, ino, reply) => this.opOther(request, ino, reply),
+  };
+
+  private opInit(request: RequestOf<'INIT'>, _ino: number, reply: Reply): void {
+    const result = negotiateInit(request.args, { want: this.writable ? WANT_RW : WANT, maxWrite: this.options.maxRead, maxPages: Math.ceil(this.options.maxRead / 4096) });
+    if (result.kind === 'accepted') this.protocol = result.protocol;
+    reply.replyInit(result.reply);
+  }
+
+  private opDestroy(_request: RequestOf<'DESTROY'>, _ino: number, reply: Reply): void {
+    this.destroyed = true;
+    reply.replyEmpty();
+  }
+
+  private opLookup(request: RequestOf<'LOOKUP'>, ino: number, reply: Reply): void {
+    // Misses are common (every create looks first): tryLookup builds no error for them.
+    const child = this.fs.tryLookup(ino, request.args.name);
+    if (child === undefined) {
+      if (this.options.entryTimeout <= 0) throw new FsError('ENOENT', 'no such entry');
+      // A negative entry the kernel may cache: only this mount changes the image, and
+      // the kernel drops it itself when a name is created through the mount.
+      reply.replyEntry({ nodeid: 0, generation: 0, entryTimeout: this.options.entryTimeout, attrTimeout: 0, attr: EMPTY_ATTR });
+      return;
     }
+    reply.replyEntry(this.entry(child));
+  }
+
+  private opGetattr(_request: RequestOf<'GETATTR'>, ino: number, reply: Reply): void {
+    reply.replyAttr({ attrTimeout: this.options.attrTimeout, attr: this.attr(this.fs.getattr(ino)) });
+  }
+
+  private opStatx(_request: RequestOf<'STATX'>, ino: number, reply: Reply): void {
+    reply.replyStatx({ attrTimeout: this.options.attrTimeout, stat: this.statx(this.fs.getattr(ino)) });
+  }
+
+  private opReadlink(_request: RequestOf<'READLINK'>, ino: number, reply: Reply): void {
+    reply.replyData(this.fs.readlinkInode(ino));
+  }
+
+  private opOpen(request: RequestOf<'OPEN'>, ino: number, reply: Reply): void {
+    const flags = request.args.flags;
+    const st = this.fs.getattr(ino);
+    if (st.kind === 'directory') throw new FsError('EISDIR', 'is a directory');
+    if ((flags & O_ACCMODE) !== 0 || (flags & O_TRUNC) !== 0) {
+      if (!this.writable) throw new FsError('EROFS', 'read-only mount');
+      this.checkOpenFlags(st, flags);
+      // ATOMIC_O_TRUNC: the truncation comes with the open (mtime and ctime change
+      // even when the file was empty, as on a kernel filesystem).
+      if ((flags & O_TRUNC) !== 0 && st.kind === 'file') {
+        this.rw();
+        if ((request.args.openFlags & OpenInFlag.KILL_SUIDGID) !== 0) this.killPriv(ino, undefined, request.header);
+        this.fs.setattr(ino, { size: 0, mtime: 'now' });
+      }
+    }
+    this.opened(ino);
+    reply.replyOpen({ fh: 0, openFlags: FOPEN.KEEP_CACHE });
+  }
+
+  private opOpendir(_request: RequestOf<'OPENDIR'>, ino: number, reply: Reply): void {
+    if (this.fs.getattr(ino).kind !== 'directory') throw new FsError('ENOTDIR', 'not a directory');
+    reply.replyOpen({ fh: 0, openFlags: FOPEN.KEEP_CACHE | FOPEN.CACHE_DIR });
+  }
+
+  private opRead(request: RequestOf<'READ'>, ino: number, reply: Reply): void {
+    const size = Math.min(request.args.size, this.options.maxRead);
+    reply.replyData(this.fs.read(ino, request.args.offset, size));
+  }
+
+  private opReaddir(request: RequestOf<'READDIR' | 'READDIRPLUS'>, ino: number, reply: Reply): void {
+    reply.replyDirents(this.readdir(ino, request.args.offset, request.args.size, request.op === 'READDIRPLUS'));
+  }
+
+  private opFlush(_request: RequestOf<'FLUSH'>, _ino: number, reply: Reply): void {
+    if (!this.writable) {
+      // Nothing to flush on a read-only mount: ENOSYS makes the kernel stop sending
+      // FLUSH at every close (one round trip less per file).
+      reply.replyErrno(ERRNO.ENOSYS);
+      return;
+    }
+    // close(2): written back to the image, not fsync'ed (see the module comment);
+    // nothing to do when nothing changed since the last write-back.
+    if (this.unwritten) {
+      this.fs.writeBack();
+      this.unwritten = false;
+    }
+    reply.replyEmpty();
+  }
+
+  private opRelease(_request: RequestOf<'RELEASE'>, ino: number, reply: Reply): void {
+    this.released(ino);
+    reply.replyEmpty();
+  }
+
+  private opReleasedir(_request: RequestOf<'RELEASEDIR'>, _ino: number, reply: Reply): void {
+    reply.replyEmpty();
+  }
+
+  private opFsync(_request: RequestOf<'FSYNC' | 'FSYNCDIR' | 'SYNCFS'>, _ino: number, reply: Reply): void {
+    if (this.writable) this.sync();
+    reply.replyEmpty();
+  }
+
+  private opStatfs(_request: RequestOf<'STATFS'>, _ino: number, reply: Reply): void {
+    const s = this.fs.statfs();
+    reply.replyStatfs({
+      blocks: s.blocks,
+      bfree: s.freeBlocks,
+      bavail: s.availableBlocks,
+      files: s.files,
+      ffree: s.freeFiles,
+      bsize: s.blockSize,
+      namelen: s.nameMax,
+      frsize: s.blockSize,
+    });
+  }
+
+  private opGetxattr(request: RequestOf<'GETXATTR'>, ino: number, reply: Reply): void {
+    const value = this.fs.tryGetxattrInode(ino, utf8.decode(request.args.name));
+    if (value === undefined) {
+      reply.replyErrno(ERRNO.ENODATA);
+      return;
+    }
+    this.sized(reply, value, request.args.size);
+  }
+
+  private opListxattr(request: RequestOf<'LISTXATTR'>, ino: number, reply: Reply): void {
+    const names = this.fs.listxattrInode(ino);
+    const bytes = new TextEncoder().encode(names.map((n) => `${n}\0`).join(''));
+    this.sized(reply, bytes, request.args.size);
+  }
+
+  private opAccess(request: RequestOf<'ACCESS'>, ino: number, reply: Reply): void {
+    if ((request.args.mask & AccessMask.W_OK) !== 0 && !this.writable) throw new FsError('EROFS', 'read-only mount');
+    this.fs.getattr(ino);
+    reply.replyEmpty();
+  }
+
+  private opLseek(request: RequestOf<'LSEEK'>, ino: number, reply: Reply): void {
+    const { offset, whence } = request.args;
+    if (whence === Whence.DATA || whence === Whence.HOLE) {
+      reply.replyLseek(this.fs.seek(ino, offset, whence === Whence.DATA ? 'data' : 'hole'));
+      return;
+    }
+    throw new FsError('EINVAL', 'only SEEK_DATA and SEEK_HOLE reach the filesystem');
+  }
+
+  private opSetattr(request: RequestOf<'SETATTR'>, ino: number, reply: Reply): void {
+    this.rw();
+    reply.replyAttr({ attrTimeout: this.options.attrTimeout, attr: this.attr(this.setattr(ino, request.args, request.header)) });
+  }
+
+  private opMknod(request: RequestOf<'MKNOD'>, ino: number, reply: Reply): void {
+    this.rw();
+    const { mode, rdev, umask, name } = request.args;
+    const m = this.newMode(ino, mode, umask, false);
+    const child = this.fs.mknodInode(ino, name, m.mode, this.creator(request), decodeDevice(rdev));
+    this.applyAcls(child, m);
+    reply.replyEntry(this.entry(child));
+  }
+
+  private opMkdir(request: RequestOf<'MKDIR'>, ino: number, reply: Reply): void {
+    this.rw();
+    const { mode, umask, name } = request.args;
+    const m = this.newMode(ino, (mode & 0o7777) | S_IFDIR, umask, true);
+    const child = this.fs.mkdirInode(ino, name, m.mode & 0o7777, this.creator(request));
+    this.applyAcls(child, m);
+    reply.replyEntry(this.entry(child));
+  }
+
+  private opSymlink(request: RequestOf<'SYMLINK'>, ino: number, reply: Reply): void {
+    this.rw();
+    const child = this.fs.symlinkInode(ino, request.args.name, request.args.target, this.creator(request));
+    reply.replyEntry(this.entry(child));
+  }
+
+  private opLink(request: RequestOf<'LINK'>, ino: number, reply: Reply): void {
+    this.rw();
+    const target = toIno(request.args.oldnodeid);
+    this.fs.linkInode(target, ino, request.args.newname);
+    reply.replyEntry(this.entry(target));
+  }
+
+  private opUnlink(request: RequestOf<'UNLINK'>, ino: number, reply: Reply): void {
+    this.rw();
+    this.fs.unlinkInode(ino, request.args.name, this.isOpen);
+    reply.replyEmpty();
+  }
+
+  private opRmdir(request: RequestOf<'RMDIR'>, ino: number, reply: Reply): void {
+    this.rw();
+    this.fs.rmdirInode(ino, request.args.name);
+    reply.replyEmpty();
+  }
+
+  private opRename(request: RequestOf<'RENAME' | 'RENAME2'>, ino: number, reply: Reply): void {
+    this.rw();
+    this.fs.renameInode(ino, request.args.name, toIno(request.args.newdir), request.args.newname, request.args.flags, this.isOpen);
+    reply.replyEmpty();
+  }
+
+  private opCreate(request: RequestOf<'CREATE'>, ino: number, reply: Reply): void {
+    this.rw();
+    const { flags, mode, umask, name } = request.args;
+    let child = this.fs.tryLookup(ino, name) ?? 0;
+    if (child !== 0) {
+      // The kernel believed the name absent (it is not, as it normally would know):
+      // open(O_CREAT) without O_EXCL opens what is there.
+      if ((flags & O_EXCL) !== 0) throw new FsError('EEXIST', 'file exists');
+      const st = this.fs.getattr(child);
+      if (st.kind === 'directory') throw new FsError('EISDIR', 'is a directory');
+      this.checkOpenFlags(st, flags);
+      if ((flags & O_TRUNC) !== 0 && st.kind === 'file') {
+        if ((request.args.openFlags & OpenInFlag.KILL_SUIDGID) !== 0) this.killPriv(child, undefined, request.header);
+        this.fs.setattr(child, { size: 0, mtime: 'now' });
+      }
+    } else {
+      const m = this.newMode(ino, (mode & S_IFMT) === 0 ? mode | 0o100000 : mode, umask, false);
+      child = this.fs.mknodInode(ino, name, m.mode, this.creator(request));
+      this.applyAcls(child, m);
+    }
+    const entry = this.entry(child);
+    this.opened(child);
+    reply.replyCreate(entry, { fh: 0, openFlags: FOPEN.KEEP_CACHE });
+  }
+
+  private opWrite(request: RequestOf<'WRITE'>, ino: number, reply: Reply): void {
+    this.rw();
+    if ((request.args.writeFlags & WriteFlag.KILL_SUIDGID) !== 0) this.killPriv(ino, undefined, request.header);
+    reply.replyWrite(this.fs.write(ino, request.args.offset, request.args.data));
+  }
+
+  private opFallocate(request: RequestOf<'FALLOCATE'>, ino: number, reply: Reply): void {
+    this.rw();
+    this.fs.fallocate(ino, request.args.mode, request.args.offset, request.args.length);
+    reply.replyEmpty();
+  }
+
+  private opCopyFileRange(request: RequestOf<'COPY_FILE_RANGE' | 'COPY_FILE_RANGE_64'>, ino: number, reply: Reply): void {
+    this.rw();
+    const { offIn, nodeidOut, offOut, len, flags } = request.args;
+    if (flags !== 0) throw new FsError('EINVAL', 'copy_file_range flags must be 0');
+    const out = toIno(nodeidOut);
+    const total = Math.min(len, COPY_MAX, request.op === 'COPY_FILE_RANGE' ? 0xffff_ffff : COPY_MAX);
+    let done = 0;
+    while (done < total) {
+      const chunk = this.fs.read(ino, offIn + done, Math.min(COPY_CHUNK, total - done));
+      if (chunk.length === 0) break;
+      this.fs.write(out, offOut + done, chunk);
+      done += chunk.length;
+      if (chunk.length < Math.min(COPY_CHUNK, total - done + chunk.length)) break;
+    }
+    reply.replyCopyFileRange(done);
+  }
+
+  private opSetxattr(request: RequestOf<'SETXATTR'>, ino: number, reply: Reply): void {
+    this.rw();
+    const { name, value, flags, setxattrFlags } = request.args;
+    this.fs.setxattrInode(ino, utf8.decode(name), value, flags);
+    if ((setxattrFlags & SetxattrExtFlag.ACL_KILL_SGID) !== 0) {
+      const st = this.fs.getattr(ino);
+      if ((st.mode & S_ISGID) !== 0) this.fs.setattr(ino, { mode: st.mode & 0o7777 & ~S_ISGID });
+    }
+    reply.replyEmpty();
+  }
+
+  private opRemovexattr(request: RequestOf<'REMOVEXATTR'>, ino: number, reply: Reply): void {
+    this.rw();
+    this.fs.removexattrInode(ino, utf8.decode(request.args.name));
+    reply.replyEmpty();
+  }
+
+  private opForget(_request: RequestOf<'FORGET' | 'BATCH_FORGET' | 'INTERRUPT'>, _ino: number, _reply: Reply): void {
+  }
+
+  private opIoctl(request: RequestOf<'IOCTL'>, ino: number, reply: Reply): void {
+    this.ioctl(ino, request.args, request.header, reply);
+  }
+
+  private opOther(_request: RequestOf<'OTHER'>, _ino: number, reply: Reply): void {
+    reply.replyErrno(ERRNO.ENOSYS);
   }
 
   /**
