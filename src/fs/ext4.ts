@@ -18,7 +18,7 @@ import type { IoChannel } from '../io/channel.js';
 import { FileChannel, type FileChannelOptions } from '../io/file-channel.js';
 import { CachingChannel, type CacheStats } from '../cache/caching-channel.js';
 import { decodeSuperblock, STATE_ERROR, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, type Superblock } from '../ondisk/superblock.js';
-import { checkFeatures, COMPAT_HAS_JOURNAL, INCOMPAT_EXTENTS, INCOMPAT_FILETYPE, INCOMPAT_LARGEDIR, INCOMPAT_CASEFOLD, INCOMPAT_EA_INODE, RO_COMPAT_HUGE_FILE, COMPAT_DIR_INDEX, ENCODING_FLAG_STRICT, type FeatureCheck } from '../ondisk/features.js';
+import { checkFeatures, INCOMPAT_MMP, COMPAT_HAS_JOURNAL, INCOMPAT_EXTENTS, INCOMPAT_FILETYPE, INCOMPAT_LARGEDIR, INCOMPAT_CASEFOLD, INCOMPAT_EA_INODE, RO_COMPAT_HUGE_FILE, COMPAT_DIR_INDEX, ENCODING_FLAG_STRICT, type FeatureCheck } from '../ondisk/features.js';
 import { decodeGroupDesc, BG_INODE_UNINIT, type GroupDesc } from '../ondisk/group-desc.js';
 import { descriptorBlockFor, groupLayout, inodeLocation } from '../ondisk/layout.js';
 import {
@@ -51,6 +51,7 @@ import type { ExtentNode } from '../ondisk/extent.js';
 import { Writer, type Creator, type FsCore, type SetAttr } from './writer.js';
 import type { Timestamp } from '../ondisk/time.js';
 import { mapRun, type MapContext } from './blockmap.js';
+import { MultiMountProtection, type MmpOptions } from './mmp.js';
 import { kindOfFileType, kindOfMode, type DirEntryInfo, type Stat, type StatFs } from './types.js';
 
 export const ROOT_INO = 2;
@@ -90,6 +91,8 @@ export interface Ext4Options {
    * filesystem has a feature ext4ts cannot keep consistent (the message names it).
    */
   readonly write?: boolean;
+  /** Multi-mount protection of a writable `mmp` filesystem (see ./mmp.ts): waits, node name, clock. */
+  readonly mmp?: MmpOptions;
 }
 
 export interface OpenFileOptions extends Ext4Options, Omit<FileChannelOptions, 'readOnly' | 'blockSize'> {}
@@ -125,6 +128,8 @@ export class Ext4 {
   private readonly strictCasefold: boolean;
   private readonly eaInode: boolean;
   private closed = false;
+  /** The MMP heartbeat of a writable filesystem with the mmp feature. */
+  private mmp: MultiMountProtection | undefined;
 
   private constructor(channel: CachingChannel, sb: Superblock, features: FeatureCheck, options: Ext4Options) {
     this.channel = channel;
@@ -206,6 +211,7 @@ export class Ext4 {
 
   private w(): Writer {
     if (this.writer === undefined) throw new FsError('EROFS', `${this.channel.name}: the filesystem is open read-only`);
+    if (this.mmp?.lost !== undefined) throw new FsError('EROFS', `${this.channel.name}: writes stopped: ${this.mmp.lost.message}`);
     return this.writer;
   }
 
@@ -243,8 +249,21 @@ export class Ext4 {
       throw corrupted('superblock', `the filesystem claims ${sb.blocksCount} blocks of ${sb.blockSize} bytes, but the device holds only ${cache.sizeBytes} bytes`);
     }
     cache.setBlockSize(sb.blockSize);
-    const fs = new Ext4(cache, sb, features, options);
-    fs.writer?.markMounted();
+    // Multi-mount protection goes first, before anything is written (as in the kernel).
+    const mmp = wantWrite && (sb.featureIncompat & INCOMPAT_MMP) !== 0 ? MultiMountProtection.start(cache.inner, sb, { verifyChecksum: options.checksums ?? true, ...options.mmp }) : undefined;
+    let fs: Ext4;
+    try {
+      fs = new Ext4(cache, sb, features, options);
+      fs.mmp = mmp;
+      fs.writer?.markMounted();
+    } catch (error) {
+      try {
+        mmp?.stop();
+      } catch {
+        // the open's own error is the one to report
+      }
+      throw error;
+    }
     return fs;
   }
 
@@ -273,9 +292,21 @@ export class Ext4 {
   close(): void {
     if (this.closed) return;
     this.writer?.close();
+    this.mmp?.stop(); // seq CLEAN, once everything else is on the device
     this.channel.close();
     this.inodes.clear();
     this.closed = true;
+  }
+
+  /**
+   * The multi-mount protection heartbeat (./mmp.ts `tick`) of a writable filesystem
+   * with the mmp feature; a no-op otherwise. Call it about once a second (the FUSE
+   * worker's housekeeping does); it rewrites the MMP block once per
+   * s_mmp_update_interval. Throws EBUSY once if another node took the filesystem
+   * over; writes are refused (EROFS) from then on.
+   */
+  mmpHeartbeat(now?: number): boolean {
+    return this.mmp?.tick(now) ?? false;
   }
 
   /** Cache statistics (block cache and inode cache). */

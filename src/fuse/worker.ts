@@ -104,6 +104,16 @@ function serve(fd: number): void {
   );
   const flag = new WakeupFlag(data.flag);
   const housekeeper = new Housekeeper(ext4.channel, { pressure: new PressureMonitor(ext4.channel, systemPressureSources()) });
+  // Multi-mount protection (mmp filesystems open read-write): rewrite the MMP block once
+  // per update interval; if another node took the filesystem over, say so (once; the
+  // filesystem then refuses writes).
+  const heartbeat = (): void => {
+    try {
+      ext4.mmpHeartbeat();
+    } catch (error) {
+      post({ type: 'writeback-error', message: `MMP heartbeat: ${error instanceof Error ? error.message : String(error)}` });
+    }
+  };
   const buffer = Buffer.alloc(options.maxRead + 4096);
   let requests = 0;
   for (;;) {
@@ -119,6 +129,7 @@ function serve(fd: number): void {
     requests++;
     session.handle(buffer.subarray(0, n));
     if (flag.take()) {
+      heartbeat();
       session.housekeeping();
       housekeeper.run();
     }

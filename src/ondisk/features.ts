@@ -151,7 +151,7 @@ export const FEATURES: readonly FeatureInfo[] = [
   feature('incompat', INCOMPAT_META_BG, 'meta_bg', 'supported', 'supported', 'group descriptors spread over meta block groups'),
   feature('incompat', INCOMPAT_EXTENTS, 'extent', 'supported', 'supported', 'extent-mapped files', ['extents']),
   feature('incompat', INCOMPAT_64BIT, '64bit', 'supported', 'supported', 'block numbers above 2^32 and 64-byte group descriptors'),
-  feature('incompat', INCOMPAT_MMP, 'mmp', 'supported', 'read-only', 'multi-mount protection: ext4ts does not run the MMP heartbeat, so it never writes'),
+  feature('incompat', INCOMPAT_MMP, 'mmp', 'supported', 'supported', 'multi-mount protection: a read-write open runs the MMP start protocol and heartbeat, and marks the MMP block clean on close (src/fs/mmp.ts)'),
   feature('incompat', INCOMPAT_FLEX_BG, 'flex_bg', 'supported', 'supported', 'bitmaps and inode tables may live outside their group'),
   feature('incompat', INCOMPAT_EA_INODE, 'ea_inode', 'supported', 'read-only', 'large xattr values in their own inodes; ext4ts does not maintain their reference counts'),
   feature('incompat', INCOMPAT_DIRDATA, 'dirdata', 'refuse', 'read-only', 'Lustre data in directory entries; not upstream, entries cannot be parsed safely'),
