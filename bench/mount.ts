@@ -89,7 +89,7 @@ Options:
   --timeout <s>         cap of one client run, seconds (default 900)
   --cli <main.js>       the ext4ts CLI (default: src/ compiled by tsc into .bench/mount-cli/,
                         rebuilt when src/ changed; e.g. --cli dist/cli/main.js)
-  --ext4ts-options <o>  extra -o list for ext4ts mount (e.g. cache_size=64M)
+  --ext4ts-options <o>  extra -o list for ext4ts mount, after ro (e.g. cache_size=64M)
   --chart <file>        where the SVG chart goes (default docs/bench-mount.svg; not written
                         by --quick runs unless given)
   --no-chart            write no chart

@@ -191,7 +191,9 @@ export async function mountTool(tool: ToolName, image: string, mountpoint: strin
       }
       return done(pid);
     }
-    const opts = env.ext4tsOptions === '' ? [] : ['-o', env.ext4tsOptions];
+    // Read-only, like the kernel's and fuse2fs's mounts here (a writable image would
+    // otherwise be mounted read-write, with opens, flushes and atime updates to serve).
+    const opts = ['-o', env.ext4tsOptions === '' ? 'ro' : `ro,${env.ext4tsOptions}`];
     const argv = pinned([process.execPath, env.cli, 'mount', image, mountpoint, ...opts], env.cpu);
     const r = spawnSync(argv[0] as string, argv.slice(1), { stdio: ['ignore', 'ignore', log], timeout: 120_000 });
     if (r.status !== 0) throw new Error(`ext4ts mount failed (exit ${r.status ?? r.signal}): ${tail(env.logFile)}`);
