@@ -123,6 +123,37 @@ describe('Ext4 path API errors and resolution', () => {
     e.close();
   });
 
+  it('reads into a reused buffer: holes, unwritten extents and inline data come back as zeros', () => {
+    const copy = `${image}.into`;
+    fs.copyFileSync(image, copy);
+    const e = Ext4.openFile(copy, { write: true });
+    const ino = e.mknodInode(ROOT_INO, 'sparse', 0o100644, { uid: 0, gid: 0 });
+    const pattern = Uint8Array.from({ length: 3000 }, (_, i) => (i % 251) + 1);
+    e.write(ino, 5000, pattern); // a hole before
+    e.write(ino, 40_000, pattern); // a hole between
+    e.fallocate(ino, 0x01 /* KEEP_SIZE */, 60_000, 8192); // unwritten, past EOF
+    e.truncate(ino, 70_000); // a hole after, and the unwritten extent inside the size
+    const dirty = new Uint8Array(80_000).fill(0xee);
+    for (const [offset, length] of [
+      [0, 80_000],
+      [4000, 2000],
+      [7000, 40_000],
+      [59_000, 11_000],
+      [69_999, 50],
+    ] as const) {
+      dirty.fill(0xee);
+      const got = e.read(ino, offset, length, dirty);
+      assert.deepEqual(got, e.read(ino, offset, length), `range ${offset}+${length}`);
+      assert.equal(got.buffer, dirty.buffer, 'a view of the buffer given');
+    }
+    assert.throws(() => e.read(ino, 0, 100, new Uint8Array(99)), isCode('EINVAL'));
+    dirty.fill(0xee);
+    const hello = e.resolve('/hello.txt');
+    assert.equal(Buffer.from(e.read(hello, 0, 100, dirty)).toString(), 'hello world\n');
+    e.close();
+    fs.rmSync(copy);
+  });
+
   it('refuses non-ext images and filesystems larger than the device', () => {
     const junk = new MemoryChannel(new Uint8Array(1 << 20), { blockSize: 1024 });
     assert.throws(() => Ext4.open(junk), (x: unknown) => x instanceof FsError && x.code === 'EINVAL' && /not an ext2\/ext3\/ext4/.test(x.message));

@@ -71,8 +71,12 @@ const HTREE_INDEX_AFTER = 16;
 function latin1Key(name: Uint8Array): string {
   return Buffer.from(name.buffer, name.byteOffset, name.length).toString('latin1');
 }
-/** Decoded extent-tree and directory blocks kept, of each kind. */
-const NODE_CACHE_BLOCKS = 4096;
+/**
+ * Decoded extent-tree and directory blocks kept, of each kind, weighed by the entries
+ * they decode to (an entry is an object of some 100-200 bytes with its name): about 10
+ * MiB each at most, where 4,096 blocks of either could hold over 100 MiB.
+ */
+const NODE_CACHE_ENTRIES = 65_536;
 /** Inode-table blocks fetched together when one misses the cache. */
 const INODE_TABLE_READAHEAD = 64;
 /** Largest xattr value (the VFS limit). */
@@ -380,9 +384,9 @@ export class Ext4 {
   }
 
   /** Decoded extent tree blocks (verified once), by physical block. */
-  private readonly extentNodes = new NodeCache<ExtentNode>(NODE_CACHE_BLOCKS);
+  private readonly extentNodes = new NodeCache<ExtentNode>(NODE_CACHE_ENTRIES, (node) => node.entries.length);
   /** Decoded directory leaf blocks (verified once), by physical block. */
-  private readonly dirLeaves = new NodeCache<readonly DirEntry[]>(NODE_CACHE_BLOCKS);
+  private readonly dirLeaves = new NodeCache<readonly DirEntry[]>(NODE_CACHE_ENTRIES, (entries) => entries.length);
 
   // ------------------------------------------------------------------ inode-level API
 
@@ -416,8 +420,13 @@ export class Ext4 {
     };
   }
 
-  /** Read up to `length` bytes of a regular file (or symlink) at `offset`; short at end of file. */
-  read(ino: number, offset: number, length: number): Uint8Array {
+  /**
+   * Read up to `length` bytes of a regular file (or symlink) at `offset`; short at end of
+   * file. With `into` (at least `length` bytes), the bytes go to its start and the result
+   * is a view of it: a server that answers one read at a time reuses one buffer instead
+   * of leaving a new one per read to the garbage collector.
+   */
+  read(ino: number, offset: number, length: number, into?: Uint8Array): Uint8Array {
     const inode = this.liveInode(ino);
     if (isDir(inode.mode)) throw new FsError('EISDIR', `inode ${ino} is a directory`, { inode: ino });
     if (!isReg(inode.mode) && !isSymlink(inode.mode)) throw new FsError('EINVAL', `inode ${ino} is not a regular file`, { inode: ino });
@@ -426,19 +435,22 @@ export class Ext4 {
     }
     if (length > MAX_READ) throw new FsError('EINVAL', `read of ${length} bytes is larger than the ${MAX_READ}-byte limit per call`, { inode: ino });
     if ((inode.flags & ENCRYPT_FL) !== 0) throw new FsError('ENOKEY', `inode ${ino} is encrypted (fscrypt) and no key is available`, { inode: ino });
-    return this.readData(ino, inode, offset, length);
+    if (into !== undefined && into.length < length) throw new FsError('EINVAL', `read buffer of ${into.length} bytes for ${length}`, { inode: ino });
+    return this.readData(ino, inode, offset, length, into);
   }
 
-  private readData(ino: number, inode: Inode, offset: number, length: number): Uint8Array {
+  private readData(ino: number, inode: Inode, offset: number, length: number, into?: Uint8Array): Uint8Array {
     const end = Math.min(inode.size, offset + length);
     if (end <= offset) return new Uint8Array(0);
+    // A reused buffer holds old bytes: holes are zeroed explicitly below.
+    const out = into === undefined ? new Uint8Array(end - offset) : into.subarray(0, end - offset);
     if ((inode.flags & INLINE_DATA_FL) !== 0) {
       const stored = this.inlineData(ino, inode);
-      const out = new Uint8Array(end - offset);
-      if (offset < stored.length) out.set(stored.subarray(offset, Math.min(end, stored.length)));
+      const copied = offset < stored.length ? Math.min(end, stored.length) - offset : 0;
+      if (copied > 0) out.set(stored.subarray(offset, offset + copied));
+      if (into !== undefined) out.fill(0, copied);
       return out;
     }
-    const out = new Uint8Array(end - offset);
     const bs = this.sb.blockSize;
     const ctx = this.mapContext(ino, inode);
     let lblk = Math.floor(offset / bs);
@@ -458,6 +470,9 @@ export class Ext4 {
           this.channel.readDirect(run.physical, run.count, scratch);
           out.set(scratch.subarray(from - runStart, to - runStart), from - offset);
         }
+      } else if (into !== undefined) {
+        // A hole or an unwritten extent reads as zeros.
+        out.fill(0, Math.max(lblk * bs, offset) - offset, Math.min((lblk + run.count) * bs, end) - offset);
       }
       lblk += run.count;
     }

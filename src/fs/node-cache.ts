@@ -1,37 +1,46 @@
 /**
  * A bounded map of decoded metadata blocks by physical block number (extent tree
  * nodes, directory leaves): a block read again is not decoded, nor its checksum
- * computed, again. Least recently used entries go first. The write side drops the
+ * computed, again. Least recently used entries go first. The bound is a total weight
+ * (by default 1 per block; the filesystem weighs a block by the entries it decodes to,
+ * so that the memory it holds is bounded, not just the number of blocks). The write side drops the
  * entry of every block it writes (`Ext4` wires that up), so an entry is always the
  * decoding of what the block holds.
  */
 export class NodeCache<T> {
-  private readonly map = new Map<number, T>();
+  private readonly map = new Map<number, { readonly value: T; readonly weight: number }>();
+  private total = 0;
   hits = 0;
   misses = 0;
 
-  constructor(readonly capacity: number) {}
+  constructor(
+    readonly capacity: number,
+    private readonly weigh: (value: T) => number = () => 1,
+  ) {}
 
   get(block: number): T | undefined {
-    const value = this.map.get(block);
-    if (value === undefined) {
+    const slot = this.map.get(block);
+    if (slot === undefined) {
       this.misses++;
       return undefined;
     }
     this.hits++;
     // Refresh: Map iteration order is insertion order, so the oldest is first.
     this.map.delete(block);
-    this.map.set(block, value);
-    return value;
+    this.map.set(block, slot);
+    return slot.value;
   }
 
   set(block: number, value: T): void {
-    if (this.capacity <= 0) return;
-    this.map.delete(block);
-    this.map.set(block, value);
-    if (this.map.size > this.capacity) {
-      const oldest = this.map.keys().next();
-      if (oldest.done !== true) this.map.delete(oldest.value);
+    const weight = Math.max(1, this.weigh(value));
+    this.delete(block);
+    if (weight > this.capacity) return;
+    this.map.set(block, { value, weight });
+    this.total += weight;
+    for (const [key, slot] of this.map) {
+      if (this.total <= this.capacity) break;
+      this.map.delete(key);
+      this.total -= slot.weight;
     }
   }
 
@@ -39,14 +48,31 @@ export class NodeCache<T> {
   delete(block: number, count = 1): void {
     if (this.map.size === 0) return;
     if (count > this.map.size) {
-      for (const key of this.map.keys()) if (key >= block && key < block + count) this.map.delete(key);
+      for (const [key, slot] of this.map) {
+        if (key >= block && key < block + count) {
+          this.map.delete(key);
+          this.total -= slot.weight;
+        }
+      }
       return;
     }
-    for (let b = block; b < block + count; b++) this.map.delete(b);
+    for (let b = block; b < block + count; b++) {
+      const slot = this.map.get(b);
+      if (slot !== undefined) {
+        this.map.delete(b);
+        this.total -= slot.weight;
+      }
+    }
   }
 
   clear(): void {
     this.map.clear();
+    this.total = 0;
+  }
+
+  /** Total weight held. */
+  get weight(): number {
+    return this.total;
   }
 
   get size(): number {

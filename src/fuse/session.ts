@@ -268,6 +268,8 @@ export class FuseSession {
   destroyed = false;
   /** Requests served, by opcode name. */
   readonly counts = new Map<string, number>();
+  /** Where READ replies are assembled (see opRead). */
+  private readBuffer: Uint8Array | undefined;
   /** Open files (OPEN/CREATE not yet RELEASEd), by inode. */
   private readonly opens = new Map<number, number>();
   /** Something changed since the last sync (periodic flush pending). */
@@ -557,6 +559,14 @@ export class FuseSession {
   }
 
   private opOpen(request: RequestOf<'OPEN'>, ino: number, reply: Reply): void {
+    if (!this.writable) {
+      // A read-only mount needs nothing from an open (the kernel mount is read-only too,
+      // so the VFS refuses writes itself): ENOSYS makes the kernel open files without
+      // asking from then on, with KEEP_CACHE, and send no RELEASE (two round trips less
+      // per file read).
+      reply.replyErrno(ERRNO.ENOSYS);
+      return;
+    }
     const flags = request.args.flags;
     const st = this.fs.getattr(ino);
     if (st.kind === 'directory') throw new FsError('EISDIR', 'is a directory');
@@ -576,13 +586,21 @@ export class FuseSession {
   }
 
   private opOpendir(_request: RequestOf<'OPENDIR'>, ino: number, reply: Reply): void {
+    if (!this.writable) {
+      // As for OPEN: the kernel then opens directories itself (KEEP_CACHE | CACHE_DIR)
+      // and sends no RELEASEDIR.
+      reply.replyErrno(ERRNO.ENOSYS);
+      return;
+    }
     if (this.fs.getattr(ino).kind !== 'directory') throw new FsError('ENOTDIR', 'not a directory');
     reply.replyOpen({ fh: 0, openFlags: FOPEN.KEEP_CACHE | FOPEN.CACHE_DIR });
   }
 
   private opRead(request: RequestOf<'READ'>, ino: number, reply: Reply): void {
     const size = Math.min(request.args.size, this.options.maxRead);
-    reply.replyData(this.fs.read(ino, request.args.offset, size));
+    // One buffer for every READ: the reply is written before the next request is read.
+    this.readBuffer ??= new Uint8Array(this.options.maxRead);
+    reply.replyData(this.fs.read(ino, request.args.offset, size, this.readBuffer));
   }
 
   private opReaddir(request: RequestOf<'READDIR' | 'READDIRPLUS'>, ino: number, reply: Reply): void {
@@ -930,7 +948,7 @@ export class FuseSession {
   private killPriv(ino: number, mode?: number, caller?: { readonly uid: number; readonly gid: number }): number | undefined {
     const st = this.fs.getattr(ino);
     if (st.kind === 'directory') return mode;
-    if (this.fs.listxattrInode(ino).includes(CAPS)) this.fs.removexattrInode(ino, CAPS);
+    if (this.fs.tryGetxattrInode(ino, CAPS) !== undefined) this.fs.removexattrInode(ino, CAPS);
     const base = mode ?? st.mode & 0o7777;
     let cleared = base & ~S_ISUID;
     // setgid goes with group execute, or (as the VFS does) when the caller is not in the
