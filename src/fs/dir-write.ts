@@ -78,6 +78,7 @@ import {
   FT,
   NAME_MAX,
   type DirBlock,
+  type DirBlockOptions,
   type DirEntry,
   type DirEntryInput,
   type DirWriteOptions,
@@ -223,15 +224,20 @@ class Dir {
     return bytes;
   }
 
-  decodeLeaf(bytes: Uint8Array, lblk: number): DirBlock {
-    return decodeDirBlock(bytes, {
+  /** How leaf `lblk` is read: layout, error context, checksum verification. */
+  private leafRead(lblk: number): DirBlockOptions {
+    return {
       blockSize: this.bs,
       hasFileType: this.ctx.hasFileType,
       hasChecksumTail: this.ctx.metadataCsum,
       inode: this.ctx.ino,
       block: lblk,
       ...this.verifySeed,
-    });
+    };
+  }
+
+  decodeLeaf(bytes: Uint8Array, lblk: number): DirBlock {
+    return decodeDirBlock(bytes, this.leafRead(lblk));
   }
 
   decodeRoot(bytes: Uint8Array): DxRoot {
@@ -254,19 +260,7 @@ class Dir {
   /** The live entry `name` names in leaf `bytes`, compared as the directory compares names. */
   findInLeaf(bytes: Uint8Array, lblk: number, name: Uint8Array): { readonly inode: number; readonly offset: number } | undefined {
     if (this.ctx.casefold) return this.decodeLeaf(bytes, lblk).entries.find((e) => this.matches(e.name, name));
-    const found = findInDirBlock(
-      bytes,
-      {
-        blockSize: this.bs,
-        hasFileType: this.ctx.hasFileType,
-        hasChecksumTail: this.ctx.metadataCsum,
-        inode: this.ctx.ino,
-        block: lblk,
-        ...this.verifySeed,
-      },
-      name,
-    );
-    return found ?? undefined;
+    return findInDirBlock(bytes, this.leafRead(lblk), name) ?? undefined;
   }
 
   /** Name equality as the directory defines it. */

@@ -124,7 +124,6 @@ const WANT =
   InitFlag.MAX_PAGES |
   InitFlag.PARALLEL_DIROPS |
   InitFlag.DO_READDIRPLUS |
-  InitFlag.READDIRPLUS_AUTO |
   InitFlag.CACHE_SYMLINKS |
   InitFlag.POSIX_ACL |
   InitFlag.ATOMIC_O_TRUNC |
