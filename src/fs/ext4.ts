@@ -383,6 +383,8 @@ export class Ext4 {
     };
   }
 
+  /** Bounce buffer of readData for runs a read covers in part (at most MAX_RUN_BLOCKS blocks). */
+  private readScratch = new Uint8Array(0);
   /** Decoded extent tree blocks (verified once), by physical block. */
   private readonly extentNodes = new NodeCache<ExtentNode>(NODE_CACHE_ENTRIES, (node) => node.entries.length);
   /** Decoded directory leaf blocks (verified once), by physical block. */
@@ -455,7 +457,6 @@ export class Ext4 {
     const ctx = this.mapContext(ino, inode);
     let lblk = Math.floor(offset / bs);
     const lastBlock = Math.ceil(end / bs); // exclusive
-    let scratch: Uint8Array | undefined;
     while (lblk < lastBlock) {
       const run = mapRun(ctx, ino, inode, lblk, Math.min(lastBlock - lblk, MAX_RUN_BLOCKS));
       if (run.kind === 'data') {
@@ -466,7 +467,11 @@ export class Ext4 {
         if (from === runStart && to === runEnd) {
           this.channel.readDirect(run.physical, run.count, out.subarray(from - offset, to - offset));
         } else {
-          if (scratch === undefined || scratch.length < run.count * bs) scratch = new Uint8Array(Math.min(MAX_RUN_BLOCKS, Math.max(run.count, 16)) * bs);
+          // A run the read covers only in part (a file's last block, most often) goes
+          // through one buffer kept for that: a new one per read was 64 KiB of garbage
+          // per small file.
+          if (this.readScratch.length < run.count * bs) this.readScratch = new Uint8Array(Math.min(MAX_RUN_BLOCKS, Math.max(run.count, 16)) * bs);
+          const scratch = this.readScratch;
           this.channel.readDirect(run.physical, run.count, scratch);
           out.set(scratch.subarray(from - runStart, to - runStart), from - offset);
         }
