@@ -1,0 +1,148 @@
+/**
+ * bench:session — what the FUSE server spends per created file, without the kernel.
+ *
+ * Feeds FuseSession.handle the requests the kernel sends when a program creates a small
+ * file on a read-write mount (LOOKUP, CREATE, GETXATTR security.capability, WRITE,
+ * SETATTR, FLUSH, RELEASE, GETATTR of the parent; 1,000 files per directory) on a fresh
+ * image in /dev/shm, and prints the server's time per request kind and per file over
+ * the second half of the run (the first half warms V8 up). The mount benchmarks add the
+ * kernel's round trips and the client on top of these numbers; this one isolates the
+ * session, protocol and library work that ext4ts itself controls. The image must pass
+ * `e2fsck -fn` at the end.
+ */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { Ext4, ROOT_INO } from '../src/fs/ext4.js';
+import { FuseSession } from '../src/fuse/session.js';
+import { Opcode } from '../src/fuse/abi.js';
+import { commandLine, intOption } from './lib/options.js';
+
+const HELP = `Usage: npm run bench:session -- [--files N] [--dir DIR]
+
+Creates N small files (2,500 bytes; 1,000 per directory) by feeding FuseSession the
+requests of a read-write FUSE mount, without the kernel, and prints the server's
+microseconds per request kind and per file over the second half (the first warms up).
+
+Options:
+  --files <n>   files to create (default 40000)
+  --dir <dir>   where the 2 GiB scratch image goes (default /dev/shm, else the temp dir)
+  -h, --help    show this help
+`;
+
+interface Config {
+  readonly files: number;
+  readonly dir: string;
+}
+
+const cfg = commandLine<Config>('bench:session', HELP, (argv) => {
+  const { values } = parseArgs({ args: [...argv], options: { files: { type: 'string' }, dir: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+  if (values.help === true) return 'help';
+  return {
+    files: values.files === undefined ? 40_000 : intOption('--files', values.files, 2, 1_000_000),
+    dir: values.dir ?? (fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir()),
+  };
+});
+if ('exit' in cfg) process.exit(cfg.exit);
+
+const image = path.join(cfg.dir, `ext4ts-bench-session-${process.pid}.img`);
+execFileSync('mke2fs', ['-q', '-F', '-t', 'ext4', '-E', 'lazy_itable_init=0', image, '2G'], { stdio: 'ignore' });
+const ext4 = Ext4.openFile(image, { write: true });
+let last: readonly Uint8Array[] = [];
+const session = new FuseSession(ext4, (buffers) => (last = buffers), { attrTimeout: 86_400, entryTimeout: 86_400, maxRead: 1 << 20, flushInterval: 30 });
+
+const encoder = new TextEncoder();
+let unique = 2n;
+
+/** One request through the session; returns the reply (header + body). */
+function request(opcode: number, nodeid: number, body: Uint8Array): Buffer {
+  const bytes = new Uint8Array(40 + body.length);
+  const v = new DataView(bytes.buffer);
+  v.setUint32(0, bytes.length, true);
+  v.setUint32(4, opcode, true);
+  v.setBigUint64(8, (unique += 2n), true);
+  v.setBigUint64(16, BigInt(nodeid), true);
+  v.setUint32(32, process.pid, true);
+  bytes.set(body, 40);
+  session.handle(bytes);
+  const reply = Buffer.concat(last.map((b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength)));
+  const error = reply.readInt32LE(4);
+  if (error !== 0 && !(opcode === Opcode.GETXATTR && error === -61) && !(opcode === Opcode.LOOKUP && error === -2)) {
+    throw new Error(`opcode ${opcode} on node ${nodeid}: error ${error}`);
+  }
+  return reply;
+}
+
+/** A request body: `size` bytes set by `fill`, then `tail`. */
+function body(size: number, fill: (v: DataView) => void, tail?: Uint8Array): Uint8Array {
+  const b = new Uint8Array(size + (tail?.length ?? 0));
+  fill(new DataView(b.buffer));
+  if (tail !== undefined) b.set(tail, size);
+  return b;
+}
+
+const cstr = (s: string): Uint8Array => encoder.encode(`${s}\0`);
+/** fuse_entry_out.nodeid of an entry reply. */
+const nodeOf = (reply: Buffer): number => Number(reply.readBigUInt64LE(16));
+
+// INIT 7.45, the kernel offering every flag.
+request(
+  Opcode.INIT,
+  0,
+  body(64, (v) => {
+    v.setUint32(0, 7, true);
+    v.setUint32(4, 45, true);
+    v.setUint32(8, 1 << 20, true);
+    v.setUint32(12, 0xffff_ffff, true);
+    v.setUint32(16, 0xffff_ffff, true);
+  }),
+);
+const mkdir = (name: string): number => nodeOf(request(Opcode.MKDIR, 1, body(8, (v) => (v.setUint32(0, 0o755, true), v.setUint32(4, 0o022, true)), cstr(name))));
+const data = new Uint8Array(2500).fill(0x5a);
+const KINDS = ['LOOKUP', 'CREATE', 'GETXATTR', 'WRITE', 'SETATTR', 'FLUSH', 'RELEASE', 'GETATTR'] as const;
+const spent = new Map<string, bigint>(KINDS.map((k) => [k, 0n]));
+const timed = <T>(kind: (typeof KINDS)[number], f: () => T): T => {
+  const t = process.hrtime.bigint();
+  const result = f();
+  spent.set(kind, (spent.get(kind) ?? 0n) + process.hrtime.bigint() - t);
+  return result;
+};
+
+const half = Math.floor(cfg.files / 2);
+let dir = ROOT_INO;
+let halfStart = process.hrtime.bigint();
+for (let i = 0; i < cfg.files; i++) {
+  if (i % 1000 === 0) dir = mkdir(`d${i / 1000}`);
+  if (i === half) {
+    for (const k of KINDS) spent.set(k, 0n);
+    halfStart = process.hrtime.bigint();
+  }
+  const name = `f${String(i).padStart(6, '0')}`;
+  timed('LOOKUP', () => request(Opcode.LOOKUP, dir, cstr(name)));
+  const ino = nodeOf(timed('CREATE', () => request(Opcode.CREATE, dir, body(16, (v) => (v.setUint32(0, 0o1101, true), v.setUint32(4, 0o100644, true), v.setUint32(8, 0o022, true)), cstr(name)))));
+  timed('GETXATTR', () => request(Opcode.GETXATTR, ino, body(8, () => undefined, cstr('security.capability'))));
+  timed('WRITE', () => request(Opcode.WRITE, ino, body(40, (v) => v.setUint32(16, data.length, true), data)));
+  // mtime and ctime, as the kernel's writeback cache sends them at close
+  timed('SETATTR', () => request(Opcode.SETATTR, ino, body(88, (v) => (v.setUint32(0, (1 << 5) | (1 << 10), true), v.setBigUint64(40, 1_700_000_000n, true), v.setBigUint64(48, 1_700_000_000n, true)))));
+  timed('FLUSH', () => request(Opcode.FLUSH, ino, body(24, () => undefined)));
+  timed('RELEASE', () => request(Opcode.RELEASE, ino, body(24, () => undefined)));
+  timed('GETATTR', () => request(Opcode.GETATTR, dir, body(16, () => undefined)));
+}
+const perFile = Number(process.hrtime.bigint() - halfStart) / 1000 / (cfg.files - half);
+ext4.close();
+let fsck = 'clean';
+try {
+  execFileSync('e2fsck', ['-fn', image], { stdio: 'ignore' });
+} catch {
+  fsck = 'NOT CLEAN';
+}
+fs.rmSync(image);
+
+const us = (ns: bigint): string => (Number(ns) / 1000 / (cfg.files - half)).toFixed(1).padStart(7);
+process.stdout.write(`ext4ts FUSE session, ${cfg.files.toLocaleString('en-US')} files created (us per file over the second half; node ${process.version})\n`);
+for (const k of KINDS) process.stdout.write(`  ${k.padEnd(9)}${us(spent.get(k) ?? 0n)} us\n`);
+process.stdout.write(`  per file  ${perFile.toFixed(1).padStart(6)} us   (fuse2fs through a mount, kernel included: ~290 us; see README)\n`);
+process.stdout.write(`  e2fsck -fn: ${fsck}\n`);
+if (fsck !== 'clean') process.exitCode = 1;
