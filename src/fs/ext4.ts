@@ -41,7 +41,7 @@ import {
 import { decodeInodeXattrs, decodeXattrBlock, xattrNameString, splitXattrName, XATTR_INDEX, type XattrEntry } from '../ondisk/xattr.js';
 import { assembleInlineData, inlineDataCapacity, isInlineDataXattr } from '../ondisk/inline-data.js';
 import { aclChmod, decodeVfsAcl, encodeVfsAcl, ext4AclToVfs } from '../ondisk/acl.js';
-import { decodeDirBlock, findInDirBlock, decodeInlineDir, NAME_MAX, type DirEntry } from '../ondisk/dirent.js';
+import { decodeDirBlock, findInDirBlock, decodeInlineDir, DIRENT_MIN_REC_LEN, NAME_MAX, type DirEntry } from '../ondisk/dirent.js';
 import { decodeDxRoot, decodeDxNode, dxLookup, isDxNodeBlock, type DxEntry } from '../ondisk/htree.js';
 import { dirHashName, effectiveHashVersion, DX_HASH } from '../ondisk/dirhash.js';
 import { casefoldNameOrNull } from '../ondisk/casefold.js';
@@ -938,8 +938,12 @@ export class Ext4 {
   private busyHtreeIndex(ino: number, dir: Inode): Map<string, number> | undefined {
     const index = this.dirIndexes.get(ino);
     if (index !== undefined) return index;
+    const blocks = this.dirBlocks(ino, dir);
+    // A directory that may hold more names than all the indexes together keeps using
+    // its htree (at most one leaf per lookup) instead of evicting every other index.
+    if (blocks * Math.floor(this.sb.blockSize / DIRENT_MIN_REC_LEN) > DIR_INDEX_ENTRIES) return undefined;
     const count = (this.htreeLookups.get(ino) ?? 0) + 1;
-    if (count < Math.max(HTREE_INDEX_AFTER, this.dirBlocks(ino, dir))) {
+    if (count < Math.max(HTREE_INDEX_AFTER, blocks)) {
       if (this.htreeLookups.size >= DIR_INDEX_ENTRIES) this.htreeLookups.clear();
       this.htreeLookups.set(ino, count);
       return undefined;
