@@ -15,19 +15,8 @@ import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { scratchDir } from './helpers/images.js';
 import { REPO, runCli, runCliAsync, snapshot, walk, withMount, type CliResult, type EntrySnapshot } from './helpers/cli.js';
+import { randomBytes } from './helpers/tree.js';
 
-/** Deterministic pseudo-random bytes. */
-function pseudo(length: number, seed: number): Buffer {
-  const out = Buffer.alloc(length);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
 
 const BIN_NAME = Buffer.from([0x62, 0x69, 0x6e, 0xff, 0xfe, 0x2d, 0x6e, 0x61, 0x6d, 0x65]); // not UTF-8
 const CAPABILITY = '0x0100000200200000000000000000000000000000'; // cap_net_raw+ep
@@ -47,13 +36,13 @@ function populate(dir: string): void {
   fs.writeFileSync(p('empty'), '');
   fs.writeFileSync(p('tiny'), 'x');
   fs.writeFileSync(p('small.txt'), 'hello, world\n'.repeat(4));
-  fs.writeFileSync(p('dir', 'medium.bin'), pseudo(5000, 1));
-  fs.writeFileSync(p('dir', 'big.bin'), pseudo(3 << 20, 2));
-  fs.writeFileSync(p('zeros-inside'), Buffer.concat([pseudo(10000, 7), Buffer.alloc(64 << 10), pseudo(10000, 8)]));
+  fs.writeFileSync(p('dir', 'medium.bin'), randomBytes(1, 5000));
+  fs.writeFileSync(p('dir', 'big.bin'), randomBytes(2, 3 << 20));
+  fs.writeFileSync(p('zeros-inside'), Buffer.concat([randomBytes(7, 10000), Buffer.alloc(64 << 10), randomBytes(8, 10000)]));
   // Sparse: data, a hole, data, and a trailing hole.
   const fd = fs.openSync(p('sparse.bin'), 'w');
-  fs.writeSync(fd, pseudo(65536, 3), 0, 65536, 0);
-  fs.writeSync(fd, pseudo(4096, 4), 0, 4096, 2 << 20);
+  fs.writeSync(fd, randomBytes(3, 65536), 0, 65536, 0);
+  fs.writeSync(fd, randomBytes(4, 4096), 0, 4096, 2 << 20);
   fs.ftruncateSync(fd, 8 << 20);
   fs.closeSync(fd);
   for (let i = 0; i < 300; i++) fs.writeFileSync(p('dir', 'many', `file-${String(i).padStart(4, '0')}-${'n'.repeat(i % 40)}`), `${i}\n`);
@@ -99,7 +88,7 @@ function populate(dir: string): void {
   sh('setfattr', '-n', 'user.greeting', '-v', 'hello', p('small.txt'));
   sh('setfattr', '-n', 'user.empty', '-v', '""', p('empty'));
   sh('setfattr', '-n', 'user.dirattr', '-v', 'on a directory', p('dir'));
-  sh('setfattr', '-n', 'user.big', '-v', `0x${pseudo(700, 5).toString('hex')}`, p('dir', 'medium.bin'));
+  sh('setfattr', '-n', 'user.big', '-v', `0x${randomBytes(5, 700).toString('hex')}`, p('dir', 'medium.bin'));
   // A name that is not UTF-8 cannot be an argument: python3 takes it as bytes.
   execFileSync('python3', ['-c', 'import os, sys; os.setxattr(sys.stdin.buffer.read(), "user.bin", bytes([0, 255, 127, 128]))'], { input: Buffer.concat([Buffer.from(dir + '/'), BIN_NAME]) });
   sh('setfattr', '-n', 'trusted.note', '-v', 'trusted', p('tiny'));

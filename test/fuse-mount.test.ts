@@ -30,7 +30,7 @@ import { join } from 'node:path';
 import { debugfs, scratchDir } from './helpers/images.js';
 import { bigDirName, kernelBigDir, kernelWrites, populate, randomBytes, writeSparse, type TreeOptions } from './helpers/tree.js';
 import { withMount } from './helpers/kernel.js';
-import { REPO, snapshot } from './helpers/cli.js';
+import { REPO, runChild, snapshot, type CliResult } from './helpers/cli.js';
 import {
   alive,
   bigFileRanges,
@@ -87,27 +87,11 @@ function fileTimes(path: string): string {
   return `size ${st.size} mtime ${st.mtimeNs} ctime ${st.ctimeNs}`;
 }
 
-interface Run {
-  readonly status: number | null;
-  readonly stdout: Buffer;
-  readonly stderr: string;
-}
+type Run = CliResult;
 
 /** Run a command as a child process (cwd given, LC_ALL=C, TZ=UTC) without blocking this one. */
 function run(cmd: string, args: readonly string[], cwd: string, timeoutMs = 120_000): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd, env: { ...process.env, LC_ALL: 'C', TZ: 'UTC' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8') });
-    });
-  });
+  return runChild(cmd, args, cwd, { timeoutMs });
 }
 
 /** `sh -c SCRIPT` in `cwd`. */

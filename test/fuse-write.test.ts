@@ -34,7 +34,7 @@ import { join } from 'node:path';
 
 import { scratchDir } from './helpers/images.js';
 import { randomBytes, writeSparse } from './helpers/tree.js';
-import { REPO, snapshot, type EntrySnapshot } from './helpers/cli.js';
+import { REPO, runChild, snapshot, type EntrySnapshot } from './helpers/cli.js';
 import { alive, cleanupMounts, freshMountpoint, isMounted, loopMount, loopUnmount, mountAt, mountExt4ts, mountProcesses, umountExt4ts, waitUntil, ext4ts, type Ext4tsMount } from './helpers/mount.js';
 
 const VERBOSE = process.env.FUSE_WRITE_VERBOSE !== undefined;
@@ -54,20 +54,9 @@ interface Run {
 }
 
 /** A child process (LC_ALL=C, TZ=UTC, umask 022) that does not block this one. */
-function run(cmd: string, args: readonly string[], cwd: string, timeoutMs = 120_000): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd, env: { ...process.env, LC_ALL: 'C', TZ: 'UTC' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
-    });
-  });
+async function run(cmd: string, args: readonly string[], cwd: string, timeoutMs = 120_000): Promise<Run> {
+  const r = await runChild(cmd, args, cwd, { timeoutMs });
+  return { ...r, stdout: r.stdout.toString('utf8') };
 }
 
 /** `sh -ec SCRIPT` in `cwd`; throws unless it exits 0. */

@@ -30,6 +30,7 @@ import type { Ext4 } from '../fs/ext4.js';
 import type { SetAttr } from '../fs/writer.js';
 import type { Timestamp } from '../fs/types.js';
 import { FsError } from '../errors.js';
+import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK } from '../ondisk/inode.js';
 import { CHUNK } from './cat.js';
 import { about, CliError, Failure, isSystemError, reasonOf, Reporter } from './errors.js';
 import { joinPath } from './ls.js';
@@ -41,14 +42,6 @@ export interface PutOptions extends CommonOptions {
   readonly progress?: boolean;
 }
 
-const S_IFMT = 0o170000n;
-const S_IFREG = 0o100000;
-const S_IFDIR = 0o040000;
-const S_IFLNK = 0o120000;
-const S_IFCHR = 0o020000;
-const S_IFBLK = 0o060000;
-const S_IFIFO = 0o010000;
-const S_IFSOCK = 0o140000;
 
 /** Errors after which nothing more can be written to the image. */
 const FATAL = new Set(['ENOSPC', 'EIO', 'EROFS', 'EDQUOT']);
@@ -232,7 +225,7 @@ class Putter {
         this.reporter.fail(src, 'skipped: it is the image being written');
         return;
       }
-      const type = Number(st.mode & S_IFMT);
+      const type = Number(st.mode) & S_IFMT;
       const perm = Number(st.mode) & 0o7777;
       const who = { uid: Number(st.uid), gid: Number(st.gid) };
       // A directory's atime as it was before prescan and getfattr read it.

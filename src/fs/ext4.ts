@@ -36,6 +36,7 @@ import {
   ENCRYPT_FL,
   INDEX_FL,
   INLINE_DATA_FL,
+  S_IFREG,
   type Inode,
 } from '../ondisk/inode.js';
 import { decodeInodeXattrs, decodeXattrBlock, xattrNameString, splitXattrName, XATTR_INDEX, type XattrEntry } from '../ondisk/xattr.js';
@@ -1317,7 +1318,7 @@ export class Ext4 {
           found = this.lookup(parent, name);
         } catch (error) {
           if (!(error instanceof FsError) || error.code !== 'ENOENT') throw error;
-          ino = this.mknodInode(parent, name, 0o100000 | ((options.mode ?? 0o644) & 0o7777), { uid: options.uid ?? 0, gid: options.gid ?? 0 });
+          ino = this.mknodInode(parent, name, S_IFREG | ((options.mode ?? 0o644) & 0o7777), { uid: options.uid ?? 0, gid: options.gid ?? 0 });
           break;
         }
         const inode = this.liveInode(found);

@@ -43,6 +43,10 @@ import {
   IMMUTABLE_FL,
   INDEX_FL,
   INLINE_DATA_FL,
+  S_IFDIR,
+  S_IFMT,
+  S_IFREG,
+  S_ISGID,
   type Inode,
 } from '../ondisk/inode.js';
 import { inodeLocation } from '../ondisk/layout.js';
@@ -127,10 +131,6 @@ export const FALLOC_FL_ZERO_RANGE = 0x10;
 export const XATTR_CREATE = 1;
 export const XATTR_REPLACE = 2;
 
-const S_IFMT = 0o170000;
-const S_IFDIR = 0o040000;
-const S_IFREG = 0o100000;
-const S_ISGID = 0o2000;
 /** Link count above which a directory's i_links_count is 1 (dir_nlink). */
 const LINK_MAX = 65000;
 /** Largest logical block + 1 (32-bit logical block numbers). */

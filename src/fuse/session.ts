@@ -59,6 +59,11 @@ import {
   PROJINHERIT_FL,
   SYNC_FL,
   TOPDIR_FL,
+  S_IFDIR,
+  S_IFMT,
+  S_IFREG,
+  S_ISGID,
+  S_ISUID,
 } from '../ondisk/inode.js';
 import type { Creator, SetAttr } from '../fs/writer.js';
 import { ACL_GROUP_OBJ, ACL_MASK, ACL_OTHER, ACL_USER, ACL_GROUP, ACL_USER_OBJ, decodeVfsAcl, encodeVfsAcl, type AclEntry } from '../ondisk/acl.js';
@@ -135,10 +140,6 @@ const WANT_RW = WANT | InitFlag.WRITEBACK_CACHE | InitFlag.DONT_MASK | InitFlag.
 const O_ACCMODE = 3;
 const O_TRUNC = 0o1000;
 const O_EXCL = 0o200;
-const S_IFMT = 0o170000;
-const S_IFDIR = 0o040000;
-const S_ISUID = 0o4000;
-const S_ISGID = 0o2000;
 const S_IXGRP = 0o010;
 const CAPS = 'security.capability';
 const O_APPEND = 0o2000;
@@ -750,7 +751,7 @@ export class FuseSession {
         this.fs.setattr(child, { size: 0, mtime: 'now' });
       }
     } else {
-      const m = this.newMode(ino, (mode & S_IFMT) === 0 ? mode | 0o100000 : mode, umask, false);
+      const m = this.newMode(ino, (mode & S_IFMT) === 0 ? mode | S_IFREG : mode, umask, false);
       child = this.fs.mknodInode(ino, name, m.mode, this.creator(request));
       this.applyAcls(child, m);
     }

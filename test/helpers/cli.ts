@@ -41,8 +41,17 @@ export function runCli(args: readonly string[], options: CliOptions = {}): CliRe
 
 /** The same, without blocking: independent runs can overlap. */
 export function runCliAsync(args: readonly string[], options: CliOptions = {}): Promise<CliResult> {
+  return runChild(process.execPath, ['--import', 'tsx', MAIN, ...args], REPO, options);
+}
+
+/**
+ * Runs CMD ARGS in `cwd` (TZ=UTC, LC_ALL=C, plus `options.env`) as a child process
+ * without blocking this one (a test may be serving the mount the child uses); SIGKILL
+ * after `options.timeoutMs` (default 60 s).
+ */
+export function runChild(cmd: string, args: readonly string[], cwd: string, options: CliOptions = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: REPO, env: cliEnv(options.env), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { cwd, env: cliEnv(options.env), stdio: ['ignore', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => out.push(b));
