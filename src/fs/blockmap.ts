@@ -85,15 +85,35 @@ function mapExtent(ctx: MapContext, ino: number, inode: Inode, lblk: number, max
  * The decoded root in i_block, remembered per i_block buffer together with a copy of
  * the bytes it was decoded from: a lookup compares 60 bytes instead of decoding and
  * validating again, and a buffer changed in place (the write side's inodes) is decoded
- * afresh.
+ * afresh. The write side copies an inode for every change, so the last decode of each
+ * inode number is also remembered (a bounded map, oldest dropped first): a fresh copy
+ * with the same i_block bytes reuses it.
  */
-const roots = new WeakMap<Uint8Array, { readonly bytes: Uint8Array; readonly node: ExtentNode; readonly totalBlocks: number }>();
+interface RootMemo {
+  readonly bytes: Uint8Array;
+  readonly node: ExtentNode;
+  readonly totalBlocks: number;
+  readonly firstDataBlock: number;
+}
+const roots = new WeakMap<Uint8Array, RootMemo>();
+const rootsByInode = new Map<number, RootMemo>();
+const ROOTS_BY_INODE_MAX = 4096;
 
 function decodeRoot(block: Uint8Array, common: { inode: number; totalBlocks: number; firstDataBlock: number }): ExtentNode {
-  const memo = roots.get(block);
-  if (memo !== undefined && memo.totalBlocks === common.totalBlocks && sameBytes(memo.bytes, block)) return memo.node;
+  const memo = roots.get(block) ?? rootsByInode.get(common.inode);
+  if (memo !== undefined && memo.totalBlocks === common.totalBlocks && memo.firstDataBlock === common.firstDataBlock && sameBytes(memo.bytes, block)) {
+    roots.set(block, memo);
+    return memo.node;
+  }
   const node = decodeExtentNode(block, { ...common, capacity: 60 });
-  roots.set(block, { bytes: block.slice(), node, totalBlocks: common.totalBlocks });
+  const fresh: RootMemo = { bytes: block.slice(), node, totalBlocks: common.totalBlocks, firstDataBlock: common.firstDataBlock };
+  roots.set(block, fresh);
+  rootsByInode.delete(common.inode);
+  if (rootsByInode.size >= ROOTS_BY_INODE_MAX) {
+    const oldest = rootsByInode.keys().next();
+    if (oldest.done !== true) rootsByInode.delete(oldest.value);
+  }
+  rootsByInode.set(common.inode, fresh);
   return node;
 }
 

@@ -112,6 +112,11 @@ export interface DirStore {
   blockCount(): number;
   /** A private copy of logical block `lblk` (0 <= lblk < blockCount()). */
   read(lblk: number): Uint8Array;
+  /**
+   * Optional: logical block `lblk` without a copy, valid until the next call on the
+   * store; never modified by the caller. Without it, `read` is used.
+   */
+  view?(lblk: number): Uint8Array;
   /** Replace logical block `lblk` (a whole block). */
   write(lblk: number, bytes: Uint8Array): void;
   /**
@@ -220,6 +225,14 @@ class Dir {
 
   read(lblk: number): Uint8Array {
     const bytes = this.store.read(lblk);
+    if (bytes.length !== this.bs) throw new FsError('EIO', `directory block ${lblk}: read ${bytes.length} bytes, block size ${this.bs}`, { inode: this.ctx.ino });
+    return bytes;
+  }
+
+  /** Block `lblk` for decoding only: valid until the next store call, never modified. */
+  peek(lblk: number): Uint8Array {
+    if (this.store.view === undefined) return this.read(lblk);
+    const bytes = this.store.view(lblk);
     if (bytes.length !== this.bs) throw new FsError('EIO', `directory block ${lblk}: read ${bytes.length} bytes, block size ${this.bs}`, { inode: this.ctx.ino });
     return bytes;
   }
@@ -366,7 +379,7 @@ interface Probe {
 /** Walk from the root to the leaf for `name`, as the reader's lookup does. */
 function probe(dir: Dir, name: Uint8Array): Probe {
   const n = dir.blocks();
-  const root = dir.decodeRoot(dir.read(0));
+  const root = dir.decodeRoot(dir.peek(0));
   const version = effectiveHashVersion(root.hashVersion, dir.ctx.sFlags);
   if (version === DX_HASH.SIPHASH && dir.ctx.hashOverride === undefined) {
     throw new FsError('EOPNOTSUPP', 'siphash (encrypted casefold) directories are not writable', { inode: dir.ctx.ino });
@@ -379,7 +392,7 @@ function probe(dir: Dir, name: Uint8Array): Probe {
     const child = (parent.entries[parent.index] as DxEntry).block;
     if (child >= n || seen.has(child)) throw corrupted('htree', `index points at block ${child} (directory of ${n} blocks)`, { inode: dir.ctx.ino });
     seen.add(child);
-    const entries = dir.decodeNode(dir.read(child), child);
+    const entries = dir.decodeNode(dir.peek(child), child);
     frames.push({ lblk: child, entries, index: dxLookup(entries, hash) });
   }
   const last = frames[frames.length - 1] as Frame;

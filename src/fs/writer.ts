@@ -843,15 +843,21 @@ export class Writer {
   private dirStore(ino: number, dir: MutableInode): DirStore {
     const bs = this.bs;
     const channel = this.core.channel;
+    // One directory operation maps the same few blocks several times (read, then write).
+    const mapped = new Map<number, number>();
     const physical = (lblk: number): number => {
+      const known = mapped.get(lblk);
+      if (known !== undefined) return known;
       const run = this.core.mapRun(ino, dir, lblk, 1);
       if (run.kind !== 'data') throw corrupted('directory', `block ${lblk} is ${run.kind === 'hole' ? 'a hole' : 'unwritten'}`, { inode: ino });
+      mapped.set(lblk, run.physical);
       return run.physical;
     };
     return {
       blockSize: bs,
       blockCount: () => Math.ceil(dir.size / bs),
       read: (lblk) => channel.read(physical(lblk), 1),
+      view: (lblk) => channel.view(physical(lblk)),
       write: (lblk, bytes) => this.put(physical(lblk), 1, bytes),
       append: () => {
         const lblk = Math.ceil(dir.size / bs);
