@@ -23,6 +23,9 @@ import {
   dirRecLen,
   fileTypeFromMode,
   insertDirEntry,
+  insertDirEntryAt,
+  findDirSlot,
+  findInDirBlock,
   recLenFromDisk,
   recLenToDisk,
   removeDirEntry,
@@ -766,7 +769,20 @@ describe('dirent encoders', () => {
         model.set(12, { name: '..', inode: 2 });
         for (const op of ops) {
           if (op.kind === 'insert') {
-            const at = insertDirEntry(bytes, { inode: op.inode, name: op.name, fileType: FT.REG_FILE, hash: 7, minorHash: 9 }, opts);
+            const input = { inode: op.inode, name: op.name, fileType: FT.REG_FILE, hash: 7, minorHash: 9 };
+            // findDirSlot, on a copy, picks the slot insertDirEntry fills and finds what findInDirBlock finds.
+            const copy = bytes.slice();
+            const probe = findDirSlot(copy, opts, input);
+            const present = findInDirBlock(copy, opts, op.name);
+            assert.deepEqual(probe.found, present);
+            if (present === null) {
+              const viaSlot = probe.slot < 0 ? null : insertDirEntryAt(copy, probe.slot, input, opts);
+              const direct = insertDirEntry(bytes.slice(), input, opts);
+              assert.equal(viaSlot, direct);
+            } else {
+              assert.equal(probe.slot, -1);
+            }
+            const at = insertDirEntry(bytes, input, opts);
             if (at === null) {
               // Full: no record has enough room.
               const block = decodeDirBlock(bytes, opts);

@@ -70,7 +70,8 @@ import {
   decodeDirBlock,
   dirBlockSpace,
   dirRecLen,
-  insertDirEntry,
+  insertDirEntryAt,
+  findDirSlot,
   removeDirEntry,
   setDirBlockChecksum,
   findInDirBlock,
@@ -276,6 +277,16 @@ class Dir {
     return findInDirBlock(bytes, this.leafRead(lblk), name) ?? undefined;
   }
 
+  /**
+   * For an add: whether `entry.name` is in leaf `bytes`, and where the new record would
+   * go (-1: no room); one pass unless names compare casefolded.
+   */
+  slotInLeaf(bytes: Uint8Array, lblk: number, entry: DirEntryInput): { readonly exists: boolean; readonly slot: number } {
+    const r = findDirSlot(bytes, this.leafRead(lblk), entry);
+    const exists = r.found !== null || (this.ctx.casefold && this.findInLeaf(bytes, lblk, entry.name) !== undefined);
+    return { exists, slot: r.slot };
+  }
+
   /** Name equality as the directory defines it. */
   matches(a: Uint8Array, b: Uint8Array): boolean {
     return this.ctx.casefold ? namesEqualCasefold(a, b) : bytesEqual(a, b);
@@ -452,14 +463,16 @@ function exists(name: Uint8Array): FsError {
 /** Returns true if the directory became indexed. */
 function linearAdd(dir: Dir, entry: DirEntryInput): boolean {
   const n = dir.blocks();
-  let room: { lblk: number; bytes: Uint8Array } | undefined;
+  let room: { lblk: number; slot: number } | undefined;
   for (let lblk = 0; lblk < n; lblk++) {
-    const bytes = dir.read(lblk);
-    if (dir.findInLeaf(bytes, lblk, entry.name) !== undefined) throw exists(entry.name);
-    if (room === undefined && insertDirEntry(bytes, entry, dir.leafWrite) !== null) room = { lblk, bytes };
+    const r = dir.slotInLeaf(dir.peek(lblk), lblk, entry);
+    if (r.exists) throw exists(entry.name);
+    if (room === undefined && r.slot >= 0) room = { lblk, slot: r.slot };
   }
   if (room !== undefined) {
-    dir.store.write(room.lblk, room.bytes);
+    const bytes = dir.read(room.lblk);
+    insertDirEntryAt(bytes, room.slot, entry, dir.leafWrite);
+    dir.store.write(room.lblk, bytes);
     return false;
   }
   if (n === 1 && dir.ctx.dirIndex === true) {
@@ -551,10 +564,12 @@ function htreeAdd(dir: Dir, entry: DirEntryInput): void {
   const frames = p.frames;
   const leafFrame = frames[frames.length - 1] as Frame;
   const leafBlk = (leafFrame.entries[leafFrame.index] as DxEntry).block;
-  const leafBytes = dir.read(leafBlk);
-  if (dir.findInLeaf(leafBytes, leafBlk, entry.name) !== undefined) throw exists(entry.name);
+  const r = dir.slotInLeaf(dir.peek(leafBlk), leafBlk, entry);
+  if (r.exists) throw exists(entry.name);
   if (htreeFind(dir, p, entry.name, 1) !== undefined) throw exists(entry.name);
-  if (insertDirEntry(leafBytes, entry, dir.leafWrite) !== null) {
+  const leafBytes = dir.read(leafBlk);
+  if (r.slot >= 0) {
+    insertDirEntryAt(leafBytes, r.slot, entry, dir.leafWrite);
     dir.store.write(leafBlk, leafBytes);
     return;
   }

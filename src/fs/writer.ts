@@ -27,6 +27,7 @@ import {
   blankInode,
   decodeInode,
   encodeInode,
+  INODE_OFFSETS,
   encodeInodeBlocks,
   inodeBlocksBytes,
   inodeCsumSeed,
@@ -50,6 +51,7 @@ import {
   type Inode,
 } from '../ondisk/inode.js';
 import { inodeLocation } from '../ondisk/layout.js';
+import { readU16 } from '../ondisk/bytes.js';
 import { clampTime, type Timestamp } from '../ondisk/time.js';
 import {
   decodeXattrBlock,
@@ -150,8 +152,59 @@ function now(): Timestamp {
 }
 
 function cloneInode(inode: Inode): MutableInode {
-  const raw = inode.raw.slice();
-  return { ...inode, raw, block: raw.subarray(0x28, 0x28 + 60) };
+  return withRaw(inode, inode.raw.slice(), inode.checksumLo, inode.checksumHi);
+}
+
+/**
+ * `inode` over the record `raw` (i_block a view into it), with these checksum fields.
+ * Field for field in decodeInode's order, so inodes keep one object shape (a spread
+ * copy is several times slower, and the inode cache's lookups would see two shapes).
+ */
+function withRaw(inode: Inode, raw: Uint8Array, checksumLo: number, checksumHi: number | undefined): MutableInode {
+  return {
+    mode: inode.mode,
+    uid: inode.uid,
+    gid: inode.gid,
+    size: inode.size,
+    linksCount: inode.linksCount,
+    blocksLo: inode.blocksLo,
+    blocksHi: inode.blocksHi,
+    flags: inode.flags,
+    block: raw.subarray(INODE_OFFSETS.block, INODE_OFFSETS.block + 60),
+    generation: inode.generation,
+    fileAclLo: inode.fileAclLo,
+    fileAclHi: inode.fileAclHi,
+    atime: inode.atime,
+    ctime: inode.ctime,
+    mtime: inode.mtime,
+    crtime: inode.crtime,
+    dtime: inode.dtime,
+    extraIsize: inode.extraIsize,
+    checksumLo,
+    checksumHi,
+    versionLo: inode.versionLo,
+    versionHi: inode.versionHi,
+    projid: inode.projid,
+    raw,
+  };
+}
+
+/** i_extra_isize that covers every field of the extra part (up to i_projid). */
+const FULL_EXTRA_ISIZE = 0x20;
+
+/**
+ * What decodeInode would return for `bytes`, the encoding of `inode` (checksum set),
+ * without decoding it again, or undefined when that is not certain. It is when the
+ * record holds every extra field and `inode` has them all: encodeInode range-checks
+ * every field, and timestamps with their _extra words round-trip exactly. Only the
+ * checksum changed; it is read back from the bytes.
+ */
+function storedInode(inode: MutableInode, bytes: Uint8Array): Inode | undefined {
+  if (inode.extraIsize < FULL_EXTRA_ISIZE || inode.crtime === undefined || inode.checksumHi === undefined || inode.versionHi === undefined || inode.projid === undefined) {
+    return undefined;
+  }
+  return withRaw(inode, bytes, readU16(bytes, INODE_OFFSETS.checksumLo), readU16(bytes, INODE_OFFSETS.checksumHi));
+
 }
 
 export class Writer {
@@ -258,7 +311,7 @@ export class Writer {
     } finally {
       this.core.channel.release(block, true);
     }
-    this.core.storeInode(ino, decodeInode(bytes, { inodeNo: ino, inodeSize: sb.inodeSize, block }));
+    this.core.storeInode(ino, storedInode(inode, bytes) ?? decodeInode(bytes, { inodeNo: ino, inodeSize: sb.inodeSize, block }));
   }
 
   private extended(inode: MutableInode): boolean {
@@ -287,12 +340,22 @@ export class Writer {
   }
 
   /** A fresh inode record for `mode`, owned by `who`, in directory `parent`. */
+  private blank: Inode | undefined;
+
+  /** A zeroed inode record of this filesystem's size and i_extra_isize (decoded once). */
+  private blankRecord(): Inode {
+    if (this.blank === undefined) {
+      const sb = this.sb;
+      const extra = sb.inodeSize > 128 ? Math.max(32, sb.wantExtraIsize) : 0;
+      this.blank = blankInode(sb.inodeSize, Math.min(extra, sb.inodeSize - 128));
+    }
+    return this.blank;
+  }
+
   private newInode(parentIno: number, parent: MutableInode, mode: number, who: Creator): { ino: number; inode: MutableInode } {
-    const sb = this.sb;
     const dir = (mode & S_IFMT) === S_IFDIR;
     const ino = this.alloc.allocInode(parentIno, dir);
-    const extra = sb.inodeSize > 128 ? Math.max(32, sb.wantExtraIsize) : 0;
-    const inode = cloneInode(blankInode(sb.inodeSize, Math.min(extra, sb.inodeSize - 128)));
+    const inode = cloneInode(this.blankRecord());
     let gid = who.gid;
     let m = mode;
     if ((parent.mode & S_ISGID) !== 0) {

@@ -552,24 +552,68 @@ export function insertDirEntry(bytes: Uint8Array, entry: DirEntryInput, options:
   checkInput(entry);
   const layout = layoutOnly(options);
   const { ctx } = checkLeafBlock(bytes, layout);
-  const hashInDirent = options.hashInDirent === true;
-  const need = entryRecLen(entry, hashInDirent);
-  let slot: { at: number; len: number; own: number } | null = null;
+  const need = entryRecLen(entry, options.hashInDirent === true);
+  let slot = -1;
   scanRegion(bytes, 0, dirBlockSpace(options.blockSize, options.hasChecksumTail), options.blockSize, layout, ctx, (at, _off, inode, recLen, nameLen) => {
-    const own = inode === 0 ? 0 : dirRecLen(nameLen, hashInDirent && !isDotOrDotDot(bytes, at, nameLen));
-    if (recLen - own < need) return false;
-    slot = { at, len: recLen, own };
+    if (recLen - ownRecLen(bytes, at, inode, nameLen, layout) < need) return false;
+    slot = at;
     return true;
   });
-  if (slot === null) return null;
-  const { at, len, own } = slot as { at: number; len: number; own: number };
-  if (own > 0) {
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    view.setUint16(at + DIRENT_OFFSETS.recLen, recLenToDisk(own, options.blockSize), true);
-  }
+  return slot < 0 ? null : insertDirEntryAt(bytes, slot, entry, options);
+}
+
+/** The bytes a record needs for itself (0 for an unused one). */
+function ownRecLen(bytes: Uint8Array, at: number, inode: number, nameLen: number, format: DirFormatOptions): number {
+  return inode === 0 ? 0 : dirRecLen(nameLen, format.hashInDirent === true && !isDotOrDotDot(bytes, at, nameLen));
+}
+
+/**
+ * Write `entry` into the record at `at` (its slack, or all of it if unused) and refresh
+ * the tail: `at` is a slot `findDirSlot` returned for this block, unchanged since.
+ * Returns the new record's offset.
+ */
+export function insertDirEntryAt(bytes: Uint8Array, at: number, entry: DirEntryInput, options: DirWriteOptions): number {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const nameLen = options.hasFileType ? (bytes[at + DIRENT_OFFSETS.nameLen] as number) : view.getUint16(at + DIRENT_OFFSETS.nameLen, true);
+  const len = recLenFromDisk(view.getUint16(at + DIRENT_OFFSETS.recLen, true), options.blockSize);
+  const own = ownRecLen(bytes, at, view.getUint32(at + DIRENT_OFFSETS.inode, true), nameLen, options);
+  if (own > 0) view.setUint16(at + DIRENT_OFFSETS.recLen, recLenToDisk(own, options.blockSize), true);
   writeRecord(bytes, at + own, len - own, entry, options);
   finishBlock(bytes, options);
   return at + own;
+}
+
+/** What `findDirSlot` saw in a leaf: the live entry of that name, or where a new record fits. */
+export interface DirSlot {
+  /** The live entry with exactly that name (then `slot` is -1). */
+  readonly found: FoundDirEntry | null;
+  /** Offset of the first record with room for the new record, or -1. */
+  readonly slot: number;
+}
+
+/**
+ * One validating pass over a leaf for an add: whether a live entry is named exactly
+ * `entry.name`, and where `entry` would go (the record `insertDirEntry` would pick).
+ * Checks the tail and checksum as `findInDirBlock` does. Not for directories that
+ * store hashes in their entries or compare names casefolded.
+ */
+export function findDirSlot(bytes: Uint8Array, options: DirBlockOptions, entry: DirEntryInput): DirSlot {
+  checkInput(entry);
+  const { ctx } = checkLeafBlock(bytes, options);
+  const name = entry.name;
+  const len = name.length;
+  const need = entryRecLen(entry, options.hashInDirent === true);
+  let slot = -1;
+  let found: FoundDirEntry | null = null;
+  scanRegion(bytes, 0, dirBlockSpace(options.blockSize, options.hasChecksumTail), options.blockSize, options, ctx, (at, offset, inode, recLen, nameLen, fileType) => {
+    if (slot < 0 && recLen - ownRecLen(bytes, at, inode, nameLen, options) >= need) slot = at;
+    if (inode === 0 || nameLen !== len) return false;
+    const n = at + DIRENT_OFFSETS.name;
+    for (let i = 0; i < len; i++) if (bytes[n + i] !== name[i]) return false;
+    found = { inode, fileType, offset, recLen };
+    return true;
+  });
+  return found === null ? { found, slot } : { found, slot: -1 };
 }
 
 /**

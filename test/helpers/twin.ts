@@ -6,7 +6,9 @@
 import * as fs from 'node:fs';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import type { Ext4 } from '../../src/fs/ext4.js';
+import { isDeepStrictEqual } from 'node:util';
+import { Ext4 } from '../../src/fs/ext4.js';
+import { MemoryChannel } from '../../src/io/memory-channel.js';
 import { FsError } from '../../src/errors.js';
 import { snapshot, type EntrySnapshot } from './cli.js';
 import { withMount } from './kernel.js';
@@ -149,14 +151,43 @@ export class Twin {
   }
 
   /** Close the image, check it with e2fsck, and compare it (kernel mount) with the host tree. */
+  /**
+   * Inodes whose cached (decoded) form differs from what a fresh read of the image
+   * decodes, after the changes are written back: the writer stores what it wrote in the
+   * inode cache without decoding it again, and this checks it is the same thing.
+   */
+  private staleCachedInodes(image: string): string[] {
+    this.fsys.writeBack();
+    const disk = Ext4.open(new MemoryChannel(new Uint8Array(fs.readFileSync(image))), { write: false });
+    try {
+      const stale: string[] = [];
+      const seen = new Set<number>();
+      const visit = (ino: number, path: string): void => {
+        if (seen.has(ino)) return;
+        seen.add(ino);
+        const cached = this.fsys.readInode(ino);
+        if (!isDeepStrictEqual(cached, disk.readInode(ino))) stale.push(`cached inode ${ino} (${path}) differs from the image`);
+        if ((cached.mode & 0o170000) !== 0o040000) return;
+        for (const e of this.fsys.readdirInode(ino)) {
+          if (e.name !== '.' && e.name !== '..') visit(e.ino, `${path}/${e.name}`);
+        }
+      };
+      visit(2, '');
+      return stale;
+    } finally {
+      disk.close();
+    }
+  }
+
   verify(image: string, mnt: string): string[] {
+    const stale = this.staleCachedInodes(image);
     this.fsys.close();
     fsckClean(image);
     const strip = (m: Map<string, EntrySnapshot>): Map<string, Omit<EntrySnapshot, 'mtimeNs' | 'atimeNs'>> =>
       new Map([...m].filter(([k]) => k !== '' && k !== 'lost+found').map(([k, { mtimeNs: _m, atimeNs: _a, ...rest }]) => [k, rest]));
     const expected = strip(snapshot(this.host));
     const actual = withMount(image, mnt, { readOnly: true }, (root) => strip(snapshot(root)));
-    const diffs: string[] = [...this.mismatches];
+    const diffs: string[] = [...this.mismatches, ...stale];
     for (const [k, e] of expected) {
       const a = actual.get(k);
       if (a === undefined) diffs.push(`missing in image: ${k}`);
