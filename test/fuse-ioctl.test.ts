@@ -97,9 +97,9 @@ function readText(path: string): string {
   return readFileSync(path, 'utf8');
 }
 
-function mkfs(name: string): string {
+function mkfs(name: string, features: readonly string[] = []): string {
   const img = join(scratchDir(), `ioctl-${name}.img`);
-  execOk('mke2fs', ['-q', '-t', 'ext4', '-F', img, '32M']);
+  execOk('mke2fs', ['-q', '-t', 'ext4', ...features, '-F', img, '32M']);
   return img;
 }
 
@@ -453,6 +453,45 @@ describe('lsattr/chattr on an ext4ts mount', { concurrency: false }, () => {
       await umountOk(m);
     }
     assert.ok(readFileSync(img).equals(before), 'a read-only mount changed the image');
+  });
+});
+
+describe('casefolded directories on an ext4ts mount', { concurrency: false }, () => {
+  after(() => {
+    cleanupMounts();
+  });
+
+  it('chattr +F on an empty directory; names in any spelling; no stale name after a change made through another spelling', async () => {
+    const img = mkfs('casefold', ['-O', 'casefold']);
+    const m = await mountExt4ts(img, mountpoint('cf'), ['rw']);
+    let mounted = true;
+    try {
+      const mnt = m.mnt;
+      ok('sh', ['-c', 'mkdir cf full && touch full/x'], mnt);
+      fails('chattr', ['+F', 'full'], mnt, /Directory not empty/);
+      ok('chattr', ['+F', 'cf'], mnt);
+      assert.match(lsattr('cf', mnt, true), /F/);
+      // A negative lookup first: the kernel must not keep it once another spelling is created.
+      assert.notEqual(sh('test -e cf/readme.TXT', mnt).status, 0);
+      ok('sh', ['-c', 'echo hello > cf/README.txt && mkdir cf/Sub && touch cf/Sub/Inner'], mnt);
+      assert.equal(ok('cat', ['cf/readme.TXT'], mnt), 'hello\n');
+      assert.equal(ok('sh', ['-c', 'ls cf'], mnt), 'README.txt\nSub\n');
+      ok('test', ['-f', 'cf/sub/INNER'], mnt);
+      assert.match(lsattr('cf/Sub', mnt, true), /F/, 'new directories inherit +F');
+      fails('sh', ['-c', 'set -C; echo x > cf/ReadMe.Txt'], mnt, /exists/);
+      // Removed through one spelling: gone under every spelling the kernel saw.
+      ok('rm', ['cf/readme.txt'], mnt);
+      for (const name of ['README.txt', 'readme.TXT', 'readme.txt']) assert.notEqual(sh(`test -e cf/${name}`, mnt).status, 0, `${name} still there`);
+      ok('mv', ['cf/SUB', 'cf/Other'], mnt);
+      assert.notEqual(sh('test -e cf/Sub', mnt).status, 0);
+      ok('test', ['-f', 'cf/OTHER/inner'], mnt);
+      await umountOk(m);
+      mounted = false;
+    } finally {
+      if (mounted) await umountExt4ts(m.mnt);
+    }
+    assertFsck(img);
+    assert.match(execOk('debugfs', ['-R', 'ls -p /cf', img]), /\/Other\//);
   });
 });
 

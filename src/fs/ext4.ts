@@ -704,6 +704,14 @@ export class Ext4 {
     return (inode.flags & ENCRYPT_FL) !== 0;
   }
 
+  /**
+   * True when directory `ino` compares names casefolded (the casefold feature and
+   * CASEFOLD_FL): then several spellings name one entry.
+   */
+  foldsNames(ino: number): boolean {
+    return this.casefoldFs && this.isCasefoldDir(this.readInode(ino));
+  }
+
   private isCasefoldDir(inode: Inode): boolean {
     return this.casefoldFs && (inode.flags & CASEFOLD_FL) !== 0;
   }

@@ -22,12 +22,13 @@ import { randomInt } from 'node:crypto';
 import { FsError, corrupted } from '../errors.js';
 import type { CachingChannel } from '../cache/caching-channel.js';
 import { encodeSuperblock, STATE_VALID, SUPERBLOCK_OFFSET, type Superblock } from '../ondisk/superblock.js';
-import { RO_COMPAT_DIR_NLINK, RO_COMPAT_HUGE_FILE, RO_COMPAT_LARGE_FILE, INCOMPAT_EXTENTS, INCOMPAT_FILETYPE, INCOMPAT_LARGEDIR, COMPAT_DIR_INDEX } from '../ondisk/features.js';
+import { RO_COMPAT_DIR_NLINK, RO_COMPAT_HUGE_FILE, RO_COMPAT_LARGE_FILE, INCOMPAT_CASEFOLD, INCOMPAT_EXTENTS, INCOMPAT_FILETYPE, INCOMPAT_LARGEDIR, COMPAT_DIR_INDEX, ENCODING_FLAG_STRICT } from '../ondisk/features.js';
 import {
   blankInode,
   decodeInode,
   encodeInode,
   INODE_OFFSETS,
+  CASEFOLD_FL,
   encodeInodeBlocks,
   inodeBlocksBytes,
   inodeCsumSeed,
@@ -142,8 +143,8 @@ const ALLOC_CHUNK = 2048;
 /** Largest xattr value the VFS passes. */
 const XATTR_SIZE_MAX = 65536;
 /** Flags a new inode inherits from its directory (the kernel's EXT4_FL_INHERITED, those we honour). */
-const INHERITED_FLAGS = 0x0000_0008 /* SYNC */ | 0x0000_0040 /* NODUMP */ | 0x0000_0080 /* NOATIME */ | 0x0001_0000 /* DIRSYNC */ | 0x2000_0000; /* PROJINHERIT */
-const DIR_ONLY_FLAGS = 0x0001_0000 | 0x0002_0000; /* DIRSYNC | TOPDIR */
+const INHERITED_FLAGS = 0x0000_0008 /* SYNC */ | 0x0000_0040 /* NODUMP */ | 0x0000_0080 /* NOATIME */ | 0x0001_0000 /* DIRSYNC */ | 0x2000_0000 /* PROJINHERIT */ | CASEFOLD_FL;
+const DIR_ONLY_FLAGS = 0x0001_0000 | 0x0002_0000 | CASEFOLD_FL; /* DIRSYNC | TOPDIR | CASEFOLD */
 
 function now(): Timestamp {
   const ms = Date.now();
@@ -773,7 +774,13 @@ export class Writer {
   /** Set inode flags (FS_IOC_SETFLAGS): only the user-changeable ones. */
   setFlags(ino: number, flags: number): void {
     const inode = this.mutable(ino);
-    const changeable = 0x0000_0001 | 0x0000_0002 | 0x0000_0008 | IMMUTABLE_FL | APPEND_FL | 0x0000_0040 | 0x0000_0080 | 0x0000_4000 | 0x0000_8000 | 0x0001_0000 | 0x0002_0000 | 0x0080_0000 | 0x2000_0000;
+    const changeable = 0x0000_0001 | 0x0000_0002 | 0x0000_0008 | IMMUTABLE_FL | APPEND_FL | 0x0000_0040 | 0x0000_0080 | 0x0000_4000 | 0x0000_8000 | 0x0001_0000 | 0x0002_0000 | 0x0080_0000 | 0x2000_0000 | CASEFOLD_FL;
+    if (((inode.flags ^ flags) & CASEFOLD_FL) !== 0) {
+      // As ext4_ioctl_setflags: only with the feature, only on directories, only while empty.
+      if ((this.sb.featureIncompat & INCOMPAT_CASEFOLD) === 0) throw new FsError('EOPNOTSUPP', 'the filesystem has no casefold feature', { inode: ino });
+      if (!isDir(inode.mode)) throw new FsError('ENOTDIR', 'only directories can be casefolded', { inode: ino });
+      if (!this.dirIsEmpty(ino, inode)) throw new FsError('ENOTEMPTY', 'a directory can change casefolding only while empty', { inode: ino });
+    }
     inode.flags = (inode.flags & ~changeable) | (flags & changeable);
     this.stamp(inode, { c: true });
     this.putInode(ino, inode);
@@ -895,9 +902,8 @@ export class Writer {
       hashSeed: sb.hashSeed,
       defaultHashVersion: sb.defHashVersion,
       sFlags: sb.flags,
-      // Casefold filesystems are opened read-only (features.ts), so no directory here folds.
-      casefold: false,
-      strictCasefold: false,
+      casefold: this.folds(dir),
+      strictCasefold: (sb.encodingFlags & ENCODING_FLAG_STRICT) !== 0,
       largeDir: (sb.featureIncompat & INCOMPAT_LARGEDIR) !== 0,
       dirIndex: (sb.featureCompat & COMPAT_DIR_INDEX) !== 0,
     };
@@ -938,6 +944,11 @@ export class Writer {
         return lblk;
       },
     };
+  }
+
+  /** The directory compares and hashes names casefolded (the feature and CASEFOLD_FL). */
+  private folds(dir: MutableInode): boolean {
+    return (dir.flags & CASEFOLD_FL) !== 0 && (this.sb.featureIncompat & INCOMPAT_CASEFOLD) !== 0;
   }
 
   private indexed(dir: MutableInode): boolean {

@@ -152,8 +152,8 @@ const O_APPEND = 0o2000;
 const EXT4_FL_USER_VISIBLE = 0x725b_dfff;
 /** EXT4_FL_USER_MODIFIABLE: the i_flags FS_IOC_SETFLAGS may change (others are kept). */
 const EXT4_FL_USER_MODIFIABLE = 0x624b_c0ff;
-/** Modifiable flags ext4ts cannot change (compression, extent migration, DAX, casefolding): EOPNOTSUPP. */
-const FL_UNCHANGEABLE_HERE = COMPR_FL | EXTENTS_FL | EOFBLOCKS_FL | DAX_FL | CASEFOLD_FL;
+/** Modifiable flags ext4ts cannot change (compression, extent migration, DAX): EOPNOTSUPP. */
+const FL_UNCHANGEABLE_HERE = COMPR_FL | EXTENTS_FL | EOFBLOCKS_FL | DAX_FL;
 /** Flags and the FS_XFLAG_* bits they show as (the VFS's fileattr_fill_flags; FS_COMMON_FL). */
 const XFLAG_OF_FLAG: readonly (readonly [number, number])[] = [
   [SYNC_FL, FsXflag.SYNC],
@@ -537,13 +537,14 @@ export class FuseSession {
     // Misses are common (every create looks first): tryLookup builds no error for them.
     const child = this.fs.tryLookup(ino, request.args.name);
     if (child === undefined) {
-      if (this.options.entryTimeout <= 0) throw new FsError('ENOENT', 'no such entry');
+      const timeout = this.entryTimeoutIn(ino);
+      if (timeout <= 0) throw new FsError('ENOENT', 'no such entry');
       // A negative entry the kernel may cache: only this mount changes the image, and
       // the kernel drops it itself when a name is created through the mount.
-      reply.replyEntry({ nodeid: 0, generation: 0, entryTimeout: this.options.entryTimeout, attrTimeout: 0, attr: EMPTY_ATTR });
+      reply.replyEntry({ nodeid: 0, generation: 0, entryTimeout: timeout, attrTimeout: 0, attr: EMPTY_ATTR });
       return;
     }
-    reply.replyEntry(this.entry(child));
+    reply.replyEntry(this.entry(child, ino));
   }
 
   private opGetattr(_request: RequestOf<'GETATTR'>, ino: number, reply: Reply): void {
@@ -692,7 +693,7 @@ export class FuseSession {
     const m = this.newMode(ino, mode, umask, false);
     const child = this.fs.mknodInode(ino, name, m.mode, this.creator(request), decodeDevice(rdev));
     this.applyAcls(child, m);
-    reply.replyEntry(this.entry(child));
+    reply.replyEntry(this.entry(child, ino));
   }
 
   private opMkdir(request: RequestOf<'MKDIR'>, ino: number, reply: Reply): void {
@@ -701,20 +702,20 @@ export class FuseSession {
     const m = this.newMode(ino, (mode & 0o7777) | S_IFDIR, umask, true);
     const child = this.fs.mkdirInode(ino, name, m.mode & 0o7777, this.creator(request));
     this.applyAcls(child, m);
-    reply.replyEntry(this.entry(child));
+    reply.replyEntry(this.entry(child, ino));
   }
 
   private opSymlink(request: RequestOf<'SYMLINK'>, ino: number, reply: Reply): void {
     this.rw();
     const child = this.fs.symlinkInode(ino, request.args.name, request.args.target, this.creator(request));
-    reply.replyEntry(this.entry(child));
+    reply.replyEntry(this.entry(child, ino));
   }
 
   private opLink(request: RequestOf<'LINK'>, ino: number, reply: Reply): void {
     this.rw();
     const target = toIno(request.args.oldnodeid);
     this.fs.linkInode(target, ino, request.args.newname);
-    reply.replyEntry(this.entry(target));
+    reply.replyEntry(this.entry(target, ino));
   }
 
   private opUnlink(request: RequestOf<'UNLINK'>, ino: number, reply: Reply): void {
@@ -755,7 +756,7 @@ export class FuseSession {
       child = this.fs.mknodInode(ino, name, m.mode, this.creator(request));
       this.applyAcls(child, m);
     }
-    const entry = this.entry(child);
+    const entry = this.entry(child, ino);
     this.opened(child);
     reply.replyCreate(entry, { fh: 0, openFlags: FOPEN.KEEP_CACHE });
   }
@@ -1014,12 +1015,23 @@ export class FuseSession {
     return st.birthtime === undefined ? base : { ...base, btime: st.birthtime };
   }
 
-  private entry(ino: number): EntryOut {
+  /**
+   * How long the kernel may keep a name of directory `parent`. Not at all in a
+   * casefolded directory: the kernel's dentry cache compares names exactly, so a name
+   * it cached ("foo", or a negative "foo") would outlive a change made through another
+   * spelling ("FOO" unlinked, or created).
+   */
+  private entryTimeoutIn(parent: number): number {
+    return this.fs.foldsNames(parent) ? 0 : this.options.entryTimeout;
+  }
+
+  /** The entry of `ino` under directory `parent` (`entryTimeout`: entryTimeoutIn(parent), if known). */
+  private entry(ino: number, parent: number, entryTimeout = this.entryTimeoutIn(parent)): EntryOut {
     const st = this.fs.getattr(ino);
     return {
       nodeid: toNodeid(ino),
       generation: st.generation,
-      entryTimeout: this.options.entryTimeout,
+      entryTimeout,
       attrTimeout: this.options.attrTimeout,
       attr: this.attr(st),
     };
@@ -1027,6 +1039,7 @@ export class FuseSession {
 
   private readdir(ino: number, cookie: number, size: number, plus: boolean): DirentPacker {
     const packer = new DirentPacker(size);
+    const entryTimeout = plus ? this.entryTimeoutIn(ino) : 0;
     for (const e of this.fs.readdirInode(ino, cookie)) {
       const dot = e.rawName.length <= 2 && e.rawName[0] === 0x2e && (e.rawName.length === 1 || e.rawName[1] === 0x2e);
       const dirent = { ino: e.ino, off: e.next, type: DIRENT_TYPE[e.kind], name: e.rawName };
@@ -1037,7 +1050,7 @@ export class FuseSession {
       let entry: EntryOut = { nodeid: 0, generation: 0, entryTimeout: 0, attrTimeout: 0, attr: EMPTY_ATTR };
       if (!dot) {
         try {
-          entry = this.entry(e.ino);
+          entry = this.entry(e.ino, ino, entryTimeout);
         } catch (error) {
           // A broken child must not break the listing: no entry (the kernel looks it up later).
           if (!isFsError(error)) throw error;

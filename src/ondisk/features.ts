@@ -159,7 +159,7 @@ export const FEATURES: readonly FeatureInfo[] = [
   feature('incompat', INCOMPAT_LARGEDIR, 'large_dir', 'supported', 'supported', 'directories above 2 GiB and 3-level htrees', ['largedir']),
   feature('incompat', INCOMPAT_INLINE_DATA, 'inline_data', 'supported', 'supported', 'small files and directories stored in the inode'),
   feature('incompat', INCOMPAT_ENCRYPT, 'encrypt', 'limited', 'read-only', 'fscrypt: ext4ts has no keys, so encrypted names and contents are returned as ciphertext'),
-  feature('incompat', INCOMPAT_CASEFOLD, 'casefold', 'supported', 'read-only', 'case-insensitive directories (UTF-8 12.1); ext4ts cannot guarantee the kernel\'s exact casefolding when adding names', ['fname_encoding']),
+  feature('incompat', INCOMPAT_CASEFOLD, 'casefold', 'supported', 'supported', 'case-insensitive directories (UTF-8 12.1, folded as the kernel folds; src/ondisk/casefold.ts)', ['fname_encoding']),
   // ---- ro_compat ----
   feature('ro_compat', RO_COMPAT_SPARSE_SUPER, 'sparse_super', 'supported', 'supported', 'backup superblocks only in groups 0, 1 and powers of 3, 5, 7'),
   feature('ro_compat', RO_COMPAT_LARGE_FILE, 'large_file', 'supported', 'supported', 'files above 2 GiB'),
