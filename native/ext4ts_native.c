@@ -15,6 +15,9 @@
  *   lutimens(path, aSec, aNsec, mSec, mNsec) utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW)
  *   mknod(path, mode, major, minor)        mknod(path, mode, makedev(major, minor))
  *   lsetxattr(path, name, value)           lsetxattr(path, name, value, size, 0)
+ *   pwriteBatch(fd, buffers, offsets)      pwrite of each buffers[i] in full at offsets[i]
+ *                                          (a Float64Array), in order; one call into C
+ *                                          for a whole write-back instead of one per block
  *
  * Paths are a string (encoded as UTF-8) or a Buffer/Uint8Array of raw bytes (names
  * that are not UTF-8); they must not contain a NUL byte (EINVAL) and must be shorter
@@ -531,6 +534,61 @@ static napi_value js_lsetxattr(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+/* ---------------------------------------------------------------- batched writes */
+
+/* pwrite(fd, buffers[i], offsets[i]) for every i, each in full (short writes go on,
+ * EINTR is retried). Stops at the first failure and throws it, with the item's index
+ * in the message: the caller then knows nothing about the items from there on. */
+static napi_value js_pwrite_batch(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int fd;
+  if (get_args(env, info, "pwriteBatch", 3, argv) != 0) return NULL;
+  if (get_fd(env, argv[0], "pwriteBatch", "fd", &fd) != 0) return NULL;
+  bool is_array = false;
+  uint32_t count = 0;
+  if (napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array) return throw_type(env, "pwriteBatch", "buffers must be an array");
+  if (napi_get_array_length(env, argv[1], &count) != napi_ok) return throw_type(env, "pwriteBatch", "cannot read the buffers' length");
+  bool is_typed = false;
+  napi_typedarray_type type;
+  size_t offset_count = 0;
+  void *offset_data = NULL;
+  if (napi_is_typedarray(env, argv[2], &is_typed) != napi_ok || !is_typed ||
+      napi_get_typedarray_info(env, argv[2], &type, &offset_count, &offset_data, NULL, NULL) != napi_ok || type != napi_float64_array) {
+    return throw_type(env, "pwriteBatch", "offsets must be a Float64Array");
+  }
+  if (offset_count < count) return throw_errno(env, EINVAL, "pwriteBatch", "fewer offsets than buffers");
+  const double *offsets = offset_data;
+  for (uint32_t i = 0; i < count; i++) {
+    double at = offsets[i];
+    if (!(at >= 0 && at <= MAX_EXACT) || at != (double)(int64_t)at) return throw_errno(env, EINVAL, "pwriteBatch", "an offset is not an integer in [0, 2^53]");
+  }
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value item;
+    const void *data;
+    size_t length;
+    if (napi_get_element(env, argv[1], i, &item) != napi_ok || !get_byte_view(env, item, &data, &length)) {
+      return throw_type(env, "pwriteBatch", "every buffer must be a Buffer or a Uint8Array");
+    }
+    size_t done = 0;
+    while (done < length) {
+      ssize_t n = pwrite(fd, (const char *)data + done, length - done, (off_t)((int64_t)offsets[i] + (int64_t)done));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        char detail[64];
+        snprintf(detail, sizeof detail, "item %u of %u", i, count);
+        return throw_errno(env, errno, "pwrite", detail);
+      }
+      if (n == 0) {
+        char detail[64];
+        snprintf(detail, sizeof detail, "item %u of %u wrote nothing", i, count);
+        return throw_errno(env, EIO, "pwrite", detail);
+      }
+      done += (size_t)n;
+    }
+  }
+  return undefined(env);
+}
+
 /* ---------------------------------------------------------------- module */
 
 static napi_value init(napi_env env, napi_value exports) {
@@ -547,6 +605,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"lutimens", NULL, js_lutimens, NULL, NULL, NULL, napi_enumerable, NULL},
     {"mknod", NULL, js_mknod, NULL, NULL, NULL, napi_enumerable, NULL},
     {"lsetxattr", NULL, js_lsetxattr, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"pwriteBatch", NULL, js_pwrite_batch, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

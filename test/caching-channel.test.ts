@@ -142,6 +142,48 @@ describe('CachingChannel: write-back', () => {
     assert.equal(cache.stats().dirty, 0);
   });
 
+  it('writes lone dirty blocks with the device\'s batched write, runs as one write each', () => {
+    const mem = new MemoryChannel(filled(64), { blockSize: BS });
+    const calls: (readonly number[])[] = [];
+    const batching = Object.assign(Object.create(mem) as MemoryChannel, {
+      writeBlocks(blocks: readonly number[], datas: readonly Uint8Array[]): void {
+        calls.push([...blocks]);
+        mem.writeBlocks(blocks, datas);
+      },
+    });
+    const cache = new CachingChannel(batching, { cacheSize: 32 * BS });
+    for (const b of [9, 3, 4, 30, 17]) cache.write(b, 1, block(b));
+    cache.flush();
+    assert.deepEqual(calls, [[9, 17, 30]], 'one batch of the lone blocks, in block order');
+    for (const b of [9, 3, 4, 30, 17]) assert.deepEqual(mem.read(b, 1), block(b));
+    assert.equal(cache.stats().dirty, 0);
+    assert.equal(cache.stats().writes, 5);
+  });
+
+  it('a failed batched write is retried block by block: only the failing block stays dirty', () => {
+    const mem = new MemoryChannel(filled(64), { blockSize: BS });
+    const faulty = new FaultChannel(mem).fail({ op: 'write', first: 12, count: 1 });
+    let batches = 0;
+    const batching = Object.assign(Object.create(faulty) as FaultChannel, {
+      writeBlocks(): void {
+        batches++;
+        throw new FsError('EIO', 'the batch failed');
+      },
+    });
+    const reported: number[] = [];
+    const cache = new CachingChannel(batching, { cacheSize: 32 * BS, onWriteError: (_e, b) => reported.push(b) });
+    for (const b of [2, 12, 40]) cache.write(b, 1, block(0x60 + b));
+    assert.throws(() => cache.flush(), (e: unknown) => e instanceof FsError && e.code === 'EIO' && /12/.test(e.message));
+    assert.equal(batches, 1);
+    assert.deepEqual(reported, [12]);
+    assert.deepEqual(mem.read(2, 1), block(0x62));
+    assert.deepEqual(mem.read(40, 1), block(0x60 + 40));
+    assert.equal(cache.stats().dirty, 1);
+    faulty.heal();
+    cache.flush();
+    assert.deepEqual(mem.read(12, 1), block(0x60 + 12), 'nothing lost');
+  });
+
   it('writes dirty buffers back before evicting them', () => {
     const { mem, cache } = setup(64, 4);
     for (let b = 0; b < 4; b++) cache.write(b, 1, block(0x10 + b));

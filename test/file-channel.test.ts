@@ -49,6 +49,28 @@ describe('FileChannel on an image file', () => {
     assert.throws(() => FileChannel.open(path, { offset: 17 * BS }), (e: unknown) => e instanceof FsError && e.code === 'EINVAL');
   });
 
+  it('writeBlocks writes each block where write would, in a window too; checks everything first', () => {
+    const path = makeFile('batch.img', 16, 3);
+    const raw = fs.readFileSync(path);
+    const ch = FileChannel.open(path, { blockSize: BS, offset: BS + 100, size: 8 * BS });
+    const blocks = [6, 0, 3];
+    ch.writeBlocks(
+      blocks,
+      blocks.map((b) => new Uint8Array(BS + 9).fill(0x40 + b)),
+    );
+    assert.equal(ch.stats().writes, 3);
+    assert.throws(() => ch.writeBlocks([1, 8], [new Uint8Array(BS), new Uint8Array(BS)]), (e: unknown) => e instanceof FsError && /past the end/.test(e.message));
+    assert.throws(() => ch.writeBlocks([1], [new Uint8Array(BS - 1)]), (e: unknown) => e instanceof FsError && e.code === 'EINVAL');
+    assert.throws(() => ch.writeBlocks([1, 2], [new Uint8Array(BS)]), (e: unknown) => e instanceof FsError && e.code === 'EINVAL');
+    ch.close();
+    const after = fs.readFileSync(path);
+    for (const b of blocks) assert.ok(after.subarray(BS + 100 + b * BS, BS + 100 + (b + 1) * BS).every((x) => x === 0x40 + b), `block ${b}`);
+    assert.deepEqual(after.subarray(BS + 100 + BS, BS + 100 + 3 * BS), raw.subarray(BS + 100 + BS, BS + 100 + 3 * BS), 'refused batches wrote nothing');
+    const ro = FileChannel.open(path, { blockSize: BS, readOnly: true });
+    assert.throws(() => ro.writeBlocks([1], [new Uint8Array(BS)]), (e: unknown) => e instanceof FsError && e.code === 'EROFS');
+    ro.close();
+  });
+
   it('reading past the end is an error naming the blocks, not zeros', () => {
     const path = makeFile('short.img', 4, 3);
     const ch = FileChannel.open(path, { blockSize: BS, readOnly: true });

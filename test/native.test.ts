@@ -30,6 +30,7 @@ import {
   lutimens,
   mknod,
   native,
+  pwriteBatch,
   recvFd,
   S_IFBLK,
   S_IFCHR,
@@ -288,6 +289,52 @@ void describe('fallocate', () => {
     assert.throws(() => raw(fd, 0, '0', 4096), TypeError);
     assert.throws(() => raw(fd, 0, 0), TypeError);
     assert.throws(() => raw(fd, 0, 10n, 4096), TypeError);
+  });
+});
+
+void describe('pwriteBatch', () => {
+  void it('writes every buffer in full at its offset, in order (a later one wins on overlap)', () => {
+    const file = path.join(dir, 'batch');
+    fs.writeFileSync(file, pattern(64 * 1024));
+    const fd = open(file, 'r+');
+    try {
+      const a = Buffer.alloc(4096, 0xa1);
+      const b = new Uint8Array(100).fill(0xb2);
+      const c = Buffer.alloc(10, 0xc3);
+      pwriteBatch(fd, [a, b, c], new Float64Array([8192, 70_000, 8192 + 4090]));
+      pwriteBatch(fd, [], new Float64Array(0));
+    } finally {
+      fs.closeSync(fd);
+    }
+    const data = fs.readFileSync(file);
+    assert.equal(data.length, 70_100, 'a write past the end extends the file');
+    assert.ok(data.subarray(8192, 8192 + 4090).every((x) => x === 0xa1));
+    assert.ok(data.subarray(8192 + 4090, 8192 + 4100).every((x) => x === 0xc3));
+    assert.ok(data.subarray(70_000).every((x) => x === 0xb2));
+    assert.deepEqual(data.subarray(0, 8192), pattern(64 * 1024).subarray(0, 8192));
+  });
+
+  void it('throws the first failure with its item; refuses bad arguments before writing', () => {
+    const file = path.join(dir, 'batch-ro');
+    fs.writeFileSync(file, pattern(8192));
+    const fd = open(file, 'r');
+    try {
+      assertErrno(() => pwriteBatch(fd, [Buffer.alloc(1)], new Float64Array([0])), 'EBADF', 9);
+      assert.throws(() => pwriteBatch(fd, [Buffer.alloc(1)], new Float64Array([0])), /item 0 of 1/);
+    } finally {
+      fs.closeSync(fd);
+    }
+    const rw = open(file, 'r+');
+    try {
+      assertErrno(() => pwriteBatch(rw, [Buffer.alloc(1), Buffer.alloc(1)], new Float64Array([0])), 'EINVAL', 22);
+      assertErrno(() => pwriteBatch(rw, [Buffer.alloc(1)], new Float64Array([-1])), 'EINVAL', 22);
+      assertErrno(() => pwriteBatch(rw, [Buffer.alloc(1)], new Float64Array([0.5])), 'EINVAL', 22);
+      assert.throws(() => pwriteBatch(rw, ['x' as unknown as Uint8Array], new Float64Array([0])), TypeError);
+      assert.throws(() => pwriteBatch(rw, [Buffer.alloc(1)], [0] as unknown as Float64Array), TypeError);
+    } finally {
+      fs.closeSync(rw);
+    }
+    assert.deepEqual(fs.readFileSync(file), pattern(8192), 'nothing was written');
   });
 });
 

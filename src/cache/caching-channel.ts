@@ -744,12 +744,20 @@ export class CachingChannel implements IoChannel {
     for (const buf of this.dirtySet) if (all || (buf.refs === 0 && !buf.failed)) list.push(buf);
     list.sort((a, b) => a.block - b.block);
     const bs = this.inner.blockSize;
+    // Lone dirty blocks (metadata, mostly) go to the device in one batched call where
+    // it has one; runs of adjacent blocks are coalesced into one write each.
+    const lone: Buf[] = [];
     let i = 0;
     while (i < list.length) {
       let j = i + 1;
       while (j < list.length && j - i < this.writeRunBlocks && (list[j] as Buf).block === (list[j - 1] as Buf).block + 1) j++;
       const first = list[i] as Buf;
       const n = j - i;
+      if (n === 1 && this.inner.writeBlocks !== undefined) {
+        lone.push(first);
+        i = j;
+        continue;
+      }
       try {
         if (n === 1) {
           this.innerWrite(first.block, 1, first.data);
@@ -778,7 +786,35 @@ export class CachingChannel implements IoChannel {
       }
       i = j;
     }
+    if (lone.length > 0) this.writeLone(lone, failures);
     return failures;
+  }
+
+  /** Write single dirty blocks with the device's batched write; on failure, one by one to find which fail. */
+  private writeLone(bufs: readonly Buf[], failures: { block: number; error: FsError }[]): void {
+    if (bufs.length > 1 && this.inner.writeBlocks !== undefined) {
+      try {
+        this.inner.writeBlocks(
+          bufs.map((b) => b.block),
+          bufs.map((b) => b.data),
+        );
+        for (const buf of bufs) this.markClean(buf);
+        this.counters.writeOps += bufs.length;
+        this.counters.writes += bufs.length;
+        this.counters.bytesWritten += bufs.length * this.inner.blockSize;
+        return;
+      } catch {
+        // Fall through: the single writes below say which blocks fail.
+      }
+    }
+    for (const buf of bufs) {
+      try {
+        this.innerWrite(buf.block, 1, buf.data);
+        this.markClean(buf);
+      } catch (error) {
+        failures.push({ block: buf.block, error: this.recordWriteError(buf, error) });
+      }
+    }
   }
 
   private recordWriteError(buf: Buf, error: unknown): FsError {

@@ -87,6 +87,31 @@ export abstract class BaseChannel implements IoChannel {
     this.counters.bytesWritten += bytes;
   }
 
+  writeBlocks(blocks: readonly number[], datas: readonly Uint8Array[]): void {
+    this.assertOpen();
+    if (blocks.length !== datas.length) throw new FsError('EINVAL', `${this.name}: ${blocks.length} blocks but ${datas.length} buffers`);
+    if (blocks.length === 0) return;
+    if (this.readOnly) throw readOnlyError(this.name, 'write', blocks[0], 1);
+    const bs = this.blockSizeBytes;
+    const offsets = new Float64Array(blocks.length);
+    for (let i = 0; i < blocks.length; i++) {
+      const block = blocks[i] as number;
+      checkRange(block, 1, this.name);
+      checkBuffer(datas[i] as Uint8Array, bs, 'write', this.name, block, 1);
+      this.checkWritable(block * bs, bs, block, 1);
+      offsets[i] = block * bs;
+    }
+    this.writeManyAt(offsets, datas, bs);
+    this.counters.writeOps += blocks.length;
+    this.counters.writes += blocks.length;
+    this.counters.bytesWritten += blocks.length * bs;
+  }
+
+  /** Write `length` bytes of each `datas[i]` at byte `offsets[i]`, in order; subclasses may do it in one call. */
+  protected writeManyAt(offsets: Float64Array, datas: readonly Uint8Array[], length: number): void {
+    for (let i = 0; i < datas.length; i++) this.writeAt(offsets[i] as number, length, datas[i] as Uint8Array, 0);
+  }
+
   writeBytes(offset: number, data: Uint8Array): void {
     this.assertOpen();
     if (this.readOnly) throw readOnlyError(this.name, 'writeBytes');

@@ -48,6 +48,12 @@ export interface IoChannel {
   write(block: number, count: number, data: Uint8Array): void;
   /** Write bytes at a byte offset; need not be block-aligned. */
   writeBytes(offset: number, data: Uint8Array): void;
+  /**
+   * Optional: several single-block writes in one call, the same as `write(blocks[i], 1,
+   * datas[i])` for each i in order, but cheaper per block. If it throws, which blocks
+   * were written is unknown (the caller may write them again one by one).
+   */
+  writeBlocks?(blocks: readonly number[], datas: readonly Uint8Array[]): void;
   /** Make every write so far durable: pending data reaches the device, then fsync. */
   flush(): void;
   /**

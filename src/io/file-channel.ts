@@ -125,6 +125,21 @@ export class FileChannel extends BaseChannel {
     }
   }
 
+  protected override writeManyAt(offsets: Float64Array, datas: readonly Uint8Array[], length: number): void {
+    if (!native.isNativeAvailable()) {
+      super.writeManyAt(offsets, datas, length);
+      return;
+    }
+    this.unsynced = true;
+    const views = datas.map((d) => (d.length === length ? d : d.subarray(0, length)));
+    const base = this.offset;
+    try {
+      native.pwriteBatch(this.fd, views, base === 0 ? offsets : offsets.map((o) => o + base));
+    } catch (error) {
+      throw this.ioError(error, 'write', offsets[0] as number, length);
+    }
+  }
+
   protected discardAt(offset: number, length: number): void {
     this.unsynced = true;
     try {
