@@ -342,8 +342,12 @@ export class Ext4 {
     return gd;
   }
 
-  /** Read an inode (through the inode cache). */
-  readInode(ino: number): Inode {
+  /**
+   * Read an inode (through the inode cache). `cache: false` does not add an inode read
+   * from the table to the cache (a scan's one-off reads, which would only push out the
+   * inodes in use and leave long-lived garbage behind).
+   */
+  readInode(ino: number, cache = true): Inode {
     const cached = this.inodes.get(ino);
     if (cached !== undefined) return cached;
     const loc = inodeLocation(this.sb, ino);
@@ -363,13 +367,13 @@ export class Ext4 {
       throw corrupted('inode', 'checksum mismatch', { inode: ino, block });
     }
     const inode = decodeInode(bytes, { inodeNo: ino, inodeSize: this.sb.inodeSize, block });
-    this.inodes.set(ino, inode);
+    if (cache) this.inodes.set(ino, inode);
     return inode;
   }
 
   /** A live inode: one with a valid mode and links (a directory entry must not name a freed inode). */
-  private liveInode(ino: number): Inode {
-    const inode = this.readInode(ino);
+  private liveInode(ino: number, cache = true): Inode {
+    const inode = this.readInode(ino, cache);
     if (inode.linksCount === 0 && inode.mode === 0) throw corrupted('inode', 'a directory entry refers to a free inode', { inode: ino });
     if (kindOfMode(inode.mode) === 'unknown') throw corrupted('inode', `invalid file type in mode 0${inode.mode.toString(8)}`, { inode: ino });
     return inode;
@@ -393,8 +397,9 @@ export class Ext4 {
 
   // ------------------------------------------------------------------ inode-level API
 
-  getattr(ino: number): Stat {
-    const inode = this.liveInode(ino);
+  /** An inode's attributes; `cache: false` as for `readInode`. */
+  getattr(ino: number, options: { readonly cache?: boolean } = {}): Stat {
+    const inode = this.liveInode(ino, options.cache !== false);
     const kind = kindOfMode(inode.mode);
     let major = 0;
     let minor = 0;

@@ -1014,8 +1014,8 @@ export class FuseSession {
     return st.birthtime === undefined ? base : { ...base, btime: st.birthtime };
   }
 
-  private entry(ino: number): EntryOut {
-    const st = this.fs.getattr(ino);
+  private entry(ino: number, cache = true): EntryOut {
+    const st = this.fs.getattr(ino, { cache });
     return {
       nodeid: toNodeid(ino),
       generation: st.generation,
@@ -1037,7 +1037,9 @@ export class FuseSession {
       let entry: EntryOut = { nodeid: 0, generation: 0, entryTimeout: 0, attrTimeout: 0, attr: EMPTY_ATTR };
       if (!dot) {
         try {
-          entry = this.entry(e.ino);
+          // The kernel keeps these attributes for the entry timeout and rarely asks for
+          // the inode again soon: a listing does not churn the inode cache.
+          entry = this.entry(e.ino, false);
         } catch (error) {
           // A broken child must not break the listing: no entry (the kernel looks it up later).
           if (!isFsError(error)) throw error;
