@@ -73,11 +73,18 @@ function latin1Key(name: Uint8Array): string {
   return Buffer.from(name.buffer, name.byteOffset, name.length).toString('latin1');
 }
 /**
- * Decoded extent-tree and directory blocks kept, of each kind, weighed by the entries
- * they decode to (an entry is an object of some 100-200 bytes with its name): about 10
- * MiB each at most, where 4,096 blocks of either could hold over 100 MiB.
+ * Decoded extent-tree and directory blocks kept, weighed by the entries they decode to,
+ * where 4,096 blocks of either could hold over 100 MiB. An extent entry is an object of
+ * some 100 bytes: about 6 MiB of extents at most.
  */
 const NODE_CACHE_ENTRIES = 65_536;
+/**
+ * A directory entry with its name costs about 250 bytes of heap (measured in a heap
+ * snapshot of a mount: the entry, the name's Uint8Array and its ArrayBuffer): about 4 MiB
+ * of decoded directory blocks at most. A listing fills them once and rarely looks again
+ * (the kernel caches what READDIRPLUS returned), so more would mostly hold garbage-to-be.
+ */
+const DIR_LEAF_CACHE_ENTRIES = 16_384;
 /** Inode-table blocks fetched together when one misses the cache. */
 const INODE_TABLE_READAHEAD = 64;
 /** Largest xattr value (the VFS limit). */
@@ -393,7 +400,7 @@ export class Ext4 {
   /** Decoded extent tree blocks (verified once), by physical block. */
   private readonly extentNodes = new NodeCache<ExtentNode>(NODE_CACHE_ENTRIES, (node) => node.entries.length);
   /** Decoded directory leaf blocks (verified once), by physical block. */
-  private readonly dirLeaves = new NodeCache<readonly DirEntry[]>(NODE_CACHE_ENTRIES, (entries) => entries.length);
+  private readonly dirLeaves = new NodeCache<readonly DirEntry[]>(DIR_LEAF_CACHE_ENTRIES, (entries) => entries.length);
 
   // ------------------------------------------------------------------ inode-level API
 
