@@ -85,15 +85,19 @@ function mapExtent(ctx: MapContext, ino: number, inode: Inode, lblk: number, max
  * The decoded root in i_block, remembered per i_block buffer together with a copy of
  * the bytes it was decoded from: a lookup compares 60 bytes instead of decoding and
  * validating again, and a buffer changed in place (the write side's inodes) is decoded
- * afresh.
+ * afresh. Only from an inode's second mapping on: most inodes are mapped once (a file
+ * read whole by one READ), and a memo (some 800 bytes) kept for each of them as long as
+ * its inode is cached was most of the long-lived garbage of reading many files.
  */
 const roots = new WeakMap<Uint8Array, { readonly bytes: Uint8Array; readonly node: ExtentNode; readonly totalBlocks: number }>();
+const mappedOnce = new WeakSet<Uint8Array>();
 
 function decodeRoot(block: Uint8Array, common: { inode: number; totalBlocks: number; firstDataBlock: number }): ExtentNode {
   const memo = roots.get(block);
   if (memo !== undefined && memo.totalBlocks === common.totalBlocks && sameBytes(memo.bytes, block)) return memo.node;
   const node = decodeExtentNode(block, { ...common, capacity: 60 });
-  roots.set(block, { bytes: block.slice(), node, totalBlocks: common.totalBlocks });
+  if (memo !== undefined || mappedOnce.has(block)) roots.set(block, { bytes: block.slice(), node, totalBlocks: common.totalBlocks });
+  else mappedOnce.add(block);
   return node;
 }
 
