@@ -181,6 +181,24 @@ describe('inode cache', () => {
     assert.equal(lax.getattr(ino).size, 12, 'checksums: false reads past the mismatch');
   });
 
+  it('getattr with cache: false reads and verifies without filling the cache', () => {
+    const bytes = new Uint8Array(fs.readFileSync(image));
+    const ino = Ext4.open(new MemoryChannel(bytes, { blockSize: 1024 })).resolve('/hello.txt');
+    const e = Ext4.open(new CachingChannel(new MemoryChannel(bytes, { blockSize: 1024 }), { cacheSize: 0 }), { inodeCacheSize: 100 });
+    const cachedBefore = e.stats().inodesCached;
+    const peeked = e.getattr(ino, { cache: false });
+    assert.equal(e.stats().inodesCached, cachedBefore, 'not added to the inode cache');
+    assert.deepEqual(peeked, e.getattr(ino));
+    assert.equal(e.stats().inodesCached, cachedBefore + 1, 'a plain getattr caches it');
+    const where = /Inode \d+ is part of block group \d+\s+located at block (\d+), offset (0x[0-9a-f]+)/.exec(debugfs(image, `imap <${ino}>`));
+    assert.ok(where !== null);
+    const off = Number(where[1]) * 1024 + Number(where[2]);
+    (bytes as Uint8Array)[off + 1] = ((bytes[off + 1] as number) ^ 0x01) & 0xff;
+    assert.equal(e.getattr(ino, { cache: false }).size, 12, 'a cached inode is served from the cache');
+    const fresh = Ext4.open(new CachingChannel(new MemoryChannel(bytes, { blockSize: 1024 }), { cacheSize: 0 }), { inodeCacheSize: 100 });
+    assert.throws(() => fresh.getattr(ino, { cache: false }), (x: unknown) => x instanceof FsError && x.code === 'EUCLEAN' && x.context.inode === ino);
+  });
+
   it('is bounded and keeps frequently used inodes over a scan', () => {
     const c = new InodeCache(100);
     const fake = {} as Inode;

@@ -85,9 +85,12 @@ function mapExtent(ctx: MapContext, ino: number, inode: Inode, lblk: number, max
  * The decoded root in i_block, remembered per i_block buffer together with a copy of
  * the bytes it was decoded from: a lookup compares 60 bytes instead of decoding and
  * validating again, and a buffer changed in place (the write side's inodes) is decoded
- * afresh. The write side copies an inode for every change, so the last decode of each
- * inode number is also remembered (a bounded map, oldest dropped first): a fresh copy
- * with the same i_block bytes reuses it.
+ * afresh. Only from an inode's second mapping on: most inodes are mapped once (a file
+ * read whole by one READ), and a memo (some 800 bytes) kept for each of them as long as
+ * its inode is cached was most of the long-lived garbage of reading many files.
+ * The write side copies an inode for every change, so the memos are also kept by inode
+ * number (a bounded map, oldest dropped first): a fresh copy with the same i_block
+ * bytes reuses the decode.
  */
 interface RootMemo {
   readonly bytes: Uint8Array;
@@ -96,16 +99,18 @@ interface RootMemo {
   readonly firstDataBlock: number;
 }
 const roots = new WeakMap<Uint8Array, RootMemo>();
+const mappedOnce = new WeakSet<Uint8Array>();
 const rootsByInode = new Map<number, RootMemo>();
 const ROOTS_BY_INODE_MAX = 4096;
 
 function decodeRoot(block: Uint8Array, common: { inode: number; totalBlocks: number; firstDataBlock: number }): ExtentNode {
   const memo = roots.get(block) ?? rootsByInode.get(common.inode);
-  if (memo !== undefined && memo.totalBlocks === common.totalBlocks && memo.firstDataBlock === common.firstDataBlock && sameBytes(memo.bytes, block)) {
-    roots.set(block, memo);
-    return memo.node;
-  }
+  if (memo !== undefined && memo.totalBlocks === common.totalBlocks && memo.firstDataBlock === common.firstDataBlock && sameBytes(memo.bytes, block)) return memo.node;
   const node = decodeExtentNode(block, { ...common, capacity: 60 });
+  if (memo === undefined && !mappedOnce.has(block)) {
+    mappedOnce.add(block);
+    return node;
+  }
   const fresh: RootMemo = { bytes: block.slice(), node, totalBlocks: common.totalBlocks, firstDataBlock: common.firstDataBlock };
   roots.set(block, fresh);
   rootsByInode.delete(common.inode);

@@ -73,11 +73,18 @@ function latin1Key(name: Uint8Array): string {
   return Buffer.from(name.buffer, name.byteOffset, name.length).toString('latin1');
 }
 /**
- * Decoded extent-tree and directory blocks kept, of each kind, weighed by the entries
- * they decode to (an entry is an object of some 100-200 bytes with its name): about 10
- * MiB each at most, where 4,096 blocks of either could hold over 100 MiB.
+ * Decoded extent-tree and directory blocks kept, weighed by the entries they decode to,
+ * where 4,096 blocks of either could hold over 100 MiB. An extent entry is an object of
+ * some 100 bytes: about 6 MiB of extents at most.
  */
 const NODE_CACHE_ENTRIES = 65_536;
+/**
+ * A directory entry with its name costs about 250 bytes of heap (measured in a heap
+ * snapshot of a mount: the entry, the name's Uint8Array and its ArrayBuffer): about 4 MiB
+ * of decoded directory blocks at most. A listing fills them once and rarely looks again
+ * (the kernel caches what READDIRPLUS returned), so more would mostly hold garbage-to-be.
+ */
+const DIR_LEAF_CACHE_ENTRIES = 16_384;
 /** Inode-table blocks fetched together when one misses the cache. */
 const INODE_TABLE_READAHEAD = 64;
 /** Largest xattr value (the VFS limit). */
@@ -342,8 +349,12 @@ export class Ext4 {
     return gd;
   }
 
-  /** Read an inode (through the inode cache). */
-  readInode(ino: number): Inode {
+  /**
+   * Read an inode (through the inode cache). `cache: false` does not add an inode read
+   * from the table to the cache (a scan's one-off reads, which would only push out the
+   * inodes in use and leave long-lived garbage behind).
+   */
+  readInode(ino: number, cache = true): Inode {
     const cached = this.inodes.get(ino);
     if (cached !== undefined) return cached;
     const loc = inodeLocation(this.sb, ino);
@@ -363,13 +374,13 @@ export class Ext4 {
       throw corrupted('inode', 'checksum mismatch', { inode: ino, block });
     }
     const inode = decodeInode(bytes, { inodeNo: ino, inodeSize: this.sb.inodeSize, block });
-    this.inodes.set(ino, inode);
+    if (cache) this.inodes.set(ino, inode);
     return inode;
   }
 
   /** A live inode: one with a valid mode and links (a directory entry must not name a freed inode). */
-  private liveInode(ino: number): Inode {
-    const inode = this.readInode(ino);
+  private liveInode(ino: number, cache = true): Inode {
+    const inode = this.readInode(ino, cache);
     if (inode.linksCount === 0 && inode.mode === 0) throw corrupted('inode', 'a directory entry refers to a free inode', { inode: ino });
     if (kindOfMode(inode.mode) === 'unknown') throw corrupted('inode', `invalid file type in mode 0${inode.mode.toString(8)}`, { inode: ino });
     return inode;
@@ -389,12 +400,13 @@ export class Ext4 {
   /** Decoded extent tree blocks (verified once), by physical block. */
   private readonly extentNodes = new NodeCache<ExtentNode>(NODE_CACHE_ENTRIES, (node) => node.entries.length);
   /** Decoded directory leaf blocks (verified once), by physical block. */
-  private readonly dirLeaves = new NodeCache<readonly DirEntry[]>(NODE_CACHE_ENTRIES, (entries) => entries.length);
+  private readonly dirLeaves = new NodeCache<readonly DirEntry[]>(DIR_LEAF_CACHE_ENTRIES, (entries) => entries.length);
 
   // ------------------------------------------------------------------ inode-level API
 
-  getattr(ino: number): Stat {
-    const inode = this.liveInode(ino);
+  /** An inode's attributes; `cache: false` as for `readInode`. */
+  getattr(ino: number, options: { readonly cache?: boolean } = {}): Stat {
+    const inode = this.liveInode(ino, options.cache !== false);
     const kind = kindOfMode(inode.mode);
     let major = 0;
     let minor = 0;

@@ -1025,9 +1025,12 @@ export class FuseSession {
     return this.fs.foldsNames(parent) ? 0 : this.options.entryTimeout;
   }
 
-  /** The entry of `ino` under directory `parent` (`entryTimeout`: entryTimeoutIn(parent), if known). */
-  private entry(ino: number, parent: number, entryTimeout = this.entryTimeoutIn(parent)): EntryOut {
-    const st = this.fs.getattr(ino);
+  /**
+   * The entry of `ino` under directory `parent` (`entryTimeout`: entryTimeoutIn(parent),
+   * if known; `cache`: keep the decoded inode in the inode cache).
+   */
+  private entry(ino: number, parent: number, entryTimeout = this.entryTimeoutIn(parent), cache = true): EntryOut {
+    const st = this.fs.getattr(ino, { cache });
     return {
       nodeid: toNodeid(ino),
       generation: st.generation,
@@ -1050,7 +1053,9 @@ export class FuseSession {
       let entry: EntryOut = { nodeid: 0, generation: 0, entryTimeout: 0, attrTimeout: 0, attr: EMPTY_ATTR };
       if (!dot) {
         try {
-          entry = this.entry(e.ino, ino, entryTimeout);
+          // The kernel keeps these attributes for the entry timeout and rarely asks for
+          // the inode again soon: a listing does not churn the inode cache.
+          entry = this.entry(e.ino, ino, entryTimeout, false);
         } catch (error) {
           // A broken child must not break the listing: no entry (the kernel looks it up later).
           if (!isFsError(error)) throw error;
