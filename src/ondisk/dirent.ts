@@ -623,18 +623,33 @@ export function findDirSlot(bytes: Uint8Array, options: DirBlockOptions, entry: 
  * at `offset`. Refreshes the tail (and its checksum with `csumSeed`).
  */
 export function removeDirEntry(bytes: Uint8Array, offset: number, options: DirWriteOptions): void {
-  const block = decodeDirBlock(bytes, layoutOnly(options));
-  const index = block.records.findIndex((r) => r.offset === offset);
-  const rec = block.records[index];
-  if (rec === undefined || rec.inode === 0) throw new FsError('ENOENT', `no directory entry at offset ${offset}`);
+  const layout = layoutOnly(options);
+  const { ctx } = checkLeafBlock(bytes, layout);
+  // One pass for the record at `offset` and the one before it; nothing is built per record.
+  let prevAt = -1;
+  let at = -1;
+  let recLen = 0;
+  scanRegion(bytes, 0, dirBlockSpace(options.blockSize, options.hasChecksumTail), options.blockSize, layout, ctx, (recAt, off, inode, len) => {
+    if (off === offset) {
+      if (inode !== 0) {
+        at = recAt;
+        recLen = len;
+      }
+      return true;
+    }
+    if (off > offset) return true;
+    prevAt = recAt;
+    return false;
+  });
+  if (at < 0) throw new FsError('ENOENT', `no directory entry at offset ${offset}`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const prev = index > 0 ? block.records[index - 1] : undefined;
-  if (prev !== undefined) {
-    view.setUint16(prev.offset + DIRENT_OFFSETS.recLen, recLenToDisk(prev.recLen + rec.recLen, options.blockSize), true);
-    bytes.fill(0, rec.offset, rec.offset + rec.recLen);
+  if (prevAt >= 0) {
+    const prevLen = recLenFromDisk(view.getUint16(prevAt + DIRENT_OFFSETS.recLen, true), options.blockSize);
+    view.setUint16(prevAt + DIRENT_OFFSETS.recLen, recLenToDisk(prevLen + recLen, options.blockSize), true);
+    bytes.fill(0, at, at + recLen);
   } else {
-    view.setUint32(rec.offset + DIRENT_OFFSETS.inode, 0, true);
-    bytes.fill(0, rec.offset + DIRENT_OFFSETS.nameLen, rec.offset + rec.recLen);
+    view.setUint32(at + DIRENT_OFFSETS.inode, 0, true);
+    bytes.fill(0, at + DIRENT_OFFSETS.nameLen, at + recLen);
   }
   finishBlock(bytes, options);
 }
