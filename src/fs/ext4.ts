@@ -583,6 +583,24 @@ export class Ext4 {
     return [...this.allXattrs(ino, this.liveInode(ino)).keys()];
   }
 
+  /**
+   * Whether `listxattrInode(ino)` would include one of `names` (same decoding, same
+   * errors), without building the list: `ls -l` asks this of every file for its ACL
+   * mark, and the answer is almost always no.
+   */
+  hasXattrInode(ino: number, names: readonly string[]): boolean {
+    const inode = this.liveInode(ino);
+    let found = false;
+    for (const list of [this.inodeXattrs(ino, inode), this.blockXattrs(ino, inode)]) {
+      for (const e of list) {
+        if (found || isInlineDataXattr(e)) continue;
+        const name = xattrNameString(e.index, e.name);
+        if (name !== null && names.includes(name)) found = true;
+      }
+    }
+    return found;
+  }
+
   /** The value of one xattr (POSIX ACLs in the VFS format getfattr shows); ENODATA if absent. */
   getxattrInode(ino: number, name: string): Uint8Array {
     const value = this.tryGetxattrInode(ino, name);
