@@ -82,18 +82,34 @@ function mapExtent(ctx: MapContext, ino: number, inode: Inode, lblk: number, max
 }
 
 /**
- * The decoded root in i_block, remembered per i_block buffer together with a copy of
- * the bytes it was decoded from: a lookup compares 60 bytes instead of decoding and
- * validating again, and a buffer changed in place (the write side's inodes) is decoded
- * afresh.
+ * The decoded root in i_block, remembered per inode number together with a copy of the
+ * bytes (and the filesystem bounds) it was decoded from: a lookup compares 60 bytes
+ * instead of decoding and validating again, and bytes changed in place (the write side's
+ * inodes) are decoded afresh. The decode depends on nothing else, so a memo is right for
+ * any buffer, even another filesystem's inode of the same number. Bounded: cleared when
+ * full. (Keyed by the i_block buffer in a WeakMap, a one-pass walk over 50,000 files paid
+ * more for the WeakMap's inserts than for the decoding.)
  */
-const roots = new WeakMap<Uint8Array, { readonly bytes: Uint8Array; readonly node: ExtentNode; readonly totalBlocks: number }>();
+const ROOT_MEMO_ENTRIES = 4096;
+
+interface RootMemo {
+  readonly bytes: Uint8Array;
+  readonly node: ExtentNode;
+  readonly totalBlocks: number;
+  readonly firstDataBlock: number;
+}
+
+const roots = new Map<number, RootMemo>();
 
 function decodeRoot(block: Uint8Array, common: { inode: number; totalBlocks: number; firstDataBlock: number }): ExtentNode {
-  const memo = roots.get(block);
-  if (memo !== undefined && memo.totalBlocks === common.totalBlocks && sameBytes(memo.bytes, block)) return memo.node;
-  const node = decodeExtentNode(block, { ...common, capacity: 60 });
-  roots.set(block, { bytes: block.slice(), node, totalBlocks: common.totalBlocks });
+  const memo = roots.get(common.inode);
+  if (memo !== undefined && memo.totalBlocks === common.totalBlocks && memo.firstDataBlock === common.firstDataBlock && sameBytes(memo.bytes, block)) {
+    return memo.node;
+  }
+  // A literal of one fixed shape (a spread of `common` made the decoder's option reads polymorphic).
+  const node = decodeExtentNode(block, { capacity: 60, inode: common.inode, totalBlocks: common.totalBlocks, firstDataBlock: common.firstDataBlock });
+  if (memo === undefined && roots.size >= ROOT_MEMO_ENTRIES) roots.clear();
+  roots.set(common.inode, { bytes: block.slice(), node, totalBlocks: common.totalBlocks, firstDataBlock: common.firstDataBlock });
   return node;
 }
 

@@ -17,6 +17,7 @@
  * bitwise operators); values past 2^53 are rejected.
  */
 import { corrupted, FsError } from '../errors.js';
+import { readU16, readU32 } from './bytes.js';
 import { crc32cRaw, crc32cRawU32 } from './crc.js';
 import { decodeTime, encodeTime, encodeTimeLegacy, type Timestamp } from './time.js';
 
@@ -215,7 +216,6 @@ const TWO_32 = 0x1_0000_0000;
 /** i_size_high values above this make the size exceed 2^53 - 1. */
 const SIZE_HI_MAX = 0x1f_ffff;
 
-
 function viewOf(bytes: Uint8Array): DataView {
   return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
@@ -252,14 +252,6 @@ function context(inodeNo: number | undefined, block: number | undefined): { inod
   return c;
 }
 
-/** Little-endian reads straight from the bytes (a DataView per record cost more than the decode). */
-function le16(b: Uint8Array, offset: number): number {
-  return (b[offset] as number) | ((b[offset + 1] as number) << 8);
-}
-function le32(b: Uint8Array, offset: number): number {
-  return ((b[offset] as number) | ((b[offset + 1] as number) << 8) | ((b[offset + 2] as number) << 16) | ((b[offset + 3] as number) << 24)) >>> 0;
-}
-
 /**
  * Decoded records' `raw` copies are carved out of shared slabs: one ArrayBuffer per 16
  * records of 256 bytes instead of one each, which is what the garbage collector pays
@@ -284,7 +276,7 @@ function copyRecord(bytes: Uint8Array, start: number, size: number): Uint8Array 
 
 /** A timestamp field and, when the record holds it, its extra field. */
 function timeAt(raw: Uint8Array, extraIsize: number, field: number, extraField: number): Timestamp {
-  return decodeTime(le32(raw, field), fits(extraIsize, extraField, 4) ? le32(raw, extraField) : undefined);
+  return decodeTime(readU32(raw, field), fits(extraIsize, extraField, 4) ? readU32(raw, extraField) : undefined);
 }
 
 /** Decode one inode record. Throws EUCLEAN for a bad i_extra_isize or a size beyond 2^53. */
@@ -299,35 +291,35 @@ export function decodeInode(bytes: Uint8Array, options: InodeDecodeOptions): Ino
   const o = INODE_OFFSETS;
   const extraIsize = inodeExtraIsize(raw, inodeSize, { inodeNo, ...(options.block !== undefined ? { block: options.block } : {}) });
 
-  const sizeHi = le32(raw, o.sizeHi);
+  const sizeHi = readU32(raw, o.sizeHi);
   if (sizeHi > SIZE_HI_MAX) {
     throw corrupted('inode', `i_size_high 0x${sizeHi.toString(16)} makes the size exceed 2^53`, context(inodeNo, options.block));
   }
 
   return {
-    mode: le16(raw, o.mode),
-    uid: le16(raw, o.uidLo) + le16(raw, o.uidHi) * 0x1_0000,
-    gid: le16(raw, o.gidLo) + le16(raw, o.gidHi) * 0x1_0000,
-    size: le32(raw, o.sizeLo) + sizeHi * TWO_32,
-    linksCount: le16(raw, o.linksCount),
-    blocksLo: le32(raw, o.blocksLo),
-    blocksHi: le16(raw, o.blocksHi),
-    flags: le32(raw, o.flags),
+    mode: readU16(raw, o.mode),
+    uid: readU16(raw, o.uidLo) + readU16(raw, o.uidHi) * 0x1_0000,
+    gid: readU16(raw, o.gidLo) + readU16(raw, o.gidHi) * 0x1_0000,
+    size: readU32(raw, o.sizeLo) + sizeHi * TWO_32,
+    linksCount: readU16(raw, o.linksCount),
+    blocksLo: readU32(raw, o.blocksLo),
+    blocksHi: readU16(raw, o.blocksHi),
+    flags: readU32(raw, o.flags),
     block: raw.subarray(o.block, o.block + INODE_BLOCK_SIZE),
-    generation: le32(raw, o.generation),
-    fileAclLo: le32(raw, o.fileAclLo),
-    fileAclHi: le16(raw, o.fileAclHi),
+    generation: readU32(raw, o.generation),
+    fileAclLo: readU32(raw, o.fileAclLo),
+    fileAclHi: readU16(raw, o.fileAclHi),
     atime: timeAt(raw, extraIsize, o.atime, o.atimeExtra),
     ctime: timeAt(raw, extraIsize, o.ctime, o.ctimeExtra),
     mtime: timeAt(raw, extraIsize, o.mtime, o.mtimeExtra),
     crtime: fits(extraIsize, o.crtime, 4) ? timeAt(raw, extraIsize, o.crtime, o.crtimeExtra) : undefined,
-    dtime: le32(raw, o.dtime),
+    dtime: readU32(raw, o.dtime),
     extraIsize,
-    checksumLo: le16(raw, o.checksumLo),
-    checksumHi: fits(extraIsize, o.checksumHi, 2) ? le16(raw, o.checksumHi) : undefined,
-    versionLo: le32(raw, o.versionLo),
-    versionHi: fits(extraIsize, o.versionHi, 4) ? le32(raw, o.versionHi) : undefined,
-    projid: fits(extraIsize, o.projid, 4) ? le32(raw, o.projid) : undefined,
+    checksumLo: readU16(raw, o.checksumLo),
+    checksumHi: fits(extraIsize, o.checksumHi, 2) ? readU16(raw, o.checksumHi) : undefined,
+    versionLo: readU32(raw, o.versionLo),
+    versionHi: fits(extraIsize, o.versionHi, 4) ? readU32(raw, o.versionHi) : undefined,
+    projid: fits(extraIsize, o.projid, 4) ? readU32(raw, o.projid) : undefined,
     raw,
   };
 }
@@ -562,7 +554,7 @@ function hasChecksumHi(raw: Uint8Array): boolean {
  */
 export function inodeChecksum(raw: Uint8Array, options: InodeChecksumOptions): number {
   checkInodeSize(raw.length);
-  const seed = inodeCsumSeed(options.fsCsumSeed, options.inodeNo, le32(raw, INODE_OFFSETS.generation));
+  const seed = inodeCsumSeed(options.fsCsumSeed, options.inodeNo, readU32(raw, INODE_OFFSETS.generation));
   const lo = INODE_OFFSETS.checksumLo;
   let crc = crc32cRaw(seed, raw, 0, lo);
   crc = crc32cRaw(crc, ZERO_U16, 0, 2);
@@ -584,8 +576,8 @@ const ZERO_U16 = new Uint8Array(2);
 
 /** The checksum stored in a record: l_i_checksum_lo, plus i_checksum_hi << 16 when present. */
 export function storedInodeChecksum(raw: Uint8Array): number {
-  const lo = le16(raw, INODE_OFFSETS.checksumLo);
-  return hasChecksumHi(raw) ? (lo + le16(raw, INODE_OFFSETS.checksumHi) * 0x1_0000) >>> 0 : lo;
+  const lo = readU16(raw, INODE_OFFSETS.checksumLo);
+  return hasChecksumHi(raw) ? (lo + readU16(raw, INODE_OFFSETS.checksumHi) * 0x1_0000) >>> 0 : lo;
 }
 
 /**
