@@ -43,9 +43,14 @@ interface Pending {
 
 const ACL_NAMES = ['system.posix_acl_access', 'system.posix_acl_default'] as const;
 
-export function joinPath(base: Buffer, name: Uint8Array): Buffer {
-  const sep = base.length > 0 && base[base.length - 1] === 0x2f ? [] : [Buffer.from('/')];
-  return Buffer.concat([base, ...sep, name]);
+/** `base/name` (one slash between them), as bytes. */
+export function joinPath(base: Uint8Array, name: Uint8Array): Buffer {
+  const sep = base.length > 0 && base[base.length - 1] === 0x2f ? 0 : 1;
+  const out = Buffer.allocUnsafe(base.length + sep + name.length);
+  out.set(base, 0);
+  if (sep === 1) out[base.length] = 0x2f;
+  out.set(name, base.length + sep);
+  return out;
 }
 
 function latin1(bytes: Uint8Array): string {
