@@ -1,14 +1,17 @@
 /** The CLI's commands; each is a thin layer over the library. */
 import { Option, type Command } from 'commander';
-import { addCommonOptions, type CommonOptions } from './options.js';
-import { info, type InfoOptions } from './info.js';
-import { ls, type LsOptions } from './ls.js';
-import { stat, type StatOptions } from './stat.js';
-import { cat } from './cat.js';
-import { get, type GetOptions } from './get.js';
-import { put, type PutOptions } from './put.js';
-import { chmod, chown, ln, mkdir, mv, parseOctalMode, rm, truncate, type ChownOptions, type LnOptions, type MkdirOptions, type MvOptions, type RmOptions, type TruncateOptions } from './edit.js';
-import { mount, umount, type MountCliOptions } from './mount.js';
+import { addCommonOptions, parseOctalMode, type CommonOptions } from './options.js';
+import type { InfoOptions } from './info.js';
+import type { LsOptions } from './ls.js';
+import type { StatOptions } from './stat.js';
+import type { GetOptions } from './get.js';
+import type { PutOptions } from './put.js';
+import type { ChownOptions, LnOptions, MkdirOptions, MvOptions, RmOptions, TruncateOptions } from './edit.js';
+import type { MountCliOptions } from './mount.js';
+
+// Each command's module is loaded when that command runs: start-up (paid by every
+// `ext4ts ls`) then parses only commander, this file and the options, not the FUSE
+// server, the writers and the progress bar of commands not asked for.
 
 const COMMON_HELP = `
 --cache-size, --offset, --no-checksums and --stats work the same for every command.
@@ -33,7 +36,7 @@ export function registerCommands(program: Command): void {
   )
     .addHelpText('after', examples(['ext4ts info disk.img', 'ext4ts info --json disk.img | jq .features', 'ext4ts info --offset 1M whole-disk.img']))
     .action(async (image: string, options: InfoOptions) => {
-      await info(image, options);
+      await (await import('./info.js')).info(image, options);
     });
 
   addCommonOptions(
@@ -49,7 +52,7 @@ export function registerCommands(program: Command): void {
   )
     .addHelpText('after', examples(['ext4ts ls disk.img', 'ext4ts ls -la disk.img /etc', 'ext4ts ls -lR disk.img /home']))
     .action(async (image: string, path: string, options: LsOptions) => {
-      done(await ls(image, path, options));
+      done(await (await import('./ls.js')).ls(image, path, options));
     });
 
   addCommonOptions(
@@ -65,7 +68,7 @@ export function registerCommands(program: Command): void {
   )
     .addHelpText('after', examples(['ext4ts stat disk.img /etc/passwd', 'ext4ts stat --json disk.img /bin/sh', 'ext4ts stat -L disk.img /usr/bin/python3']))
     .action(async (image: string, paths: string[], options: StatOptions) => {
-      done(await stat(image, paths, options));
+      done(await (await import('./stat.js')).stat(image, paths, options));
     });
 
   addCommonOptions(
@@ -77,7 +80,7 @@ export function registerCommands(program: Command): void {
   )
     .addHelpText('after', examples(['ext4ts cat disk.img /etc/hostname', 'ext4ts cat disk.img /var/log/big.log | tail']))
     .action(async (image: string, paths: string[], options: CommonOptions) => {
-      done(await cat(image, paths, options));
+      done(await (await import('./cat.js')).cat(image, paths, options));
     });
 
   addCommonOptions(
@@ -100,7 +103,7 @@ Special files and exact times use python3 (EXT4TS_PYTHON names another interpret
 Without it: mknod/mkfifo make devices and fifos, setfattr --restore sets xattrs, times keep microseconds only.`,
     )
     .action(async (image: string, path: string, dest: string, options: GetOptions) => {
-      done(await get(image, path, dest, options));
+      done(await (await import('./get.js')).get(image, path, dest, options));
     });
 
   registerWriteCommands(program);
@@ -152,7 +155,7 @@ Examples:
   ext4ts umount /mnt/disk`,
     )
     .action(async (image: string, mountpoint: string, options: MountCliOptions) => {
-      await mount(image, mountpoint, options);
+      await (await import('./mount.js')).mount(image, mountpoint, options);
     });
 
   program
@@ -162,7 +165,7 @@ Examples:
     .option('-l, --lazy', 'detach now even if busy; the server exits when the last user is gone')
     .option('--timeout <seconds>', 'how long to wait for the server to exit', '60')
     .action(async (mountpoint: string, options: { lazy?: boolean; timeout?: string }) => {
-      await umount(mountpoint, options);
+      await (await import('./mount.js')).umount(mountpoint, options);
     });
 }
 
@@ -191,7 +194,7 @@ function registerWriteCommands(program: Command): void {
     )
     .action(async (image: string, paths: string[], options: PutOptions, cmd: Command) => {
       if (paths.length < 2) cmd.error('put: missing DEST after SRC');
-      done(await put(image, paths, options));
+      done(await (await import('./put.js')).put(image, paths, options));
     });
 
   addCommonOptions(
@@ -205,7 +208,7 @@ function registerWriteCommands(program: Command): void {
   )
     .addHelpText('after', examples(['ext4ts mkdir disk.img /srv', 'ext4ts mkdir -p -m 700 disk.img /home/me/.ssh']) + WRITE_HELP)
     .action(async (image: string, paths: string[], options: MkdirOptions) => {
-      done(await mkdir(image, paths, options));
+      done(await (await import('./edit.js')).mkdir(image, paths, options));
     });
 
   addCommonOptions(
@@ -219,7 +222,7 @@ function registerWriteCommands(program: Command): void {
   )
     .addHelpText('after', examples(['ext4ts rm disk.img /tmp/junk.txt', 'ext4ts rm -rf disk.img /var/cache/apt']) + WRITE_HELP)
     .action(async (image: string, paths: string[], options: RmOptions) => {
-      done(await rm(image, paths, options));
+      done(await (await import('./edit.js')).rm(image, paths, options));
     });
 
   addCommonOptions(
@@ -234,7 +237,7 @@ function registerWriteCommands(program: Command): void {
     .addHelpText('after', examples(['ext4ts mv disk.img /etc/motd /etc/motd.old', 'ext4ts mv disk.img /a.txt /b.txt /home/me']) + WRITE_HELP)
     .action(async (image: string, paths: string[], options: MvOptions, cmd: Command) => {
       if (paths.length < 2) cmd.error('mv: missing DEST after SRC');
-      done(await mv(image, paths, options));
+      done(await (await import('./edit.js')).mv(image, paths, options));
     });
 
   addCommonOptions(
@@ -249,7 +252,7 @@ function registerWriteCommands(program: Command): void {
   )
     .addHelpText('after', examples(['ext4ts ln disk.img /bin/busybox /bin/sh', 'ext4ts ln -s ../lib/libfoo.so.1 disk.img /usr/lib/libfoo.so']) + WRITE_HELP)
     .action(async (image: string, target: string, linkName: string, options: LnOptions) => {
-      done(await ln(image, target, linkName, options));
+      done(await (await import('./edit.js')).ln(image, target, linkName, options));
     });
 
   addCommonOptions(
@@ -262,7 +265,7 @@ function registerWriteCommands(program: Command): void {
   )
     .addHelpText('after', examples(['ext4ts chmod disk.img 4755 /usr/bin/su', 'ext4ts chmod disk.img go-rwx /home/me', 'ext4ts chmod -- disk.img -x /etc/init.d/foo']) + WRITE_HELP)
     .action(async (image: string, mode: string, paths: string[], options: CommonOptions) => {
-      done(await chmod(image, mode, paths, options));
+      done(await (await import('./edit.js')).chmod(image, mode, paths, options));
     });
 
   addCommonOptions(
@@ -276,7 +279,7 @@ function registerWriteCommands(program: Command): void {
   )
     .addHelpText('after', examples(['ext4ts chown disk.img 1000:1000 /home/me', 'ext4ts chown disk.img :33 /var/www', 'ext4ts chown --no-dereference disk.img 0:0 /usr/lib/link']) + WRITE_HELP)
     .action(async (image: string, owner: string, paths: string[], options: ChownOptions) => {
-      done(await chown(image, owner, paths, options));
+      done(await (await import('./edit.js')).chown(image, owner, paths, options));
     });
 
   addCommonOptions(
@@ -290,6 +293,6 @@ function registerWriteCommands(program: Command): void {
   )
     .addHelpText('after', examples(['ext4ts truncate -s 0 disk.img /var/log/syslog', 'ext4ts truncate -s +1G disk.img /swapfile']) + WRITE_HELP)
     .action(async (image: string, paths: string[], options: TruncateOptions) => {
-      done(await truncate(image, paths, options));
+      done(await (await import('./edit.js')).truncate(image, paths, options));
     });
 }

@@ -15,6 +15,7 @@ import { Ext4 } from '../fs/ext4.js';
 import { FsError } from '../errors.js';
 import { about, CliError, Failure, Reporter } from './errors.js';
 import { parseSize, printStats, type CommonOptions } from './options.js';
+export { parseOctalMode } from './options.js';
 
 /* ------------------------------------------------------------------ opening */
 
@@ -130,11 +131,6 @@ export interface MkdirOptions extends CommonOptions {
 }
 
 /** A mode argument: octal digits (up to 07777). */
-export function parseOctalMode(text: string): number {
-  if (!/^[0-7]{1,4}$/.test(text)) throw new InvalidArgumentError(`"${text}" is not an octal mode (like 755 or 1777)`);
-  return parseInt(text, 8);
-}
-
 export async function mkdir(image: string, paths: readonly string[], options: MkdirOptions): Promise<boolean> {
   const who = creator();
   const defaultMode = 0o777 & ~umask();

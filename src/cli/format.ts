@@ -22,6 +22,29 @@ export function modeString(kind: FileKind, mode: number): string {
   return TYPE_CHAR[kind] + rwx(6, (mode & 0o4000) !== 0, 's', 'S') + rwx(3, (mode & 0o2000) !== 0, 's', 'S') + rwx(0, (mode & 0o1000) !== 0, 't', 'T');
 }
 
+const KIND_INDEX: Readonly<Record<FileKind, number>> = {
+  file: 0,
+  directory: 1,
+  symlink: 2,
+  'char-device': 3,
+  'block-device': 4,
+  fifo: 5,
+  socket: 6,
+  unknown: 7,
+};
+const modeStrings = new Map<number, string>();
+
+/** `modeString`, remembered per kind and permission bits (all it reads of `mode`). */
+export function cachedModeString(kind: FileKind, mode: number): string {
+  const key = KIND_INDEX[kind] * 0o10000 + (mode & 0o7777);
+  let text = modeStrings.get(key);
+  if (text === undefined) {
+    text = modeString(kind, mode);
+    modeStrings.set(key, text);
+  }
+  return text;
+}
+
 /** stat(1)'s words for a file type. */
 export function kindWords(kind: FileKind): string {
   switch (kind) {
@@ -93,6 +116,33 @@ export function lsTime(t: Timestamp, now: Timestamp): string {
   const current = now.seconds + now.nanoseconds / 1e9;
   const recent = current - SIX_MONTHS_SECONDS < when && when <= current;
   return recent ? `${head} ${p2(d.getHours())}:${p2(d.getMinutes())}` : `${head}  ${d.getFullYear()}`;
+}
+
+/**
+ * `lsTime` for many rows against one `now`: its strings depend only on the second and
+ * on whether the time is recent, so they are remembered per (second, recent) — files
+ * of a tree share few mtimes, and a Date per row was a tenth of a long listing.
+ */
+export class LsTimes {
+  private readonly cache = new Map<number, string>();
+  private readonly current: number;
+
+  constructor(private readonly now: Timestamp) {
+    this.current = now.seconds + now.nanoseconds / 1e9;
+  }
+
+  format(t: Timestamp): string {
+    const when = t.seconds + t.nanoseconds / 1e9;
+    const recent = this.current - SIX_MONTHS_SECONDS < when && when <= this.current;
+    const key = t.seconds * 2 + (recent ? 1 : 0);
+    let text = this.cache.get(key);
+    if (text === undefined) {
+      if (this.cache.size >= 4096) this.cache.clear();
+      text = lsTime(t, this.now);
+      this.cache.set(key, text);
+    }
+    return text;
+  }
 }
 
 /** Now as a Timestamp. */

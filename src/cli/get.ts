@@ -22,10 +22,8 @@ import { CopyProgress } from './progress.js';
 import type { Ext4 } from '../fs/ext4.js';
 import { FsError } from '../errors.js';
 import type { Stat } from '../fs/types.js';
-import { INLINE_DATA_FL } from '../ondisk/inode.js';
 import { about, Failure, isSystemError, printable, Reporter, strerror } from './errors.js';
 import { withImage, type CommonOptions } from './options.js';
-import { blockRuns } from './stat.js';
 import { joinPath } from './ls.js';
 import { chooseSysOps, type MetaRecord, type OpFailure, type SysOps } from './sysops.js';
 import { CHUNK } from './cat.js';
@@ -40,8 +38,10 @@ export interface GetOptions extends CommonOptions {
 const BATCH_FILES = 2048;
 const BATCH_BYTES = 16 << 20;
 
-const DOT = Buffer.from('.');
-const DOTDOT = Buffer.from('..');
+
+function isDotOrDotDot(name: Uint8Array): boolean {
+  return name[0] === 0x2e && (name.length === 1 || (name.length === 2 && name[1] === 0x2e));
+}
 
 /** A Node-style system error about the destination. */
 function destError(code: string, detail?: string): Error {
@@ -124,7 +124,7 @@ class Extractor {
         seen.add(dir);
         try {
           for (const e of this.fs.readdirInode(dir)) {
-            if (Buffer.from(e.rawName).equals(DOT) || Buffer.from(e.rawName).equals(DOTDOT)) continue;
+            if (isDotOrDotDot(e.rawName)) continue;
             entries++;
             if (e.kind === 'directory') stack.push(e.ino);
             else if (e.kind === 'file' && !counted.has(e.ino)) {
@@ -147,12 +147,12 @@ class Extractor {
   }
 
   private fillDir(dir: PendingDir): void {
-    let names: { name: Buffer; ino: number }[];
+    let names: { name: Uint8Array; ino: number }[];
     try {
       names = [];
       for (const e of this.fs.readdirInode(dir.ino)) {
-        const name = Buffer.from(e.rawName);
-        if (!name.equals(DOT) && !name.equals(DOTDOT)) names.push({ name, ino: e.ino });
+        const name = e.rawName;
+        if (!isDotOrDotDot(name)) names.push({ name, ino: e.ino });
       }
     } catch (error) {
       this.fail(dir.src, dir.dest, error);
@@ -237,7 +237,14 @@ class Extractor {
         }
         case 'file':
           this.prepare(dest, false, fresh);
-          this.writeFile(src, dest, ino, st);
+          if (this.ops.applyOpenFile !== undefined) {
+            // Data and metadata in one go, through the open descriptor.
+            this.writeFile(src, dest, ino, st, this.ops.applyOpenFile);
+            if (st.nlink > 1) this.linkMap.set(ino, dest);
+            this.progress.entry();
+            return;
+          }
+          this.writeFile(src, dest, ino, st, undefined);
           break;
         case 'symlink': {
           const target = about(src, () => this.fs.readlinkInode(ino));
@@ -268,43 +275,39 @@ class Extractor {
     }
   }
 
+  /** Where file data passes through on its way out (one buffer for the whole run). */
+  private dataBuffer: Uint8Array | undefined;
+
   /**
    * Creates `dest` (O_EXCL: a new, empty file) and writes the data runs, leaving holes.
-   * Syscalls: open, one pwrite per run (up to CHUNK bytes), close; ftruncate only when
-   * the file ends in a hole, to give it its size.
+   * Syscalls: open, one pwrite per run (up to CHUNK bytes), ftruncate only when the file
+   * ends in a hole (to give it its size), close. With `applyOpenFile` (native calls), the
+   * metadata goes on before the close: fchown, xattrs, fchmod, close, then the times.
    */
-  private writeFile(src: Buffer, dest: Buffer, ino: number, st: Stat): void {
+  private writeFile(src: Buffer, dest: Buffer, ino: number, st: Stat, applyOpenFile: SysOps['applyOpenFile']): void {
     const fd = nodefs.openSync(dest, nodefs.constants.O_WRONLY | nodefs.constants.O_CREAT | nodefs.constants.O_EXCL, 0o600);
-    try {
-      const inode = about(src, () => this.fs.readInode(ino));
-      let end = 0; // the file's size so far
-      const write = (pos: number, length: number): void => {
-        for (let at = pos; at < pos + length; ) {
-          const data = about(src, () => this.fs.read(ino, at, Math.min(CHUNK, pos + length - at)));
-          if (data.length === 0) throw new Failure(src, new FsError('EIO', `short read at offset ${at} of ${st.size} bytes`, { inode: ino }));
-          for (let done = 0; done < data.length; ) done += nodefs.writeSync(fd, data, done, data.length - done, at + done);
-          at += data.length;
-          end = Math.max(end, at);
-          this.progress.data(data.length);
-        }
-      };
-      if ((inode.flags & INLINE_DATA_FL) !== 0) {
-        write(0, st.size);
-      } else {
-        const bs = this.fs.sb.blockSize;
-        const runs = blockRuns(this.fs, ino, inode, this.options.checksums, Math.ceil(st.size / bs));
-        for (;;) {
-          const next = about(src, () => runs.next());
-          if (next.done === true) break;
-          const run = next.value;
-          if (run.kind !== 'data') continue; // holes and unwritten extents read as zeros: leave holes
-          const start = run.logical * bs;
-          write(start, Math.min((run.logical + run.count) * bs, st.size) - start);
-        }
-      }
-      if (end !== st.size) nodefs.ftruncateSync(fd, st.size);
-    } finally {
+    let open = true;
+    const close = (): void => {
+      open = false;
       nodefs.closeSync(fd);
+    };
+    try {
+      this.dataBuffer ??= new Uint8Array(CHUNK);
+      let end = 0; // the file's size so far
+      about(src, () =>
+        this.fs.readDataRuns(ino, this.dataBuffer as Uint8Array, (pos, data) => {
+          for (let done = 0; done < data.length; ) done += nodefs.writeSync(fd, data, done, data.length - done, pos + done);
+          end = pos + data.length;
+          this.progress.data(data.length);
+        }),
+      );
+      if (end !== st.size) nodefs.ftruncateSync(fd, st.size);
+      if (applyOpenFile !== undefined) {
+        const record = this.record(dest, st, this.xattrs(src, ino));
+        this.report(applyOpenFile(fd, record, this.isRoot, close));
+      }
+    } finally {
+      if (open) nodefs.closeSync(fd);
     }
   }
 

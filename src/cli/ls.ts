@@ -4,11 +4,11 @@
  * does into a pipe).
  */
 import type { Ext4 } from '../fs/ext4.js';
-import type { DirEntryInfo, Stat, Timestamp } from '../fs/types.js';
+import type { Stat } from '../fs/types.js';
 import { about, Reporter } from './errors.js';
-import { lsTime, modeString, now } from './format.js';
+import { cachedModeString, LsTimes, now } from './format.js';
 import { withImage, type CommonOptions } from './options.js';
-import { Output } from './output.js';
+import { ByteSink } from './output.js';
 
 export interface LsOptions extends CommonOptions {
   readonly long?: boolean;
@@ -17,121 +17,165 @@ export interface LsOptions extends CommonOptions {
   readonly recursive?: boolean;
 }
 
+/*
+ * Names and paths are handled as Latin-1 strings: one character per byte, so they
+ * compare in byte order (as LC_ALL=C) with `<`, and go out byte for byte through the
+ * sink's Latin-1 writes. A row is then one string, appended to a large buffer.
+ */
+
 interface Row {
-  readonly name: Buffer;
+  /** The name's bytes as a Latin-1 string. */
+  readonly name: string;
   readonly ino: number;
   /** Undefined when the inode could not be read (printed as `?`). */
   readonly stat: Stat | undefined;
-  readonly target: Buffer | undefined;
+  /** The symlink target's bytes as a Latin-1 string. */
+  readonly target: string | undefined;
   /** Has a POSIX ACL (ls -l marks it with '+'). */
   readonly acl: boolean;
 }
 
-const DOT = Buffer.from('.');
-const DOTDOT = Buffer.from('..');
-
-export function joinPath(base: Buffer, name: Uint8Array): Buffer {
-  const sep = base.length > 0 && base[base.length - 1] === 0x2f ? [] : [Buffer.from('/')];
-  return Buffer.concat([base, ...sep, name]);
+interface Pending {
+  /** Latin-1, like the names. */
+  readonly path: string;
+  readonly ino: number;
 }
 
-function toBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+const ACL_NAMES = ['system.posix_acl_access', 'system.posix_acl_default'] as const;
+
+/** `base/name` (one slash between them), as bytes. */
+export function joinPath(base: Uint8Array, name: Uint8Array): Buffer {
+  const sep = base.length > 0 && base[base.length - 1] === 0x2f ? 0 : 1;
+  const out = Buffer.allocUnsafe(base.length + sep + name.length);
+  out.set(base, 0);
+  if (sep === 1) out[base.length] = 0x2f;
+  out.set(name, base.length + sep);
+  return out;
+}
+
+function latin1(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+}
+
+/** The bytes of a Latin-1 string (for error messages). */
+function bytesOf(text: string): Buffer {
+  return Buffer.from(text, 'latin1');
+}
+
+function joinLatin1(base: string, name: string): string {
+  return base.endsWith('/') ? base + name : `${base}/${name}`;
+}
+
+/** Decimal digits of a non-negative integer (String(n).length without the string). */
+function digits(n: number): number {
+  let d = 1;
+  while (n >= 10) {
+    n = Math.floor(n / 10);
+    d++;
+  }
+  return d;
+}
+
+function isDevice(st: Stat): boolean {
+  return st.kind === 'char-device' || st.kind === 'block-device';
 }
 
 class Lister {
-  private readonly out = new Output();
+  private readonly out = new ByteSink();
   private readonly reporter = new Reporter();
-  private readonly time: Timestamp = now();
+  private readonly times = new LsTimes(now());
   private readonly visited = new Set<number>();
+  private readonly long: boolean;
+  private readonly recursive: boolean;
   private first = true;
 
   constructor(
     private readonly fs: Ext4,
     private readonly options: LsOptions,
-  ) {}
+  ) {
+    this.long = options.long === true;
+    this.recursive = options.recursive === true;
+  }
 
   get failed(): boolean {
     return this.reporter.failed;
   }
 
   async run(path: string): Promise<void> {
-    const long = this.options.long === true;
-    const ino = about(path, () => this.fs.resolve(path, !long));
+    const ino = about(path, () => this.fs.resolve(path, !this.long));
     const st = about(path, () => this.fs.getattr(ino));
+    const name = latin1(Buffer.from(path));
     if (st.kind !== 'directory') {
       // A single file: its line, named as given.
-      await this.printRows([about(path, () => this.row(Buffer.from(path), ino, st))], false);
+      this.printRows([about(path, () => this.row(name, ino, st))], false);
     } else {
-      const stack: { path: Buffer; ino: number }[] = [{ path: Buffer.from(path), ino }];
-      while (stack.length > 0) {
-        const dir = stack.pop() as { path: Buffer; ino: number };
-        const subdirs = await this.listDir(dir.path, dir.ino);
-        for (let i = subdirs.length - 1; i >= 0; i--) stack.push(subdirs[i] as { path: Buffer; ino: number });
+      const stack: Pending[] = [{ path: name, ino }];
+      for (let dir = stack.pop(); dir !== undefined; dir = stack.pop()) {
+        const subdirs = this.listDir(dir.path, dir.ino);
+        for (let i = subdirs.length - 1; i >= 0; i--) stack.push(subdirs[i] as Pending);
+        await this.out.drain();
       }
     }
     await this.out.flush();
   }
 
-  private hidden(name: Buffer): boolean {
+  private hidden(name: string): boolean {
     if (this.options.all === true) return false;
-    if (name.equals(DOT) || name.equals(DOTDOT)) return true;
-    return this.options.almostAll !== true && name[0] === 0x2e;
+    if (name === '.' || name === '..') return true;
+    return this.options.almostAll !== true && name.charCodeAt(0) === 0x2e;
   }
 
-  private row(name: Buffer, ino: number, known?: Stat): Row {
+  private row(name: string, ino: number, known?: Stat): Row {
     const st = known ?? this.fs.getattr(ino);
-    const long = this.options.long === true;
-    const target = long && st.kind === 'symlink' ? toBuffer(this.fs.readlinkInode(ino)) : undefined;
-    const acl = long && this.fs.listxattrInode(ino).some((n) => n === 'system.posix_acl_access' || n === 'system.posix_acl_default');
+    const target = this.long && st.kind === 'symlink' ? latin1(this.fs.readlinkInode(ino)) : undefined;
+    const acl = this.long && this.fs.hasXattrInode(ino, ACL_NAMES);
     return { name, ino, stat: st, target, acl };
   }
 
   /** Lists one directory; returns its subdirectories to visit (with -R), in order. */
-  private async listDir(path: Buffer, ino: number): Promise<{ path: Buffer; ino: number }[]> {
-    const recursive = this.options.recursive === true;
+  private listDir(path: string, ino: number): Pending[] {
     if (this.visited.has(ino)) {
-      this.reporter.fail(path, `corrupted directory: inode ${ino} was already listed (a directory loop); skipped`);
+      this.reporter.fail(bytesOf(path), `corrupted directory: inode ${ino} was already listed (a directory loop); skipped`);
       return [];
     }
     this.visited.add(ino);
-    let entries: DirEntryInfo[];
+    const entries: { name: string; ino: number; dir: boolean; unknown: boolean }[] = [];
     try {
-      entries = [...this.fs.readdirInode(ino)];
+      for (const e of this.fs.readdirInode(ino)) {
+        const name = latin1(e.rawName);
+        if (!this.hidden(name)) entries.push({ name, ino: e.ino, dir: e.kind === 'directory', unknown: e.kind === 'unknown' });
+      }
     } catch (error) {
-      this.reporter.error(path, error);
+      this.reporter.error(bytesOf(path), error);
       return [];
     }
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const rows: Row[] = [];
-    const subdirs: { path: Buffer; ino: number }[] = [];
-    const names = entries.map((e) => ({ e, name: toBuffer(e.rawName) })).filter(({ name }) => !this.hidden(name));
-    names.sort((a, b) => Buffer.compare(a.name, b.name));
-    for (const { e, name } of names) {
-      const needStat = this.options.long === true || (recursive && e.kind === 'unknown');
-      let row: Row = { name, ino: e.ino, stat: undefined, target: undefined, acl: false };
+    const subdirs: Pending[] = [];
+    for (const e of entries) {
+      const needStat = this.long || (this.recursive && e.unknown);
+      let row: Row = { name: e.name, ino: e.ino, stat: undefined, target: undefined, acl: false };
       if (needStat) {
         try {
-          row = this.row(name, e.ino);
+          row = this.row(e.name, e.ino);
         } catch (error) {
-          this.reporter.error(joinPath(path, name), error);
+          this.reporter.error(bytesOf(joinLatin1(path, e.name)), error);
         }
       }
       rows.push(row);
-      const isDir = row.stat !== undefined ? row.stat.kind === 'directory' : e.kind === 'directory';
-      if (recursive && isDir && !name.equals(DOT) && !name.equals(DOTDOT)) subdirs.push({ path: joinPath(path, name), ino: e.ino });
+      const isDir = row.stat !== undefined ? row.stat.kind === 'directory' : e.dir;
+      if (this.recursive && isDir && e.name !== '.' && e.name !== '..') subdirs.push({ path: joinLatin1(path, e.name), ino: e.ino });
     }
-    if (recursive) {
-      await this.out.write(this.first ? '' : '\n');
-      await this.out.write(Buffer.concat([path, Buffer.from(':\n')]));
-    }
+    if (this.recursive) this.out.text(this.first ? `${path}:\n` : `\n${path}:\n`);
     this.first = false;
-    await this.printRows(rows, true);
+    this.printRows(rows, true);
     return subdirs;
   }
 
-  private async printRows(rows: readonly Row[], withTotal: boolean): Promise<void> {
-    if (this.options.long !== true) {
-      for (const r of rows) await this.out.write(Buffer.concat([r.name, Buffer.from('\n')]));
+  private printRows(rows: readonly Row[], withTotal: boolean): void {
+    const out = this.out;
+    if (!this.long) {
+      for (const r of rows) out.text(`${r.name}\n`);
       return;
     }
     let wLinks = 1;
@@ -141,40 +185,42 @@ class Lister {
     let wMajor = 0;
     let wMinor = 0;
     let blocks = 0;
-    for (const { stat: st } of rows) {
+    let anyAcl = false;
+    for (const { stat: st, acl } of rows) {
+      if (acl) anyAcl = true;
       if (st === undefined) continue;
       blocks += st.blocks;
-      wLinks = Math.max(wLinks, String(st.nlink).length);
-      wUid = Math.max(wUid, String(st.uid).length);
-      wGid = Math.max(wGid, String(st.gid).length);
-      if (st.kind === 'char-device' || st.kind === 'block-device') {
-        wMajor = Math.max(wMajor, String(st.rdevMajor).length);
-        wMinor = Math.max(wMinor, String(st.rdevMinor).length);
+      wLinks = Math.max(wLinks, digits(st.nlink));
+      wUid = Math.max(wUid, digits(st.uid));
+      wGid = Math.max(wGid, digits(st.gid));
+      if (isDevice(st)) {
+        wMajor = Math.max(wMajor, digits(st.rdevMajor));
+        wMinor = Math.max(wMinor, digits(st.rdevMinor));
         wSize = Math.max(wSize, wMajor + 2 + wMinor);
       } else {
-        wSize = Math.max(wSize, String(st.size).length);
+        wSize = Math.max(wSize, digits(st.size));
       }
     }
-    if (withTotal) await this.out.write(`total ${Math.ceil(blocks / 2)}\n`);
+    if (withTotal) out.text(`total ${Math.ceil(blocks / 2)}\n`);
     // Like GNU ls: a tenth mode character ('+' for an ACL) only when some entry of the listing has one.
-    const anyAcl = rows.some((r) => r.acl);
+    const unknown = `??????????${anyAcl ? ' ' : ''} ${'?'.padStart(wLinks)} ${'?'.padStart(wUid)} ${'?'.padStart(wGid)} ${'?'.padStart(wSize)} ${'?'.padStart(12)} `;
     for (const r of rows) {
       const st = r.stat;
       let head: string;
       if (st === undefined) {
-        head = `??????????${anyAcl ? ' ' : ''} ${'?'.padStart(wLinks)} ${'?'.padStart(wUid)} ${'?'.padStart(wGid)} ${'?'.padStart(wSize)} ${'?'.padStart(12)} `;
+        head = unknown;
       } else {
         let size: string;
-        if (st.kind === 'char-device' || st.kind === 'block-device') {
+        if (isDevice(st)) {
           const blanks = Math.max(0, wSize - (wMajor + 2 + wMinor));
           size = `${String(st.rdevMajor).padStart(wMajor + blanks)}, ${String(st.rdevMinor).padStart(wMinor)}`;
         } else {
           size = String(st.size).padStart(wSize);
         }
-        head = `${modeString(st.kind, st.mode)}${anyAcl ? (r.acl ? '+' : ' ') : ''} ${String(st.nlink).padStart(wLinks)} ${String(st.uid).padStart(wUid)} ${String(st.gid).padStart(wGid)} ${size} ${lsTime(st.mtime, this.time)} `;
+        const mark = anyAcl ? (r.acl ? '+' : ' ') : '';
+        head = `${cachedModeString(st.kind, st.mode)}${mark} ${String(st.nlink).padStart(wLinks)} ${String(st.uid).padStart(wUid)} ${String(st.gid).padStart(wGid)} ${size} ${this.times.format(st.mtime)} `;
       }
-      const tail = r.target === undefined ? [Buffer.from('\n')] : [Buffer.from(' -> '), r.target, Buffer.from('\n')];
-      await this.out.write(Buffer.concat([Buffer.from(head), r.name, ...tail]));
+      out.text(r.target === undefined ? `${head}${r.name}\n` : `${head}${r.name} -> ${r.target}\n`);
     }
   }
 }

@@ -24,6 +24,12 @@ export function parseSize(text: string): number {
   return value;
 }
 
+/** An octal mode argument (`755`, `1777`), for commander. */
+export function parseOctalMode(text: string): number {
+  if (!/^[0-7]{1,4}$/.test(text)) throw new InvalidArgumentError(`"${text}" is not an octal mode (like 755 or 1777)`);
+  return parseInt(text, 8);
+}
+
 /** Adds the common options and their help to a command. */
 export function addCommonOptions(cmd: Command): Command {
   return cmd

@@ -40,3 +40,61 @@ export class Output {
     if (!this.stream.write(buf)) await once(this.stream, 'drain');
   }
 }
+
+const SINK_CHUNK = 256 * 1024;
+
+/**
+ * Text and bytes appended into large buffers, written out in big chunks: a listing's
+ * rows cost a copy each, not a Buffer, a concat and a stream write. Text must be
+ * Latin-1 (code points < 256; in practice ASCII), written one byte per character.
+ * Appending is synchronous; `drain` writes what is complete once enough has gathered.
+ */
+export class ByteSink {
+  private chunk = Buffer.allocUnsafe(SINK_CHUNK);
+  private pos = 0;
+  private full: Buffer[] = [];
+  private fullBytes = 0;
+
+  constructor(private readonly output: Output = new Output()) {}
+
+  text(s: string): void {
+    if (this.pos + s.length > this.chunk.length) this.next(s.length);
+    this.pos += this.chunk.write(s, this.pos, 'latin1');
+  }
+
+  bytes(data: Uint8Array): void {
+    if (this.pos + data.length > this.chunk.length) this.next(data.length);
+    this.chunk.set(data, this.pos);
+    this.pos += data.length;
+  }
+
+  byte(b: number): void {
+    if (this.pos >= this.chunk.length) this.next(1);
+    this.chunk[this.pos++] = b;
+  }
+
+  /** Writes out (awaiting the stream) when a chunk or more has gathered. */
+  async drain(): Promise<void> {
+    if (this.fullBytes + this.pos >= SINK_CHUNK) await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    const parts = this.full;
+    if (this.pos > 0) parts.push(this.chunk.subarray(0, this.pos));
+    this.full = [];
+    this.fullBytes = 0;
+    this.chunk = Buffer.allocUnsafe(SINK_CHUNK);
+    this.pos = 0;
+    for (const part of parts) await this.output.writeChunk(part);
+  }
+
+  /** Starts a new chunk with room for `need` bytes (the filled one is kept until flush; the stream may hold it). */
+  private next(need: number): void {
+    if (this.pos > 0) {
+      this.full.push(this.chunk.subarray(0, this.pos));
+      this.fullBytes += this.pos;
+    }
+    this.chunk = Buffer.allocUnsafe(Math.max(SINK_CHUNK, need));
+    this.pos = 0;
+  }
+}

@@ -68,6 +68,13 @@ export interface SysOps {
   makeSpecial(node: SpecialNode): OpFailure[];
   /** Per record: owner (with `chown`; it would clear capabilities set before), xattrs, mode (not on symlinks, and after chown, which clears setuid), times. */
   apply(records: readonly MetaRecord[], chown: boolean): OpFailure[];
+  /**
+   * `apply` for one regular file still open as `fd` (on `record.path`): owner and mode
+   * through the descriptor (no path lookups), xattrs, then `close()` (its error is
+   * thrown), then the times by path (after the last write is closed). Only where the
+   * calls are in-process (native); the helper backends batch paths instead.
+   */
+  readonly applyOpenFile?: (fd: number, record: MetaRecord, chown: boolean, close: () => void) => OpFailure[];
 }
 
 const S_IFMT_OF: Readonly<Record<SpecialNode['kind'], number>> = {
@@ -110,6 +117,37 @@ class NativeOps implements SysOps {
       return [syscallFailure(node.path, 'mknod', error)];
     }
   }
+
+  readonly applyOpenFile = (fd: number, r: MetaRecord, chown: boolean, close: () => void): OpFailure[] => {
+    const failures: OpFailure[] = [];
+    const path = r.path;
+    if (chown) {
+      try {
+        nodefs.fchownSync(fd, r.uid, r.gid);
+      } catch (error) {
+        failures.push(syscallFailure(path, 'chown', error));
+      }
+    }
+    for (const [name, value] of r.xattrs) {
+      try {
+        lsetxattr(path, name, value);
+      } catch (error) {
+        failures.push(syscallFailure(path, `setxattr ${name}`, error));
+      }
+    }
+    try {
+      nodefs.fchmodSync(fd, r.mode & 0o7777);
+    } catch (error) {
+      failures.push(syscallFailure(path, 'chmod', error));
+    }
+    close();
+    try {
+      lutimens(path, r.atime.seconds, r.atime.nanoseconds, r.mtime.seconds, r.mtime.nanoseconds);
+    } catch (error) {
+      failures.push(syscallFailure(path, 'set times', error));
+    }
+    return failures;
+  };
 
   apply(records: readonly MetaRecord[], chown: boolean): OpFailure[] {
     const failures: OpFailure[] = [];

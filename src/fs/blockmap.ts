@@ -82,43 +82,45 @@ function mapExtent(ctx: MapContext, ino: number, inode: Inode, lblk: number, max
 }
 
 /**
- * The decoded root in i_block, remembered per i_block buffer together with a copy of
- * the bytes it was decoded from: a lookup compares 60 bytes instead of decoding and
- * validating again, and a buffer changed in place (the write side's inodes) is decoded
- * afresh. Only from an inode's second mapping on: most inodes are mapped once (a file
- * read whole by one READ), and a memo (some 800 bytes) kept for each of them as long as
- * its inode is cached was most of the long-lived garbage of reading many files.
- * The write side copies an inode for every change, so the memos are also kept by inode
- * number (a bounded map, oldest dropped first): a fresh copy with the same i_block
- * bytes reuses the decode.
+ * The decoded root in i_block, remembered per inode number together with a copy of the
+ * bytes (and the filesystem bounds) it was decoded from: a lookup compares 60 bytes
+ * instead of decoding and validating again, and bytes changed in place, or a fresh copy
+ * of a changed inode (the write side's), are decoded afresh. The decode depends on
+ * nothing else, so a memo is right for any buffer, even another filesystem's inode of
+ * the same number. (Keyed by the i_block buffer in a WeakMap, a one-pass walk over
+ * 50,000 files paid more for the WeakMap's inserts than for the decoding.)
+ * Kept from an inode's second decode on: most inodes are mapped once (a file read whole
+ * by one READ), and a memo (some 800 bytes) for each of them was most of the long-lived
+ * garbage of reading many files; the first decode only notes the inode number.
+ * Both maps are bounded: cleared when full.
  */
+const ROOT_MEMO_ENTRIES = 4096;
+const DECODED_ONCE_ENTRIES = 16_384;
+
 interface RootMemo {
   readonly bytes: Uint8Array;
   readonly node: ExtentNode;
   readonly totalBlocks: number;
   readonly firstDataBlock: number;
 }
-const roots = new WeakMap<Uint8Array, RootMemo>();
-const mappedOnce = new WeakSet<Uint8Array>();
-const rootsByInode = new Map<number, RootMemo>();
-const ROOTS_BY_INODE_MAX = 4096;
+
+const roots = new Map<number, RootMemo>();
+const decodedOnce = new Set<number>();
 
 function decodeRoot(block: Uint8Array, common: { inode: number; totalBlocks: number; firstDataBlock: number }): ExtentNode {
-  const memo = roots.get(block) ?? rootsByInode.get(common.inode);
-  if (memo !== undefined && memo.totalBlocks === common.totalBlocks && memo.firstDataBlock === common.firstDataBlock && sameBytes(memo.bytes, block)) return memo.node;
-  const node = decodeExtentNode(block, { ...common, capacity: 60 });
-  if (memo === undefined && !mappedOnce.has(block)) {
-    mappedOnce.add(block);
+  const memo = roots.get(common.inode);
+  if (memo !== undefined && memo.totalBlocks === common.totalBlocks && memo.firstDataBlock === common.firstDataBlock && sameBytes(memo.bytes, block)) {
+    return memo.node;
+  }
+  // A literal of one fixed shape (a spread of `common` made the decoder's option reads polymorphic).
+  const node = decodeExtentNode(block, { capacity: 60, inode: common.inode, totalBlocks: common.totalBlocks, firstDataBlock: common.firstDataBlock });
+  if (memo === undefined && !decodedOnce.has(common.inode)) {
+    if (decodedOnce.size >= DECODED_ONCE_ENTRIES) decodedOnce.clear();
+    decodedOnce.add(common.inode);
     return node;
   }
-  const fresh: RootMemo = { bytes: block.slice(), node, totalBlocks: common.totalBlocks, firstDataBlock: common.firstDataBlock };
-  roots.set(block, fresh);
-  rootsByInode.delete(common.inode);
-  if (rootsByInode.size >= ROOTS_BY_INODE_MAX) {
-    const oldest = rootsByInode.keys().next();
-    if (oldest.done !== true) rootsByInode.delete(oldest.value);
-  }
-  rootsByInode.set(common.inode, fresh);
+  if (memo === undefined && roots.size >= ROOT_MEMO_ENTRIES) roots.clear();
+  roots.set(common.inode, { bytes: block.slice(), node, totalBlocks: common.totalBlocks, firstDataBlock: common.firstDataBlock });
   return node;
 }
 

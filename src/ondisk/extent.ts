@@ -12,6 +12,7 @@
  * Logical block numbers are 32-bit.
  */
 import { corrupted, FsError } from '../errors.js';
+import { readU16, readU32 } from './bytes.js';
 import { crc32cRaw } from './crc.js';
 
 /** eh_magic. */
@@ -126,35 +127,34 @@ export function extentTailOffset(max: number): number {
 /** Decode a header without validating it (needs 12 bytes). */
 export function decodeExtentHeader(bytes: Uint8Array, offset = 0): ExtentHeader {
   if (offset < 0 || offset + EXTENT_HEADER_SIZE > bytes.length) throw new FsError('EINVAL', `extent header at ${offset} outside ${bytes.length} bytes`);
-  const view = viewOf(bytes);
   const o = EXTENT_OFFSETS;
   return {
-    magic: view.getUint16(offset + o.magic, true),
-    entries: view.getUint16(offset + o.entries, true),
-    max: view.getUint16(offset + o.max, true),
-    depth: view.getUint16(offset + o.depth, true),
-    generation: view.getUint32(offset + o.generation, true),
+    magic: readU16(bytes, offset + o.magic),
+    entries: readU16(bytes, offset + o.entries),
+    max: readU16(bytes, offset + o.max),
+    depth: readU16(bytes, offset + o.depth),
+    generation: readU32(bytes, offset + o.generation),
   };
 }
 
 /** Decode an index entry at `offset` (no validation). */
-export function decodeExtentIndex(bytes: Uint8Array, offset: number, view: DataView = viewOf(bytes)): ExtentIndex {
+export function decodeExtentIndex(bytes: Uint8Array, offset: number): ExtentIndex {
   const o = EXTENT_OFFSETS;
   return {
-    block: view.getUint32(offset + o.idxBlock, true),
-    leaf: view.getUint32(offset + o.idxLeafLo, true) + view.getUint16(offset + o.idxLeafHi, true) * TWO_32,
+    block: readU32(bytes, offset + o.idxBlock),
+    leaf: readU32(bytes, offset + o.idxLeafLo) + readU16(bytes, offset + o.idxLeafHi) * TWO_32,
   };
 }
 
 /** Decode a leaf extent at `offset` (no validation; an ee_len of 0 decodes as len 0). */
-export function decodeExtentLeaf(bytes: Uint8Array, offset: number, view: DataView = viewOf(bytes)): ExtentLeaf {
+export function decodeExtentLeaf(bytes: Uint8Array, offset: number): ExtentLeaf {
   const o = EXTENT_OFFSETS;
-  const rawLen = view.getUint16(offset + o.extLen, true);
+  const rawLen = readU16(bytes, offset + o.extLen);
   const uninit = rawLen > EXTENT_INIT_MAX_LEN;
   return {
-    block: view.getUint32(offset + o.extBlock, true),
+    block: readU32(bytes, offset + o.extBlock),
     len: uninit ? rawLen - EXTENT_INIT_MAX_LEN : rawLen,
-    start: view.getUint32(offset + o.extStartLo, true) + view.getUint16(offset + o.extStartHi, true) * TWO_32,
+    start: readU32(bytes, offset + o.extStartLo) + readU16(bytes, offset + o.extStartHi) * TWO_32,
     uninit,
   };
 }
@@ -168,15 +168,14 @@ export function decodeExtentLeaf(bytes: Uint8Array, offset: number, view: DataVi
  * entry not at `firstLogical`; a tail checksum mismatch (when `csumSeed` is given).
  */
 export function decodeExtentNode(bytes: Uint8Array, options: ExtentNodeOptions): ExtentNode {
-  const { capacity, inode } = options;
-  const where: { inode: number; block?: number } = { inode };
-  if (options.block !== undefined) where.block = options.block;
-  const fail = (what: string): FsError => corrupted('extent tree', what, where);
+  const { capacity } = options;
+  // Error context and messages are built only on failure: a walk decodes thousands of nodes.
+  const fail = (what: string): FsError => corrupted('extent tree', what, whereOf(options));
 
   if (!Number.isInteger(capacity) || capacity < EXTENT_HEADER_SIZE + EXTENT_ENTRY_SIZE) {
-    throw new FsError('EINVAL', `extent node capacity ${capacity} too small`, where);
+    throw new FsError('EINVAL', `extent node capacity ${capacity} too small`, whereOf(options));
   }
-  if (bytes.length < capacity) throw new FsError('EINVAL', `extent node needs ${capacity} bytes, got ${bytes.length}`, where);
+  if (bytes.length < capacity) throw new FsError('EINVAL', `extent node needs ${capacity} bytes, got ${bytes.length}`, whereOf(options));
 
   const header = decodeExtentHeader(bytes, 0);
   if (header.magic !== EXTENT_MAGIC) throw fail(`bad magic 0x${header.magic.toString(16).padStart(4, '0')}`);
@@ -194,7 +193,7 @@ export function decodeExtentNode(bytes: Uint8Array, options: ExtentNodeOptions):
   if (isBlock && options.csumSeed !== undefined) {
     const tail = extentTailOffset(header.max);
     if (tail + EXTENT_TAIL_SIZE > capacity) throw fail(`no room for the tail after ${header.max} entries`);
-    const stored = viewOf(bytes).getUint32(tail, true);
+    const stored = readU32(bytes, tail);
     const computed = crc32cRaw(options.csumSeed, bytes, 0, tail);
     if (stored !== computed) {
       throw fail(`checksum mismatch: stored 0x${stored.toString(16).padStart(8, '0')}, computed 0x${computed.toString(16).padStart(8, '0')}`);
@@ -202,19 +201,15 @@ export function decodeExtentNode(bytes: Uint8Array, options: ExtentNodeOptions):
   }
 
   const { totalBlocks, firstDataBlock } = options;
-  const physicalOk = (start: number, count: number): boolean =>
-    start > firstDataBlock && start + count <= totalBlocks;
-
-  const view = viewOf(bytes);
   if (header.depth > 0) {
     const entries: ExtentIndex[] = [];
     for (let i = 0; i < header.entries; i++) {
-      const e = decodeExtentIndex(bytes, EXTENT_HEADER_SIZE + i * EXTENT_ENTRY_SIZE, view);
+      const e = decodeExtentIndex(bytes, EXTENT_HEADER_SIZE + i * EXTENT_ENTRY_SIZE);
       const prev = entries[i - 1];
       if (prev !== undefined && e.block <= prev.block) {
         throw fail(`index ${i} starts at logical block ${e.block}, not after the previous index (${prev.block})`);
       }
-      if (!physicalOk(e.leaf, 1)) throw fail(`index ${i} points to block ${e.leaf}, outside the filesystem (${firstDataBlock + 1}..${totalBlocks - 1})`);
+      if (!(e.leaf > firstDataBlock && e.leaf + 1 <= totalBlocks)) throw fail(`index ${i} points to block ${e.leaf}, outside the filesystem (${firstDataBlock + 1}..${totalBlocks - 1})`);
       entries.push(e);
     }
     checkFirst(entries[0]?.block, options.firstLogical, fail);
@@ -224,13 +219,13 @@ export function decodeExtentNode(bytes: Uint8Array, options: ExtentNodeOptions):
   const entries: ExtentLeaf[] = [];
   let nextFree = 0;
   for (let i = 0; i < header.entries; i++) {
-    const e = decodeExtentLeaf(bytes, EXTENT_HEADER_SIZE + i * EXTENT_ENTRY_SIZE, view);
+    const e = decodeExtentLeaf(bytes, EXTENT_HEADER_SIZE + i * EXTENT_ENTRY_SIZE);
     if (e.len === 0) throw fail(`extent ${i} (logical ${e.block}) has length 0`);
     if (e.block + e.len > EXTENT_MAX_LOGICAL_END) throw fail(`extent ${i} (logical ${e.block}, ${e.len} blocks) runs past the last logical block`);
     if (i > 0 && e.block < nextFree) {
       throw fail(`extent ${i} starts at logical block ${e.block}, overlapping or before the previous extent (ends at ${nextFree - 1})`);
     }
-    if (!physicalOk(e.start, e.len)) {
+    if (!(e.start > firstDataBlock && e.start + e.len <= totalBlocks)) {
       throw fail(`extent ${i} maps to blocks ${e.start}..${e.start + e.len - 1}, outside the filesystem (${firstDataBlock + 1}..${totalBlocks - 1})`);
     }
     nextFree = e.block + e.len;
@@ -238,6 +233,10 @@ export function decodeExtentNode(bytes: Uint8Array, options: ExtentNodeOptions):
   }
   checkFirst(entries[0]?.block, options.firstLogical, fail);
   return { header, kind: 'leaf', entries };
+}
+
+function whereOf(options: ExtentNodeOptions): { inode: number; block?: number } {
+  return options.block === undefined ? { inode: options.inode } : { inode: options.inode, block: options.block };
 }
 
 function checkFirst(first: number | undefined, expected: number | undefined, fail: (what: string) => FsError): void {
