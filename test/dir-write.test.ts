@@ -507,7 +507,7 @@ describe('dir-write: basics', () => {
     checkModel(store, ctx, true, model);
   });
 
-  it('casefold: names match and hash folded; strict mode refuses invalid UTF-8', () => {
+  it('casefold: names match and hash folded; invalid UTF-8 is refused, strict or not', () => {
     const ctx = makeCtx({ casefold: true, strict: true });
     const store = newDir(ctx);
     const model = new Map<string, number>();
@@ -522,9 +522,9 @@ describe('dir-write: basics', () => {
     assert.equal(replaceEntry(store, ctx, true, b('STRASSE-ÜNÏCODE-8'), 5, FT.REG_FILE), 108);
     model.set(Buffer.from('Straße-Ünïcode-8').toString('latin1'), 5);
     checkModel(store, ctx, true, model);
+    // Not in non-strict mode either: e2fsprogs 1.47 would hash such a name differently from the kernel.
     const loose = makeCtx({ casefold: true, strict: false });
-    addEntry(store, loose, true, new Uint8Array([0x61, 0xff]), 9, FT.REG_FILE);
-    model.set(Buffer.from([0x61, 0xff]).toString('latin1'), 9);
+    throwsCode(() => addEntry(store, loose, true, new Uint8Array([0x61, 0xff]), 9, FT.REG_FILE), 'EINVAL');
     checkModel(store, loose, true, model);
   });
 

@@ -102,15 +102,13 @@ for (const variant of [
       fsys.renameInode(ROOT, 'moved-out', sub, 'BACK-IN');
       assert.equal(fsys.lookup(sub, 'back-in'), inos.get('\u212Aelvin'));
 
-      // Names that are not valid UTF-8: refused in strict mode, stored as bytes otherwise.
+      // Names that are not valid UTF-8: refused in strict mode as the kernel does, and
+      // otherwise too (e2fsprogs 1.47 hashes them unlike the kernel: e2fsck would flag the
+      // index); outside casefolded directories they are fine.
       const invalid = new Uint8Array([0x62, 0x61, 0x64, 0xff, 0x41]);
-      if (strict) {
-        assert.equal(code(() => fsys.mknodInode(cf, invalid, 0o100644, who)), 'EINVAL');
-      } else {
-        const ino = fsys.mknodInode(cf, invalid, 0o100644, who);
-        assert.equal(fsys.lookup(cf, invalid), ino);
-        assert.equal(code(() => fsys.lookup(cf, new Uint8Array([0x62, 0x61, 0x64, 0xff, 0x61]))), 'ENOENT', 'invalid names compare exactly');
-      }
+      assert.equal(code(() => fsys.mknodInode(cf, invalid, 0o100644, who)), 'EINVAL');
+      assert.equal(code(() => fsys.mknodInode(sub, invalid, 0o100644, who)), 'EINVAL');
+      if (!strict) assert.equal(typeof fsys.mknodInode(ROOT, invalid, 0o100644, who), 'number');
       fsys.close();
 
       fsckClean(image);

@@ -104,7 +104,7 @@ import {
   type DxWriteOptions,
 } from '../ondisk/htree.js';
 import { dirHashName, effectiveHashVersion, DX_HASH, type DirHashSeed } from '../ondisk/dirhash.js';
-import { casefoldName, namesEqualCasefold } from '../ondisk/casefold.js';
+import { casefoldNameOrNull, namesEqualCasefold } from '../ondisk/casefold.js';
 
 /** The directory's blocks, by logical block number. */
 export interface DirStore {
@@ -120,6 +120,11 @@ export interface DirStore {
   view?(lblk: number): Uint8Array;
   /** Replace logical block `lblk` (a whole block). */
   write(lblk: number, bytes: Uint8Array): void;
+  /**
+   * Optional: change logical block `lblk` in place (`change` gets the block's bytes and
+   * must not throw); the same as read, change, write, without the two copies.
+   */
+  update?(lblk: number, change: (bytes: Uint8Array) => void): void;
   /**
    * Allocate and map a new block at logical block blockCount() (the directory, and its
    * i_size, grow by one block); returns its lblk. Its content is written by the caller
@@ -148,7 +153,10 @@ export interface DirContext {
   readonly sFlags: number;
   /** The directory is casefolded (casefold feature and CASEFOLD_FL). */
   readonly casefold: boolean;
-  /** s_encoding_flags has the strict flag: names must be valid UTF-8 in casefold dirs. */
+  /**
+   * s_encoding_flags has the strict flag: names must be valid UTF-8 in casefold dirs.
+   * (addEntry refuses names that are not valid UTF-8 in casefolded directories either way.)
+   */
   readonly strictCasefold: boolean;
   /** large_dir: 3-level htrees, directories above 4 GiB. */
   readonly largeDir: boolean;
@@ -228,6 +236,17 @@ class Dir {
     const bytes = this.store.read(lblk);
     if (bytes.length !== this.bs) throw new FsError('EIO', `directory block ${lblk}: read ${bytes.length} bytes, block size ${this.bs}`, { inode: this.ctx.ino });
     return bytes;
+  }
+
+  /** Put `entry` at `slot` of leaf `lblk` (a slot `slotInLeaf` found in its current bytes). */
+  insertAt(lblk: number, slot: number, entry: DirEntryInput): void {
+    if (this.store.update !== undefined) {
+      this.store.update(lblk, (bytes) => insertDirEntryAt(bytes, slot, entry, this.leafWrite));
+      return;
+    }
+    const bytes = this.read(lblk);
+    insertDirEntryAt(bytes, slot, entry, this.leafWrite);
+    this.store.write(lblk, bytes);
   }
 
   /** Block `lblk` for decoding only: valid until the next store call, never modified. */
@@ -446,7 +465,13 @@ export function addEntry(store: DirStore, ctx: DirContext, indexed: boolean, nam
   if (isDot(name) || isDotDot(name)) throw new FsError('EEXIST', `${quote(name)} always exists`, { inode: ctx.ino });
   if (!Number.isInteger(ino) || ino < 1 || ino > 0xffffffff) throw new FsError('EINVAL', `bad inode number ${ino}`, { inode: ctx.ino });
   if (!Number.isInteger(fileType) || fileType < 0 || fileType > 0xff) throw new FsError('EINVAL', `bad file type ${fileType}`, { inode: ctx.ino });
-  if (ctx.casefold) casefoldName(name, ctx.strictCasefold); // EINVAL for invalid UTF-8 in strict mode
+  // Names that do not fold (invalid UTF-8) are refused in every casefolded directory, not
+  // only in strict mode as the kernel does: the kernel then hashes the raw bytes, but
+  // e2fsprogs 1.47 hashes them differently and e2fsck reports the directory's index as
+  // corrupt ("bad min hash"). Such a name would make the filesystem fail e2fsck.
+  if (ctx.casefold && casefoldNameOrNull(name) === null) {
+    throw new FsError('EINVAL', `${quote(name)} is not valid UTF-8, which a casefolded directory cannot hold consistently for both the kernel and e2fsck`, { inode: ctx.ino });
+  }
   const dir = new Dir(store, ctx);
   const entry: DirEntryInput = { inode: ino, name, fileType: ctx.hasFileType ? fileType : FT.UNKNOWN };
   if (indexed) {
@@ -470,9 +495,7 @@ function linearAdd(dir: Dir, entry: DirEntryInput): boolean {
     if (room === undefined && r.slot >= 0) room = { lblk, slot: r.slot };
   }
   if (room !== undefined) {
-    const bytes = dir.read(room.lblk);
-    insertDirEntryAt(bytes, room.slot, entry, dir.leafWrite);
-    dir.store.write(room.lblk, bytes);
+    dir.insertAt(room.lblk, room.slot, entry);
     return false;
   }
   if (n === 1 && dir.ctx.dirIndex === true) {
@@ -567,12 +590,11 @@ function htreeAdd(dir: Dir, entry: DirEntryInput): void {
   const r = dir.slotInLeaf(dir.peek(leafBlk), leafBlk, entry);
   if (r.exists) throw exists(entry.name);
   if (htreeFind(dir, p, entry.name, 1) !== undefined) throw exists(entry.name);
-  const leafBytes = dir.read(leafBlk);
   if (r.slot >= 0) {
-    insertDirEntryAt(leafBytes, r.slot, entry, dir.leafWrite);
-    dir.store.write(leafBlk, leafBytes);
+    dir.insertAt(leafBlk, r.slot, entry);
     return;
   }
+  const leafBytes = dir.read(leafBlk);
   const leaf = dir.decodeLeaf(leafBytes, leafBlk);
   const space = dirBlockSpace(dir.bs, ctx.metadataCsum);
   const live = leaf.entries.map(toInput);

@@ -928,6 +928,16 @@ export class Writer {
       read: (lblk) => channel.read(physical(lblk), 1),
       view: (lblk) => channel.view(physical(lblk)),
       write: (lblk, bytes) => this.put(physical(lblk), 1, bytes),
+      update: (lblk, change) => {
+        const block = physical(lblk);
+        const bytes = channel.acquire(block);
+        try {
+          change(bytes);
+        } finally {
+          channel.release(block, true);
+          this.core.invalidateBlocks(block, 1);
+        }
+      },
       append: () => {
         const lblk = Math.ceil(dir.size / bs);
         const tree = this.tree(ino, dir);

@@ -138,7 +138,21 @@ export interface XattrName {
  * suffix after a prefix ("user."), or a suffix longer than 255 bytes. Strings are UTF-8.
  */
 export function splitXattrName(fullName: string | Uint8Array): XattrName | null {
-  const bytes = typeof fullName === 'string' ? utf8.encode(fullName) : fullName;
+  if (typeof fullName !== 'string') return splitXattrBytes(fullName);
+  // The same few names come again and again (security.capability before every write,
+  // the ACL names at every create): remember their split (callers never modify it).
+  const known = splitByString.get(fullName);
+  if (known !== undefined) return known;
+  const split = splitXattrBytes(utf8.encode(fullName));
+  if (splitByString.size >= SPLIT_MEMO_ENTRIES) splitByString.clear();
+  splitByString.set(fullName, split);
+  return split;
+}
+
+const SPLIT_MEMO_ENTRIES = 256;
+const splitByString = new Map<string, XattrName | null>();
+
+function splitXattrBytes(bytes: Uint8Array): XattrName | null {
   for (const [index, prefix] of MATCH_ORDER) {
     if (WHOLE_NAME_INDEXES.has(index)) {
       if (bytesEqual(bytes, prefix)) return { index, name: new Uint8Array(0) };
