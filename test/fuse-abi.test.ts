@@ -39,6 +39,12 @@ import {
   type Protocol,
   type Send,
 } from '../src/fuse/protocol.js';
+import { readFileSync } from 'node:fs';
+import { Ext4 } from '../src/fs/ext4.js';
+import { FuseSession } from '../src/fuse/session.js';
+import { MemoryChannel } from '../src/io/memory-channel.js';
+import { makeImage } from './helpers/images.js';
+import { parseMountOptions } from '../src/fuse/options.js';
 
 // ---------------------------------------------------------------------------------------
 // helpers
@@ -658,6 +664,31 @@ describe('FUSE INIT negotiation', () => {
         ${'00'.repeat(22)}      # unused[11]
       `),
     );
+  });
+
+  it('a session asks for the writeback cache on read-write mounts only, unless told not to', () => {
+    const image = makeImage({ name: 'init-writeback', size: '8M', mkfsArgs: ['-t', 'ext4'] });
+    const flagsOf = (write: boolean, writebackCache?: boolean): bigint => {
+      const fsys = Ext4.open(new MemoryChannel(new Uint8Array(readFileSync(image))), { write });
+      const out: Uint8Array[] = [];
+      const session = new FuseSession(fsys, (buffers) => out.push(Buffer.concat(buffers)), {
+        attrTimeout: 1,
+        entryTimeout: 1,
+        maxRead: 131072,
+        ...(writebackCache === undefined ? {} : { writebackCache }),
+      });
+      session.handle(INIT_7_45);
+      fsys.close();
+      const reply = only(out);
+      return BigInt(new DataView(reply.buffer, reply.byteOffset, reply.byteLength).getUint32(16 + 12, true));
+    };
+    assert.notEqual(flagsOf(true) & InitFlag.WRITEBACK_CACHE, 0n, 'read-write: on by default');
+    assert.notEqual(flagsOf(true, true) & InitFlag.WRITEBACK_CACHE, 0n);
+    assert.equal(flagsOf(true, false) & InitFlag.WRITEBACK_CACHE, 0n, 'no_writeback_cache');
+    assert.equal(flagsOf(false) & InitFlag.WRITEBACK_CACHE, 0n, 'never on read-only mounts');
+    assert.equal(parseMountOptions(['rw']).writebackCache, true);
+    assert.equal(parseMountOptions(['rw,no_writeback_cache']).writebackCache, false);
+    assert.equal(parseMountOptions(['no_writeback_cache,writeback_cache']).writebackCache, true);
   });
 
   it('7.31 kernel: minor 31, no flags2, no INIT_EXT', () => {

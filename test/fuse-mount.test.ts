@@ -868,7 +868,7 @@ describe('ext4ts mount (FUSE), compared with kernel mounts', { concurrency: true
     it('mount --help lists the options', async () => {
       const r = await ext4ts(['mount', '--help']);
       assert.equal(r.status, 0);
-      for (const o of ['ro', 'allow_other', 'fakeroot', 'cache_size', 'attr_timeout', 'max_read', 'no_checksums', 'debug']) assert.match(r.stdout.toString(), new RegExp(`\\b${o}\\b`));
+      for (const o of ['ro', 'allow_other', 'fakeroot', 'cache_size', 'attr_timeout', 'max_read', 'no_checksums', 'writeback_cache', 'no_writeback_cache', 'debug']) assert.match(r.stdout.toString(), new RegExp(`\\b${o}\\b`));
     });
   });
 });

@@ -143,6 +143,10 @@ Mount options (-o, comma-separated, like mount(8) and fuse2fs):
                           long after they were made (default 30; 0: only at fsync/sync/unmount).
                           close(2) writes a file's changes back to the image, fsync(2) makes
                           them durable
+  writeback_cache         read-write: the kernel's writeback cache gathers small writes into large
+                          ones (on by default); no_writeback_cache turns it off, which saves the
+                          kernel's SETATTR after each close of a written file and each unlink
+                          (faster for many small files written in one write each)
   errors=continue|remount-ro|panic   what to do on corruption (read-only mounts continue)
   no_checksums            do not verify metadata checksums (recovery)
   debug                   trace every request on stderr (use with -f)

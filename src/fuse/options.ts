@@ -40,6 +40,13 @@ export interface MountOptions {
   readonly maxRead: number;
   /** Don't verify metadata checksums. */
   readonly noChecksums: boolean;
+  /**
+   * Read-write mounts: ask for the kernel's writeback cache (default). Small writes are
+   * gathered into large WRITEs, but the kernel then sends a SETATTR for the times at
+   * every close of a written file and after every unlink: no_writeback_cache saves those
+   * two round trips per file (about 15% on creating and deleting many small files).
+   */
+  readonly writebackCache: boolean;
 }
 
 /**
@@ -64,6 +71,7 @@ export const DEFAULT_MOUNT_OPTIONS: MountOptions = {
   entryTimeout: DEFAULT_TIMEOUT_RO,
   debug: false,
   maxRead: 1 << 20,
+  writebackCache: true,
   noChecksums: false,
 };
 
@@ -115,6 +123,12 @@ export function parseMountOptions(lists: readonly string[]): MountOptions {
           break;
         case 'fakeroot':
           o.fakeroot = true;
+          break;
+        case 'writeback_cache':
+          o.writebackCache = true;
+          break;
+        case 'no_writeback_cache':
+          o.writebackCache = false;
           break;
         case 'cache_size':
           o.cacheSize = parseSize(need(), 'cache_size');

@@ -120,6 +120,8 @@ export interface SessionOptions {
   readonly flushInterval?: number;
   /** Called when a write-back no request waits for (periodic flush, unmount) fails. */
   readonly onWriteBackError?: (error: unknown, when: string) => void;
+  /** Read-write mounts: ask for the kernel's writeback cache (default true). */
+  readonly writebackCache?: boolean;
 }
 
 /** INIT flags we ask for on a read-only mount. */
@@ -135,7 +137,7 @@ const WANT =
   InitFlag.HAS_EXPIRE_ONLY;
 
 /** What a read-write mount asks for on top (see the module comment). */
-const WANT_RW = WANT | InitFlag.WRITEBACK_CACHE | InitFlag.DONT_MASK | InitFlag.SETXATTR_EXT | InitFlag.HANDLE_KILLPRIV_V2;
+const WANT_RW = WANT | InitFlag.DONT_MASK | InitFlag.SETXATTR_EXT | InitFlag.HANDLE_KILLPRIV_V2;
 
 const O_ACCMODE = 3;
 const O_TRUNC = 0o1000;
@@ -523,7 +525,7 @@ export class FuseSession {
   };
 
   private opInit(request: RequestOf<'INIT'>, _ino: number, reply: Reply): void {
-    const result = negotiateInit(request.args, { want: this.writable ? WANT_RW : WANT, maxWrite: this.options.maxRead, maxPages: Math.ceil(this.options.maxRead / 4096) });
+    const result = negotiateInit(request.args, { want: this.writable ? (this.options.writebackCache === false ? WANT_RW : WANT_RW | InitFlag.WRITEBACK_CACHE) : WANT, maxWrite: this.options.maxRead, maxPages: Math.ceil(this.options.maxRead / 4096) });
     if (result.kind === 'accepted') this.protocol = result.protocol;
     reply.replyInit(result.reply);
   }

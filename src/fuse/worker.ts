@@ -100,6 +100,7 @@ function serve(fd: number): void {
       atime: options.atime,
       lazytime: options.lazytime,
       flushInterval: options.flushInterval,
+      writebackCache: options.writebackCache,
     },
   );
   const flag = new WakeupFlag(data.flag);
