@@ -10,23 +10,12 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { Ext4 } from '../src/fs/ext4.js';
-import { FsError } from '../src/errors.js';
 import { CASEFOLD_FL, INDEX_FL } from '../src/ondisk/inode.js';
 import { debugfs, makeImage, scratchDir } from './helpers/images.js';
-import { copyImage, fsckClean } from './helpers/twin.js';
+import { copyImage, fsckClean, outcome as code } from './helpers/twin.js';
 
 const ROOT = 2;
 const who = { uid: 0, gid: 0 };
-
-function code(fn: () => unknown): string {
-  try {
-    fn();
-    return 'ok';
-  } catch (error) {
-    if (error instanceof FsError) return error.code;
-    throw error;
-  }
-}
 
 /** Names whose folding is not ASCII lowercasing: sharp s, final sigma, Kelvin sign, NFD vs NFC, ignorables. */
 const TRICKY: readonly (readonly [string, string])[] = [

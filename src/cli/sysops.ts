@@ -121,31 +121,11 @@ class NativeOps implements SysOps {
   readonly applyOpenFile = (fd: number, r: MetaRecord, chown: boolean, close: () => void): OpFailure[] => {
     const failures: OpFailure[] = [];
     const path = r.path;
-    if (chown) {
-      try {
-        nodefs.fchownSync(fd, r.uid, r.gid);
-      } catch (error) {
-        failures.push(syscallFailure(path, 'chown', error));
-      }
-    }
-    for (const [name, value] of r.xattrs) {
-      try {
-        lsetxattr(path, name, value);
-      } catch (error) {
-        failures.push(syscallFailure(path, `setxattr ${name}`, error));
-      }
-    }
-    try {
-      nodefs.fchmodSync(fd, r.mode & 0o7777);
-    } catch (error) {
-      failures.push(syscallFailure(path, 'chmod', error));
-    }
+    if (chown) attempt(failures, path, 'chown', () => nodefs.fchownSync(fd, r.uid, r.gid));
+    setXattrs(failures, r);
+    attempt(failures, path, 'chmod', () => nodefs.fchmodSync(fd, r.mode & 0o7777));
     close();
-    try {
-      lutimens(path, r.atime.seconds, r.atime.nanoseconds, r.mtime.seconds, r.mtime.nanoseconds);
-    } catch (error) {
-      failures.push(syscallFailure(path, 'set times', error));
-    }
+    setTimes(failures, r);
     return failures;
   };
 
@@ -153,35 +133,30 @@ class NativeOps implements SysOps {
     const failures: OpFailure[] = [];
     for (const r of records) {
       const path = r.path;
-      if (chown) {
-        try {
-          nodefs.lchownSync(path, r.uid, r.gid);
-        } catch (error) {
-          failures.push(syscallFailure(path, 'chown', error));
-        }
-      }
-      for (const [name, value] of r.xattrs) {
-        try {
-          lsetxattr(path, name, value);
-        } catch (error) {
-          failures.push(syscallFailure(path, `setxattr ${name}`, error));
-        }
-      }
-      if (r.kind !== 'symlink') {
-        try {
-          nodefs.chmodSync(path, r.mode & 0o7777);
-        } catch (error) {
-          failures.push(syscallFailure(path, 'chmod', error));
-        }
-      }
-      try {
-        lutimens(path, r.atime.seconds, r.atime.nanoseconds, r.mtime.seconds, r.mtime.nanoseconds);
-      } catch (error) {
-        failures.push(syscallFailure(path, 'set times', error));
-      }
+      if (chown) attempt(failures, path, 'chown', () => nodefs.lchownSync(path, r.uid, r.gid));
+      setXattrs(failures, r);
+      if (r.kind !== 'symlink') attempt(failures, path, 'chmod', () => nodefs.chmodSync(path, r.mode & 0o7777));
+      setTimes(failures, r);
     }
     return failures;
   }
+}
+
+/** Run one metadata syscall; a failure is recorded, not thrown. */
+function attempt(failures: OpFailure[], path: Buffer, op: string, call: () => void): void {
+  try {
+    call();
+  } catch (error) {
+    failures.push(syscallFailure(path, op, error));
+  }
+}
+
+function setXattrs(failures: OpFailure[], r: MetaRecord): void {
+  for (const [name, value] of r.xattrs) attempt(failures, r.path, `setxattr ${name}`, () => lsetxattr(r.path, name, value));
+}
+
+function setTimes(failures: OpFailure[], r: MetaRecord): void {
+  attempt(failures, r.path, 'set times', () => lutimens(r.path, r.atime.seconds, r.atime.nanoseconds, r.mtime.seconds, r.mtime.nanoseconds));
 }
 
 /* ------------------------------------------------------------------ python */

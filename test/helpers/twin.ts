@@ -22,7 +22,7 @@ export function fsckClean(image: string): string {
 }
 
 /** The errno code of what `fn` throws ('ok' when it returns). */
-function outcome(fn: () => unknown): string {
+export function outcome(fn: () => unknown): string {
   try {
     fn();
     return 'ok';
