@@ -111,6 +111,8 @@ const timed = <T>(kind: (typeof KINDS)[number], f: () => T): T => {
 };
 
 const half = Math.floor(cfg.files / 2);
+/** The files of the second half, removed afterwards. */
+const created: { dir: number; name: string; ino: number }[] = [];
 let dir = ROOT_INO;
 let halfStart = process.hrtime.bigint();
 let halfCpu = process.cpuUsage();
@@ -131,11 +133,31 @@ for (let i = 0; i < cfg.files; i++) {
   timed('FLUSH', () => request(Opcode.FLUSH, ino, body(24, () => undefined)));
   timed('RELEASE', () => request(Opcode.RELEASE, ino, body(24, () => undefined)));
   timed('GETATTR', () => request(Opcode.GETATTR, dir, body(16, () => undefined)));
+  if (i >= half) created.push({ dir, name, ino });
 }
+
 const perFile = Number(process.hrtime.bigint() - halfStart) / 1000 / (cfg.files - half);
 // CPU time (user + system, all threads) is steadier than wall time on a busy machine.
 const cpu = process.cpuUsage(halfCpu);
 const cpuPerFile = (cpu.user + cpu.system) / (cfg.files - half);
+
+// rm -rf of the second half, as the kernel sends it (writeback cache): UNLINK, the
+// SETATTR of the ctime it keeps, GETATTR of the parent (default_permissions).
+const RM_KINDS = ['UNLINK', 'SETATTR', 'GETATTR'] as const;
+const rmSpent = new Map<string, bigint>(RM_KINDS.map((k) => [k, 0n]));
+const rmTimed = (kind: (typeof RM_KINDS)[number], f: () => unknown): void => {
+  const t = process.hrtime.bigint();
+  f();
+  rmSpent.set(kind, (rmSpent.get(kind) ?? 0n) + process.hrtime.bigint() - t);
+};
+const rmStart = process.hrtime.bigint();
+for (const f of created) {
+  rmTimed('UNLINK', () => request(Opcode.UNLINK, f.dir, cstr(f.name)));
+  rmTimed('SETATTR', () => request(Opcode.SETATTR, f.ino, body(88, (v) => (v.setUint32(0, 1 << 10, true), v.setBigUint64(48, 1_700_000_001n, true)))));
+  rmTimed('GETATTR', () => request(Opcode.GETATTR, f.dir, body(16, () => undefined)));
+  request(Opcode.FORGET, f.ino, body(8, (v) => v.setBigUint64(0, 1n, true)));
+}
+const rmPerFile = Number(process.hrtime.bigint() - rmStart) / 1000 / created.length;
 ext4.close();
 let fsck = 'clean';
 try {
@@ -146,9 +168,13 @@ try {
 fs.rmSync(image);
 
 const us = (ns: bigint): string => (Number(ns) / 1000 / (cfg.files - half)).toFixed(1).padStart(7);
+// (created.length === cfg.files - half: the same divisor for the removal.)
 process.stdout.write(`ext4ts FUSE session, ${cfg.files.toLocaleString('en-US')} files created (us per file over the second half; node ${process.version})\n`);
 for (const k of KINDS) process.stdout.write(`  ${k.padEnd(9)}${us(spent.get(k) ?? 0n)} us\n`);
 process.stdout.write(`  per file  ${perFile.toFixed(1).padStart(6)} us   (fuse2fs through a mount, kernel included: ~290 us; see README)\n`);
 process.stdout.write(`  cpu/file  ${cpuPerFile.toFixed(1).padStart(6)} us   (user + system time of the process, all threads)\n`);
+process.stdout.write(`then the same ${created.length.toLocaleString('en-US')} files removed (us per file):\n`);
+for (const k of RM_KINDS) process.stdout.write(`  ${k.padEnd(9)}${us(rmSpent.get(k) ?? 0n)} us\n`);
+process.stdout.write(`  per file  ${rmPerFile.toFixed(1).padStart(6)} us\n`);
 process.stdout.write(`  e2fsck -fn: ${fsck}\n`);
 if (fsck !== 'clean') process.exitCode = 1;
