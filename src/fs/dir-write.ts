@@ -238,15 +238,20 @@ class Dir {
     return bytes;
   }
 
-  /** Put `entry` at `slot` of leaf `lblk` (a slot `slotInLeaf` found in its current bytes). */
-  insertAt(lblk: number, slot: number, entry: DirEntryInput): void {
+  /** Change block `lblk` in place where the store can (`change` must not throw), else read, change, write. */
+  modify(lblk: number, change: (bytes: Uint8Array) => void): void {
     if (this.store.update !== undefined) {
-      this.store.update(lblk, (bytes) => insertDirEntryAt(bytes, slot, entry, this.leafWrite));
+      this.store.update(lblk, change);
       return;
     }
     const bytes = this.read(lblk);
-    insertDirEntryAt(bytes, slot, entry, this.leafWrite);
+    change(bytes);
     this.store.write(lblk, bytes);
+  }
+
+  /** Put `entry` at `slot` of leaf `lblk` (a slot `slotInLeaf` found in its current bytes). */
+  insertAt(lblk: number, slot: number, entry: DirEntryInput): void {
+    this.modify(lblk, (bytes) => insertDirEntryAt(bytes, slot, entry, this.leafWrite));
   }
 
   /** Block `lblk` for decoding only: valid until the next store call, never modified. */
@@ -375,6 +380,7 @@ function toInput(e: DirEntry): DirEntryInput {
 
 interface Found {
   readonly lblk: number;
+  /** The leaf's bytes: a view, valid until the next store call (change them with Dir.modify). */
   readonly bytes: Uint8Array;
   readonly entry: { readonly inode: number; readonly offset: number };
 }
@@ -383,7 +389,7 @@ interface Found {
 function scanFind(dir: Dir, indexed: boolean, name: Uint8Array): Found | undefined {
   const n = dir.blocks();
   for (let lblk = indexed ? 1 : 0; lblk < n; lblk++) {
-    const bytes = dir.read(lblk);
+    const bytes = dir.peek(lblk);
     if (indexed && isDxBlock(bytes, dir.bs)) continue;
     const entry = dir.findInLeaf(bytes, lblk, name);
     if (entry !== undefined) return { lblk, bytes, entry };
@@ -442,7 +448,7 @@ function htreeFind(dir: Dir, p: Probe, name: Uint8Array, skip = 0): Found | unde
   for (let i = frame.index + skip; i < frame.entries.length; i++) {
     const e = frame.entries[i] as DxEntry;
     if (i > frame.index && ((e.hash & DX_HASH_CONTINUED) === 0 || (e.hash & ~DX_HASH_CONTINUED) >>> 0 !== p.hash)) break;
-    const bytes = dir.read(e.block);
+    const bytes = dir.peek(e.block);
     const entry = dir.findInLeaf(bytes, e.block, name);
     if (entry !== undefined) return { lblk: e.block, bytes, entry };
   }
@@ -699,9 +705,9 @@ export function removeEntry(store: DirStore, ctx: DirContext, indexed: boolean, 
   const dir = new Dir(store, ctx);
   const found = find(dir, indexed, name);
   if (found === undefined) throw new FsError('ENOENT', `no entry ${quote(name)}`, { inode: ctx.ino });
-  removeDirEntry(found.bytes, found.entry.offset, dir.leafWrite);
-  store.write(found.lblk, found.bytes);
-  return found.entry.inode;
+  const { offset, inode } = found.entry;
+  dir.modify(found.lblk, (bytes) => removeDirEntry(bytes, offset, dir.leafWrite));
+  return inode;
 }
 
 /** Point `name` (or '..') at `newIno`; returns the inode it named before. */
@@ -729,12 +735,14 @@ export function replaceEntry(store: DirStore, ctx: DirContext, indexed: boolean,
     found = find(dir, indexed, name);
   }
   if (found === undefined) throw new FsError('ENOENT', `no entry ${quote(name)}`, { inode: ctx.ino });
-  const { bytes, entry } = found;
-  new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).setUint32(entry.offset + DIRENT_OFFSETS.inode, newIno, true);
-  if (ctx.hasFileType) bytes[entry.offset + DIRENT_OFFSETS.fileType] = isDotDot(name) ? FT.DIR : newFileType;
-  if (ctx.metadataCsum) setDirBlockChecksum(bytes, dir.bs, ctx.csumSeed);
-  store.write(found.lblk, bytes);
-  return entry.inode;
+  const { offset, inode } = found.entry;
+  const fileType = isDotDot(name) ? FT.DIR : newFileType;
+  dir.modify(found.lblk, (bytes) => {
+    new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).setUint32(offset + DIRENT_OFFSETS.inode, newIno, true);
+    if (ctx.hasFileType) bytes[offset + DIRENT_OFFSETS.fileType] = fileType;
+    if (ctx.metadataCsum) setDirBlockChecksum(bytes, dir.bs, ctx.csumSeed);
+  });
+  return inode;
 }
 
 /** True when the directory holds nothing but '.' and '..'. */
