@@ -36,11 +36,21 @@ function post(message: WorkerMessage): void {
   port?.postMessage(message);
 }
 
+/**
+ * Decoded inodes the server keeps. The kernel caches attributes and entries itself, so
+ * the server's inode cache mostly serves the files being read; the library's default
+ * (8,192) held ~6.5 MiB of decoded inodes that reading every file of a 53,800-entry tree
+ * cycled through, all promoted to old space before being dropped. Measured over the
+ * mount benchmark's read-every-file pass: peak RSS 117 -> 110 MiB, no slower.
+ */
+const SERVER_INODE_CACHE = 1024;
+
 function open(write: boolean): Ext4 {
   return Ext4.openFile(data.image, {
     offset: data.options.offset,
     checksums: !data.options.noChecksums,
     write,
+    inodeCacheSize: SERVER_INODE_CACHE,
     ...(data.options.cacheSize === undefined ? {} : { cacheSize: data.options.cacheSize }),
   });
 }
