@@ -1,7 +1,8 @@
 /**
  * The FUSE worker: owns the filesystem and serves /dev/fuse requests one at a time
  * with blocking reads (see ../shared/DESIGN.md, "The core is synchronous"). Between
- * requests it does housekeeping when the main thread's wakeup flag asks for it.
+ * requests it does housekeeping when the main thread's wakeup flag asks for it, and
+ * then lets its event loop turn once (for V8's memory reducer).
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import * as fs from 'node:fs';
@@ -84,9 +85,9 @@ try {
 }
 
 /** The main thread sends the /dev/fuse descriptor once the mount is live. */
-port.once('message', (m: { fd: number }) => serve(m.fd));
+port.once('message', (m: { fd: number }) => void serve(m.fd));
 
-function serve(fd: number): void {
+async function serve(fd: number): Promise<void> {
   const { options } = data;
   const trace = options.debug ? (line: string) => process.stderr.write(`ext4ts: ${line}\n`) : undefined;
   const session = new FuseSession(
@@ -142,6 +143,12 @@ function serve(fd: number): void {
       heartbeat();
       session.housekeeping();
       housekeeper.run();
+      // Let the event loop turn once per housekeeping tick: V8's memory reducer (the GC
+      // that gives an idle heap back) runs as a task on it, and the loop never turns
+      // while this thread is blocked reading /dev/fuse. Measured after walk + read every
+      // file of the bench tree, then idle: RSS stayed at 106.7 MiB; with the turn it
+      // drops to 94.1 MiB within ~15 s (worker heap 22.0 -> 11.5 MiB).
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
   }
   // Unmounted: write everything back and mark the filesystem clean. If that fails, try
