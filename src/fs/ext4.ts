@@ -79,12 +79,14 @@ function latin1Key(name: Uint8Array): string {
  */
 const NODE_CACHE_ENTRIES = 65_536;
 /**
- * A directory entry with its name costs about 250 bytes of heap (measured in a heap
- * snapshot of a mount: the entry, the name's Uint8Array and its ArrayBuffer): about 4 MiB
- * of decoded directory blocks at most. A listing fills them once and rarely looks again
- * (the kernel caches what READDIRPLUS returned), so more would mostly hold garbage-to-be.
+ * A directory entry costs about 130 bytes of heap (the entry and its name, a view into
+ * one copy of its block): about 0.5 MiB of decoded directory blocks at most, some 40
+ * blocks, which covers the directory being listed (READDIRPLUS comes back for each
+ * ~4 KiB of reply). A listing fills them once and rarely looks again (the kernel caches
+ * what READDIRPLUS returned), so more would mostly hold garbage-to-be: 16,384 entries
+ * cost 2-3 MiB more peak RSS over the mount benchmark's walk and read-every-file passes.
  */
-const DIR_LEAF_CACHE_ENTRIES = 16_384;
+const DIR_LEAF_CACHE_ENTRIES = 4_096;
 /** Inode-table blocks fetched together when one misses the cache. */
 const INODE_TABLE_READAHEAD = 64;
 /** Largest xattr value (the VFS limit). */

@@ -1,7 +1,8 @@
 /**
  * The FUSE worker: owns the filesystem and serves /dev/fuse requests one at a time
  * with blocking reads (see ../shared/DESIGN.md, "The core is synchronous"). Between
- * requests it does housekeeping when the main thread's wakeup flag asks for it.
+ * requests it does housekeeping when the main thread's wakeup flag asks for it, and
+ * then lets its event loop turn once (for V8's memory reducer).
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import * as fs from 'node:fs';
@@ -36,11 +37,21 @@ function post(message: WorkerMessage): void {
   port?.postMessage(message);
 }
 
+/**
+ * Decoded inodes the server keeps. The kernel caches attributes and entries itself, so
+ * the server's inode cache mostly serves the files being read; the library's default
+ * (8,192) held ~6.5 MiB of decoded inodes that reading every file of a 53,800-entry tree
+ * cycled through, all promoted to old space before being dropped. Measured over the
+ * mount benchmark's read-every-file pass: peak RSS 117 -> 110 MiB, no slower.
+ */
+const SERVER_INODE_CACHE = 1024;
+
 function open(write: boolean): Ext4 {
   return Ext4.openFile(data.image, {
     offset: data.options.offset,
     checksums: !data.options.noChecksums,
     write,
+    inodeCacheSize: SERVER_INODE_CACHE,
     ...(data.options.cacheSize === undefined ? {} : { cacheSize: data.options.cacheSize }),
   });
 }
@@ -74,9 +85,9 @@ try {
 }
 
 /** The main thread sends the /dev/fuse descriptor once the mount is live. */
-port.once('message', (m: { fd: number }) => serve(m.fd));
+port.once('message', (m: { fd: number }) => void serve(m.fd));
 
-function serve(fd: number): void {
+async function serve(fd: number): Promise<void> {
   const { options } = data;
   const trace = options.debug ? (line: string) => process.stderr.write(`ext4ts: ${line}\n`) : undefined;
   const session = new FuseSession(
@@ -133,6 +144,12 @@ function serve(fd: number): void {
       heartbeat();
       session.housekeeping();
       housekeeper.run();
+      // Let the event loop turn once per housekeeping tick: V8's memory reducer (the GC
+      // that gives an idle heap back) runs as a task on it, and the loop never turns
+      // while this thread is blocked reading /dev/fuse. Measured after walk + read every
+      // file of the bench tree, then idle: RSS stayed at 106.7 MiB; with the turn it
+      // drops to 94.1 MiB within ~15 s (worker heap 22.0 -> 11.5 MiB).
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
   }
   // Unmounted: write everything back and mark the filesystem clean. If that fails, try

@@ -277,8 +277,13 @@ function walkRegion(
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const records: DirEntry[] = [];
   const hashInDirent = format.hashInDirent === true;
+  // The names are views into one copy of the region, not one copy (and ArrayBuffer,
+  // with its native backing store) each: ~150 bytes less per entry, live as long as
+  // a decoded block is cached. A name kept alone keeps its region's copy alive.
+  let copy: Uint8Array | undefined;
   scanRegion(bytes, start, end, blockSize, format, ctx, (at, off, inode, recLen, nameLen, fileType) => {
-    const nameStart = at + DIRENT_OFFSETS.name;
+    copy ??= bytes.slice(start, end);
+    const nameStart = at + DIRENT_OFFSETS.name - start;
     const entry: {
       inode: number;
       name: Uint8Array;
@@ -287,7 +292,7 @@ function walkRegion(
       recLen: number;
       hash?: number;
       minorHash?: number;
-    } = { inode, name: bytes.slice(nameStart, nameStart + nameLen), fileType, offset: off, recLen };
+    } = { inode, name: copy.subarray(nameStart, nameStart + nameLen), fileType, offset: off, recLen };
     if (hashInDirent && inode !== 0 && !isDotOrDotDot(bytes, at, nameLen)) {
       const hashAt = at + ((DIRENT_HEADER_SIZE + nameLen + 3) & ~3);
       entry.hash = view.getUint32(hashAt, true);
