@@ -1,7 +1,8 @@
 /** `ext4ts cat IMAGE PATH...`: file contents, exact bytes, streamed in chunks. */
 import { FsError } from '../errors.js';
 import { about, Reporter } from './errors.js';
-import { withImage, type CommonOptions } from './options.js';
+import { withImage } from './image.js';
+import type { CommonOptions } from './options.js';
 import { Output } from './output.js';
 
 /** Bytes read per call: large enough for long device reads, small enough for memory. */

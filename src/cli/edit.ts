@@ -14,7 +14,8 @@ import { InvalidArgumentError } from 'commander';
 import { Ext4 } from '../fs/ext4.js';
 import { FsError } from '../errors.js';
 import { about, CliError, Failure, Reporter } from './errors.js';
-import { parseSize, printStats, type CommonOptions } from './options.js';
+import { printStats } from './image.js';
+import { parseSize, type CommonOptions } from './options.js';
 export { parseOctalMode } from './options.js';
 
 /* ------------------------------------------------------------------ opening */

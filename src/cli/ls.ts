@@ -7,7 +7,8 @@ import type { Ext4 } from '../fs/ext4.js';
 import type { Stat } from '../fs/types.js';
 import { about, Reporter } from './errors.js';
 import { cachedModeString, LsTimes, now } from './format.js';
-import { withImage, type CommonOptions } from './options.js';
+import { withImage } from './image.js';
+import type { CommonOptions } from './options.js';
 import { ByteSink } from './output.js';
 
 export interface LsOptions extends CommonOptions {

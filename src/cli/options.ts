@@ -1,10 +1,10 @@
 /**
- * Options every command takes (--cache-size, --offset, --no-checksums, --stats), and
- * opening the image with them.
+ * Options every command takes (--cache-size, --offset, --no-checksums, --stats) and
+ * argument parsers. Opening the image with them is in image.ts: this module is loaded
+ * at start-up by every command, the mount server's main thread included, and must not
+ * pull in the filesystem.
  */
 import { InvalidArgumentError, type Command } from 'commander';
-import { Ext4 } from '../fs/ext4.js';
-import { Failure } from './errors.js';
 
 export interface CommonOptions {
   readonly cacheSize?: number;
@@ -37,46 +37,4 @@ export function addCommonOptions(cmd: Command): Command {
     .option('--offset <bytes>', 'byte offset of the filesystem inside IMAGE (e.g. a partition in a disk image; K/M/G allowed)', parseSize)
     .option('--no-checksums', 'do not verify metadata checksums (to recover data from a damaged image)')
     .option('--stats', 'at exit, print one JSON line of cache statistics on stderr');
-}
-
-/** Opens IMAGE read-only with the common options. */
-export function openImage(image: string, options: CommonOptions): Ext4 {
-  return Ext4.openFile(image, {
-    checksums: options.checksums,
-    ...(options.cacheSize === undefined ? {} : { cacheSize: options.cacheSize }),
-    ...(options.offset === undefined ? {} : { offset: options.offset }),
-  });
-}
-
-/** Prints the `--stats` line for an open filesystem. */
-export function printStats(fs: Ext4): void {
-  process.stderr.write(`${JSON.stringify(fs.stats())}\n`);
-}
-
-/**
- * Opens the image, runs `body`, closes the image and prints the stats line (also when
- * `body` throws). Errors from opening are wrapped in a Failure so they name the image.
- */
-export async function withImage<T>(image: string, options: CommonOptions, body: (fs: Ext4) => T | Promise<T>): Promise<T> {
-  let fs: Ext4;
-  try {
-    fs = openImage(image, options);
-  } catch (error) {
-    throw new Failure(image, error);
-  }
-  try {
-    return await body(fs);
-  } finally {
-    if (options.stats === true) printStats(fs);
-    closeQuietly(image, fs);
-  }
-}
-
-/** Read-only: nothing is written back on close; a failure is still worth a line. */
-function closeQuietly(image: string, fs: Ext4): void {
-  try {
-    fs.close();
-  } catch (error) {
-    process.stderr.write(`ext4ts: ${image}: ${error instanceof Error ? error.message : String(error)}\n`);
-  }
 }

@@ -10,7 +10,8 @@ import { EXTENTS_FL, INLINE_DATA_FL, inodeBlocksBytes, inodeCsumSeed, inodeFileA
 import { RO_COMPAT_HUGE_FILE } from '../ondisk/features.js';
 import { about, Reporter } from './errors.js';
 import { flagNames, formatTimestamp, hex, isoTimestamp, kindWords, modeString } from './format.js';
-import { withImage, type CommonOptions } from './options.js';
+import { withImage } from './image.js';
+import type { CommonOptions } from './options.js';
 import { Output } from './output.js';
 
 export interface StatOptions extends CommonOptions {
