@@ -769,20 +769,8 @@ export class CachingChannel implements IoChannel {
         }
         for (let k = i; k < j; k++) this.markClean(list[k] as Buf);
       } catch (error) {
-        if (n === 1) {
-          failures.push({ block: first.block, error: this.recordWriteError(first, error) });
-        } else {
-          // Isolate the failing blocks: retry one by one.
-          for (let k = i; k < j; k++) {
-            const buf = list[k] as Buf;
-            try {
-              this.innerWrite(buf.block, 1, buf.data);
-              this.markClean(buf);
-            } catch (single) {
-              failures.push({ block: buf.block, error: this.recordWriteError(buf, single) });
-            }
-          }
-        }
+        if (n === 1) failures.push({ block: first.block, error: this.recordWriteError(first, error) });
+        else this.writeEach(list.slice(i, j), failures); // isolate the failing blocks
       }
       i = j;
     }
@@ -798,15 +786,20 @@ export class CachingChannel implements IoChannel {
           bufs.map((b) => b.block),
           bufs.map((b) => b.data),
         );
-        for (const buf of bufs) this.markClean(buf);
         this.counters.writeOps += bufs.length;
         this.counters.writes += bufs.length;
         this.counters.bytesWritten += bufs.length * this.inner.blockSize;
+        for (const buf of bufs) this.markClean(buf);
         return;
       } catch {
-        // Fall through: the single writes below say which blocks fail.
+        // Fall through: the single writes say which blocks fail.
       }
     }
+    this.writeEach(bufs, failures);
+  }
+
+  /** Write each buffer on its own; a failure is recorded for that block alone. */
+  private writeEach(bufs: readonly Buf[], failures: { block: number; error: FsError }[]): void {
     for (const buf of bufs) {
       try {
         this.innerWrite(buf.block, 1, buf.data);

@@ -26,6 +26,7 @@ import { about, Failure, isSystemError, printable, Reporter, strerror } from './
 import { withImage } from './image.js';
 import type { CommonOptions } from './options.js';
 import { joinPath } from './ls.js';
+import { isDotName } from '../ondisk/dirent.js';
 import { chooseSysOps, type MetaRecord, type OpFailure, type SysOps } from './sysops.js';
 import { CHUNK } from './cat.js';
 
@@ -38,11 +39,6 @@ export interface GetOptions extends CommonOptions {
 /** Files per metadata batch (one helper process each with the python3 backend). */
 const BATCH_FILES = 2048;
 const BATCH_BYTES = 16 << 20;
-
-
-function isDotOrDotDot(name: Uint8Array): boolean {
-  return name[0] === 0x2e && (name.length === 1 || (name.length === 2 && name[1] === 0x2e));
-}
 
 /** A Node-style system error about the destination. */
 function destError(code: string, detail?: string): Error {
@@ -125,7 +121,7 @@ class Extractor {
         seen.add(dir);
         try {
           for (const e of this.fs.readdirInode(dir)) {
-            if (isDotOrDotDot(e.rawName)) continue;
+            if (isDotName(e.rawName)) continue;
             entries++;
             if (e.kind === 'directory') stack.push(e.ino);
             else if (e.kind === 'file' && !counted.has(e.ino)) {
@@ -153,7 +149,7 @@ class Extractor {
       names = [];
       for (const e of this.fs.readdirInode(dir.ino)) {
         const name = e.rawName;
-        if (!isDotOrDotDot(name)) names.push({ name, ino: e.ino });
+        if (!isDotName(name)) names.push({ name, ino: e.ino });
       }
     } catch (error) {
       this.fail(dir.src, dir.dest, error);
@@ -220,6 +216,7 @@ class Extractor {
           return;
         }
       }
+      let metadataDone = false;
       switch (st.kind) {
         case 'directory': {
           if (this.visited.has(ino)) {
@@ -238,14 +235,7 @@ class Extractor {
         }
         case 'file':
           this.prepare(dest, false, fresh);
-          if (this.ops.applyOpenFile !== undefined) {
-            // Data and metadata in one go, through the open descriptor.
-            this.writeFile(src, dest, ino, st, this.ops.applyOpenFile);
-            if (st.nlink > 1) this.linkMap.set(ino, dest);
-            this.progress.entry();
-            return;
-          }
-          this.writeFile(src, dest, ino, st, undefined);
+          metadataDone = this.writeFile(src, dest, ino, st);
           break;
         case 'symlink': {
           const target = about(src, () => this.fs.readlinkInode(ino));
@@ -269,7 +259,7 @@ class Extractor {
           throw new FsError('EUCLEAN', `unknown file type in mode 0${st.mode.toString(8)}`, { inode: ino });
       }
       if (st.nlink > 1) this.linkMap.set(ino, dest);
-      this.queue(this.record(dest, st, this.xattrs(src, ino)));
+      if (!metadataDone) this.queue(this.record(dest, st, this.xattrs(src, ino)));
       this.progress.entry();
     } catch (error) {
       this.fail(src, dest, error);
@@ -282,10 +272,12 @@ class Extractor {
   /**
    * Creates `dest` (O_EXCL: a new, empty file) and writes the data runs, leaving holes.
    * Syscalls: open, one pwrite per run (up to CHUNK bytes), ftruncate only when the file
-   * ends in a hole (to give it its size), close. With `applyOpenFile` (native calls), the
-   * metadata goes on before the close: fchown, xattrs, fchmod, close, then the times.
+   * ends in a hole (to give it its size), close. Where the system calls can (native
+   * calls: `applyOpenFile`), the metadata goes on before the close too: fchown, xattrs,
+   * fchmod, close, then the times; returns true then (nothing left to queue).
    */
-  private writeFile(src: Buffer, dest: Buffer, ino: number, st: Stat, applyOpenFile: SysOps['applyOpenFile']): void {
+  private writeFile(src: Buffer, dest: Buffer, ino: number, st: Stat): boolean {
+    const applyOpenFile = this.ops.applyOpenFile;
     const fd = nodefs.openSync(dest, nodefs.constants.O_WRONLY | nodefs.constants.O_CREAT | nodefs.constants.O_EXCL, 0o600);
     let open = true;
     const close = (): void => {
@@ -310,6 +302,7 @@ class Extractor {
     } finally {
       if (open) nodefs.closeSync(fd);
     }
+    return applyOpenFile !== undefined;
   }
 
   private queue(record: MetaRecord): void {

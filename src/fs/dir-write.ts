@@ -153,11 +153,6 @@ export interface DirContext {
   readonly sFlags: number;
   /** The directory is casefolded (casefold feature and CASEFOLD_FL). */
   readonly casefold: boolean;
-  /**
-   * s_encoding_flags has the strict flag: names must be valid UTF-8 in casefold dirs.
-   * (addEntry refuses names that are not valid UTF-8 in casefolded directories either way.)
-   */
-  readonly strictCasefold: boolean;
   /** large_dir: 3-level htrees, directories above 4 GiB. */
   readonly largeDir: boolean;
   /** dir_index: an overflowing 1-block linear directory becomes an htree (default false). */
@@ -380,8 +375,6 @@ function toInput(e: DirEntry): DirEntryInput {
 
 interface Found {
   readonly lblk: number;
-  /** The leaf's bytes: a view, valid until the next store call (change them with Dir.modify). */
-  readonly bytes: Uint8Array;
   readonly entry: { readonly inode: number; readonly offset: number };
 }
 
@@ -392,7 +385,7 @@ function scanFind(dir: Dir, indexed: boolean, name: Uint8Array): Found | undefin
     const bytes = dir.peek(lblk);
     if (indexed && isDxBlock(bytes, dir.bs)) continue;
     const entry = dir.findInLeaf(bytes, lblk, name);
-    if (entry !== undefined) return { lblk, bytes, entry };
+    if (entry !== undefined) return { lblk, entry };
   }
   return undefined;
 }
@@ -450,7 +443,7 @@ function htreeFind(dir: Dir, p: Probe, name: Uint8Array, skip = 0): Found | unde
     if (i > frame.index && ((e.hash & DX_HASH_CONTINUED) === 0 || (e.hash & ~DX_HASH_CONTINUED) >>> 0 !== p.hash)) break;
     const bytes = dir.peek(e.block);
     const entry = dir.findInLeaf(bytes, e.block, name);
-    if (entry !== undefined) return { lblk: e.block, bytes, entry };
+    if (entry !== undefined) return { lblk: e.block, entry };
   }
   return undefined;
 }
@@ -727,10 +720,9 @@ export function replaceEntry(store: DirStore, ctx: DirContext, indexed: boolean,
   }
   let found: Found | undefined;
   if (isDotDot(name)) {
-    const bytes = dir.read(0);
-    const entry = dir.decodeLeaf(bytes, 0).records[1];
+    const entry = dir.decodeLeaf(dir.peek(0), 0).records[1];
     if (entry === undefined || !isDotDot(entry.name) || entry.inode === 0) throw corrupted('directory', "no '..' entry in block 0", { inode: ctx.ino, block: 0 });
-    found = { lblk: 0, bytes, entry };
+    found = { lblk: 0, entry };
   } else {
     found = find(dir, indexed, name);
   }
@@ -749,9 +741,9 @@ export function replaceEntry(store: DirStore, ctx: DirContext, indexed: boolean,
 export function isEmptyDir(store: DirStore, ctx: DirContext, indexed: boolean): boolean {
   const dir = new Dir(store, ctx);
   const n = dir.blocks();
-  if (indexed) dir.decodeRoot(dir.read(0));
+  if (indexed) dir.decodeRoot(dir.peek(0));
   for (let lblk = indexed ? 1 : 0; lblk < n; lblk++) {
-    const bytes = dir.read(lblk);
+    const bytes = dir.peek(lblk);
     if (indexed && isDxBlock(bytes, dir.bs)) continue;
     for (const e of dir.decodeLeaf(bytes, lblk).entries) {
       if (lblk === 0 && (isDot(e.name) || isDotDot(e.name))) continue;

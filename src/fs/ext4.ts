@@ -647,15 +647,9 @@ export class Ext4 {
    */
   hasXattrInode(ino: number, names: readonly string[]): boolean {
     const inode = this.liveInode(ino);
-    let found = false;
-    for (const list of [this.inodeXattrs(ino, inode), this.blockXattrs(ino, inode)]) {
-      for (const e of list) {
-        if (found || isInlineDataXattr(e)) continue;
-        const name = xattrNameString(e.index, e.name);
-        if (name !== null && names.includes(name)) found = true;
-      }
-    }
-    return found;
+    // Both lists are decoded first, as allXattrs does, so a corrupt block fails here too.
+    const lists = [this.inodeXattrs(ino, inode), this.blockXattrs(ino, inode)];
+    return lists.some((list) => list.some((e) => !isInlineDataXattr(e) && names.includes(xattrNameString(e.index, e.name) ?? '')));
   }
 
   /** The value of one xattr (POSIX ACLs in the VFS format getfattr shows); ENODATA if absent. */

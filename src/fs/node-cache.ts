@@ -48,21 +48,17 @@ export class NodeCache<T> {
   delete(block: number, count = 1): void {
     if (this.map.size === 0) return;
     if (count > this.map.size) {
-      for (const [key, slot] of this.map) {
-        if (key >= block && key < block + count) {
-          this.map.delete(key);
-          this.total -= slot.weight;
-        }
-      }
+      for (const key of this.map.keys()) if (key >= block && key < block + count) this.drop(key);
       return;
     }
-    for (let b = block; b < block + count; b++) {
-      const slot = this.map.get(b);
-      if (slot !== undefined) {
-        this.map.delete(b);
-        this.total -= slot.weight;
-      }
-    }
+    for (let b = block; b < block + count; b++) this.drop(b);
+  }
+
+  private drop(block: number): void {
+    const slot = this.map.get(block);
+    if (slot === undefined) return;
+    this.map.delete(block);
+    this.total -= slot.weight;
   }
 
   clear(): void {

@@ -22,7 +22,7 @@ import { randomInt } from 'node:crypto';
 import { FsError, corrupted } from '../errors.js';
 import type { CachingChannel } from '../cache/caching-channel.js';
 import { encodeSuperblock, STATE_VALID, SUPERBLOCK_OFFSET, type Superblock } from '../ondisk/superblock.js';
-import { RO_COMPAT_DIR_NLINK, RO_COMPAT_HUGE_FILE, RO_COMPAT_LARGE_FILE, INCOMPAT_CASEFOLD, INCOMPAT_EXTENTS, INCOMPAT_FILETYPE, INCOMPAT_LARGEDIR, COMPAT_DIR_INDEX, ENCODING_FLAG_STRICT } from '../ondisk/features.js';
+import { RO_COMPAT_DIR_NLINK, RO_COMPAT_HUGE_FILE, RO_COMPAT_LARGE_FILE, INCOMPAT_CASEFOLD, INCOMPAT_EXTENTS, INCOMPAT_FILETYPE, INCOMPAT_LARGEDIR, COMPAT_DIR_INDEX } from '../ondisk/features.js';
 import {
   blankInode,
   decodeInode,
@@ -205,7 +205,6 @@ function storedInode(inode: MutableInode, bytes: Uint8Array): Inode | undefined 
     return undefined;
   }
   return withRaw(inode, bytes, readU16(bytes, INODE_OFFSETS.checksumLo), readU16(bytes, INODE_OFFSETS.checksumHi));
-
 }
 
 export class Writer {
@@ -214,6 +213,8 @@ export class Writer {
   private readonly hugeFile: boolean;
   private readonly extents: boolean;
   private readonly hasFileType: boolean;
+  /** The casefold feature: directories with CASEFOLD_FL fold names. */
+  private readonly casefold: boolean;
   private kbytesWritten = 0;
   private readonly wasClean: boolean;
   private closed = false;
@@ -225,6 +226,7 @@ export class Writer {
     const sb = core.sb;
     this.alloc = new Allocator(sb, core.channel, loadDesc);
     this.bs = sb.blockSize;
+    this.casefold = (sb.featureIncompat & INCOMPAT_CASEFOLD) !== 0;
     this.hugeFile = (sb.featureRoCompat & RO_COMPAT_HUGE_FILE) !== 0;
     this.extents = (sb.featureIncompat & INCOMPAT_EXTENTS) !== 0;
     this.hasFileType = (sb.featureIncompat & INCOMPAT_FILETYPE) !== 0;
@@ -340,7 +342,6 @@ export class Writer {
     inode.flags = enc.hugeFileFlag ? inode.flags | HUGE_FILE_FL : inode.flags & ~HUGE_FILE_FL;
   }
 
-  /** A fresh inode record for `mode`, owned by `who`, in directory `parent`. */
   private blank: Inode | undefined;
 
   /** A zeroed inode record of this filesystem's size and i_extra_isize (decoded once). */
@@ -353,6 +354,7 @@ export class Writer {
     return this.blank;
   }
 
+  /** A fresh inode record for `mode`, owned by `who`, in directory `parent`. */
   private newInode(parentIno: number, parent: MutableInode, mode: number, who: Creator): { ino: number; inode: MutableInode } {
     const dir = (mode & S_IFMT) === S_IFDIR;
     const ino = this.alloc.allocInode(parentIno, dir);
@@ -777,7 +779,7 @@ export class Writer {
     const changeable = 0x0000_0001 | 0x0000_0002 | 0x0000_0008 | IMMUTABLE_FL | APPEND_FL | 0x0000_0040 | 0x0000_0080 | 0x0000_4000 | 0x0000_8000 | 0x0001_0000 | 0x0002_0000 | 0x0080_0000 | 0x2000_0000 | CASEFOLD_FL;
     if (((inode.flags ^ flags) & CASEFOLD_FL) !== 0) {
       // As ext4_ioctl_setflags: only with the feature, only on directories, only while empty.
-      if ((this.sb.featureIncompat & INCOMPAT_CASEFOLD) === 0) throw new FsError('EOPNOTSUPP', 'the filesystem has no casefold feature', { inode: ino });
+      if (!this.casefold) throw new FsError('EOPNOTSUPP', 'the filesystem has no casefold feature', { inode: ino });
       if (!isDir(inode.mode)) throw new FsError('ENOTDIR', 'only directories can be casefolded', { inode: ino });
       if (!this.dirIsEmpty(ino, inode)) throw new FsError('ENOTEMPTY', 'a directory can change casefolding only while empty', { inode: ino });
     }
@@ -903,7 +905,6 @@ export class Writer {
       defaultHashVersion: sb.defHashVersion,
       sFlags: sb.flags,
       casefold: this.folds(dir),
-      strictCasefold: (sb.encodingFlags & ENCODING_FLAG_STRICT) !== 0,
       largeDir: (sb.featureIncompat & INCOMPAT_LARGEDIR) !== 0,
       dirIndex: (sb.featureCompat & COMPAT_DIR_INDEX) !== 0,
     };
@@ -958,7 +959,7 @@ export class Writer {
 
   /** The directory compares and hashes names casefolded (the feature and CASEFOLD_FL). */
   private folds(dir: MutableInode): boolean {
-    return (dir.flags & CASEFOLD_FL) !== 0 && (this.sb.featureIncompat & INCOMPAT_CASEFOLD) !== 0;
+    return this.casefold && (dir.flags & CASEFOLD_FL) !== 0;
   }
 
   private indexed(dir: MutableInode): boolean {

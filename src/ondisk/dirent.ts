@@ -392,16 +392,21 @@ export interface FoundDirEntry {
  */
 export function findInDirBlock(bytes: Uint8Array, options: DirBlockOptions, name: Uint8Array): FoundDirEntry | null {
   const { ctx } = checkLeafBlock(bytes, options);
-  const len = name.length;
   let found: FoundDirEntry | null = null;
   scanRegion(bytes, 0, dirBlockSpace(options.blockSize, options.hasChecksumTail), options.blockSize, options, ctx, (at, offset, inode, recLen, nameLen, fileType) => {
-    if (inode === 0 || nameLen !== len) return false;
-    const n = at + DIRENT_OFFSETS.name;
-    for (let i = 0; i < len; i++) if (bytes[n + i] !== name[i]) return false;
+    if (inode === 0 || !namedAt(bytes, at, nameLen, name)) return false;
     found = { inode, fileType, offset, recLen };
     return true;
   });
   return found;
+}
+
+/** True when the record at `at` (with `nameLen`) holds exactly `name`. */
+function namedAt(bytes: Uint8Array, at: number, nameLen: number, name: Uint8Array): boolean {
+  if (nameLen !== name.length) return false;
+  const n = at + DIRENT_OFFSETS.name;
+  for (let i = 0; i < nameLen; i++) if (bytes[n + i] !== name[i]) return false;
+  return true;
 }
 
 /** Size, tail and checksum checks shared by the leaf decoders. */
@@ -474,7 +479,8 @@ function entryRecLen(entry: DirEntryInput, hashInDirent: boolean): number {
   return dirRecLen(entry.name.length, hashInDirent && !isDotName(entry.name));
 }
 
-function isDotName(name: Uint8Array): boolean {
+/** True for the names '.' and '..'. */
+export function isDotName(name: Uint8Array): boolean {
   return (name.length === 1 && name[0] === 0x2e) || (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e);
 }
 
@@ -605,16 +611,12 @@ export interface DirSlot {
 export function findDirSlot(bytes: Uint8Array, options: DirBlockOptions, entry: DirEntryInput): DirSlot {
   checkInput(entry);
   const { ctx } = checkLeafBlock(bytes, options);
-  const name = entry.name;
-  const len = name.length;
   const need = entryRecLen(entry, options.hashInDirent === true);
   let slot = -1;
   let found: FoundDirEntry | null = null;
   scanRegion(bytes, 0, dirBlockSpace(options.blockSize, options.hasChecksumTail), options.blockSize, options, ctx, (at, offset, inode, recLen, nameLen, fileType) => {
     if (slot < 0 && recLen - ownRecLen(bytes, at, inode, nameLen, options) >= need) slot = at;
-    if (inode === 0 || nameLen !== len) return false;
-    const n = at + DIRENT_OFFSETS.name;
-    for (let i = 0; i < len; i++) if (bytes[n + i] !== name[i]) return false;
+    if (inode === 0 || !namedAt(bytes, at, nameLen, entry.name)) return false;
     found = { inode, fileType, offset, recLen };
     return true;
   });
@@ -632,6 +634,7 @@ export function removeDirEntry(bytes: Uint8Array, offset: number, options: DirWr
   const { ctx } = checkLeafBlock(bytes, layout);
   // One pass for the record at `offset` and the one before it; nothing is built per record.
   let prevAt = -1;
+  let prevLen = 0;
   let at = -1;
   let recLen = 0;
   scanRegion(bytes, 0, dirBlockSpace(options.blockSize, options.hasChecksumTail), options.blockSize, layout, ctx, (recAt, off, inode, len) => {
@@ -644,12 +647,12 @@ export function removeDirEntry(bytes: Uint8Array, offset: number, options: DirWr
     }
     if (off > offset) return true;
     prevAt = recAt;
+    prevLen = len;
     return false;
   });
   if (at < 0) throw new FsError('ENOENT', `no directory entry at offset ${offset}`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (prevAt >= 0) {
-    const prevLen = recLenFromDisk(view.getUint16(prevAt + DIRENT_OFFSETS.recLen, true), options.blockSize);
     view.setUint16(prevAt + DIRENT_OFFSETS.recLen, recLenToDisk(prevLen + recLen, options.blockSize), true);
     bytes.fill(0, at, at + recLen);
   } else {
