@@ -15,12 +15,13 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { Ext4, ROOT_INO } from '../src/fs/ext4.js';
-import { FuseSession } from '../src/fuse/session.js';
-import { Opcode } from '../src/fuse/abi.js';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type * as Ext4Module from '../src/fs/ext4.js';
+import type * as SessionModule from '../src/fuse/session.js';
+import type * as AbiModule from '../src/fuse/abi.js';
 import { commandLine, intOption } from './lib/options.js';
 
-const HELP = `Usage: npm run bench:session -- [--files N] [--dir DIR]
+const HELP = `Usage: npm run bench:session -- [--files N] [--dir DIR] [--dist DIR]
 
 Creates N small files (2,500 bytes; 1,000 per directory) by feeding FuseSession the
 requests of a read-write FUSE mount, without the kernel, and prints the server's
@@ -29,23 +30,40 @@ microseconds per request kind and per file over the second half (the first warms
 Options:
   --files <n>   files to create (default 40000)
   --dir <dir>   where the 2 GiB scratch image goes (default /dev/shm, else the temp dir)
+  --dist <dir>  the compiled ext4ts to measure (default: the project's dist/, built by
+                npm ci / npm run build; the tsx-run sources would add tsx's wrappers)
   -h, --help    show this help
 `;
 
 interface Config {
   readonly files: number;
   readonly dir: string;
+  readonly dist: string;
 }
 
 const cfg = commandLine<Config>('bench:session', HELP, (argv) => {
-  const { values } = parseArgs({ args: [...argv], options: { files: { type: 'string' }, dir: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+  const { values } = parseArgs({ args: [...argv], options: { files: { type: 'string' }, dir: { type: 'string' }, dist: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
   if (values.help === true) return 'help';
   return {
     files: values.files === undefined ? 40_000 : intOption('--files', values.files, 2, 1_000_000),
     dir: values.dir ?? (fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir()),
+    dist: path.resolve(values.dist ?? fileURLToPath(new URL('../dist', import.meta.url))),
   };
 });
 if ('exit' in cfg) process.exit(cfg.exit);
+
+const distDir = cfg.dist;
+async function load<T>(relative: string): Promise<T> {
+  const file = path.join(distDir, relative);
+  if (!fs.existsSync(file)) {
+    process.stderr.write(`bench:session: ${file} is missing: run npm run build (or pass --dist)\n`);
+    process.exit(2);
+  }
+  return (await import(pathToFileURL(file).href)) as T;
+}
+const { Ext4, ROOT_INO } = await load<typeof Ext4Module>('fs/ext4.js');
+const { FuseSession } = await load<typeof SessionModule>('fuse/session.js');
+const { Opcode } = await load<typeof AbiModule>('fuse/abi.js');
 
 const image = path.join(cfg.dir, `ext4ts-bench-session-${process.pid}.img`);
 execFileSync('mke2fs', ['-q', '-F', '-t', 'ext4', '-E', 'lazy_itable_init=0', image, '2G'], { stdio: 'ignore' });

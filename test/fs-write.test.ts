@@ -256,6 +256,32 @@ describe('write-side behaviour', () => {
     fsckClean(image);
   });
 
+  it('leaves a freed inode alone when the kernel sets its ctime after the unlink, but not an open orphan', () => {
+    const image = fresh('freed-setattr');
+    const fsys = Ext4.openFile(image, { write: true });
+    fsys.writeFile('/gone', 'bye');
+    fsys.writeFile('/open', 'still here');
+    const root = fsys.resolve('/');
+    const gone = fsys.resolve('/gone');
+    const open = fsys.resolve('/open');
+    assert.deepEqual(fsys.unlinkInode(root, 'gone'), { ino: gone, freed: true });
+    const freed = fsys.readInode(gone);
+    // The writeback cache's SETATTR(ctime) after UNLINK: accepted, and the free slot keeps its deletion time.
+    fsys.setattr(gone, { ctime: { seconds: 2_000_000_000, nanoseconds: 5 } });
+    const after = fsys.readInode(gone);
+    assert.equal(after.linksCount, 0);
+    assert.equal(after.dtime, freed.dtime);
+    assert.deepEqual(after.ctime, freed.ctime);
+    // An orphan (unlinked while open) is live: its attributes still change.
+    assert.deepEqual(fsys.unlinkInode(root, 'open', () => true), { ino: open, freed: false });
+    fsys.setattr(open, { mode: 0o600, ctime: { seconds: 2_000_000_000, nanoseconds: 5 } });
+    assert.equal(fsys.readInode(open).mode & 0o7777, 0o600);
+    assert.deepEqual(fsys.readInode(open).ctime, { seconds: 2_000_000_000, nanoseconds: 5 });
+    fsys.releaseInode(open);
+    fsys.close();
+    fsckClean(image);
+  });
+
   it('reads back what it wrote before and after reopening', () => {
     const image = fresh('reopen');
     const data = randomBytes(20, 1_000_000);

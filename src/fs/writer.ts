@@ -745,7 +745,12 @@ export class Writer {
   // ---------------------------------------------------------------- attributes
 
   setattr(ino: number, attr: SetAttr): void {
-    const inode = this.mutable(ino);
+    const current = this.core.liveInode(ino);
+    // A freed inode (no links, not kept open): the kernel still holds it until FORGET
+    // and, with its writeback cache, sends the ctime of the unlink here. Nothing on the
+    // device is left to change (a freed slot keeps only its dtime).
+    if (this.isFreed(ino, current)) return;
+    const inode = cloneInode(current);
     const t = now();
     const onlyTimes = attr.mode === undefined && attr.uid === undefined && attr.gid === undefined && attr.size === undefined;
     if ((inode.flags & IMMUTABLE_FL) !== 0 || ((inode.flags & APPEND_FL) !== 0 && !onlyTimes)) {
@@ -1151,6 +1156,11 @@ export class Writer {
     }
     this.freeInode(ino, inode);
     return { ino, freed: true };
+  }
+
+  /** An inode freed by this writer or before: no links, a deletion time, not an open orphan. */
+  private isFreed(ino: number, inode: Inode): boolean {
+    return inode.linksCount === 0 && inode.dtime !== 0 && !this.orphans.has(ino);
   }
 
   /** Free an inode with no links left (its blocks, xattr block and number). */
