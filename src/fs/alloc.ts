@@ -204,12 +204,16 @@ export class Allocator {
   }
 
   /** Release `count` blocks from `start` (they may span groups). */
+  /** Called with every range of blocks freed (after the checks), before the bitmaps change. */
+  onFree: ((start: number, count: number) => void) | undefined;
+
   freeBlocks(start: number, count: number): void {
     const sb = this.sb;
     if (count <= 0) return;
     if (start < sb.firstDataBlock || start + count > sb.blocksCount) {
       throw corrupted('block map', `freeing blocks ${start}..${start + count - 1}, outside the filesystem`);
     }
+    this.onFree?.(start, count);
     let block = start;
     const end = start + count;
     while (block < end) {

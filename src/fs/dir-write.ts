@@ -121,6 +121,14 @@ export interface DirStore {
   /** Replace logical block `lblk` (a whole block). */
   write(lblk: number, bytes: Uint8Array): void;
   /**
+   * Optional: whether leaf `lblk`'s checksum is known good (verified, or written by
+   * this code, since its block entered the directory); such a leaf is not verified
+   * again. Without it every read verifies.
+   */
+  trusted?(lblk: number): boolean;
+  /** Optional: record that leaf `lblk`'s content was verified or produced here. */
+  trust?(lblk: number): void;
+  /**
    * Optional: change logical block `lblk` in place (`change` gets the block's bytes and
    * must not throw); the same as read, change, write, without the two copies.
    */
@@ -233,15 +241,19 @@ class Dir {
     return bytes;
   }
 
-  /** Change block `lblk` in place where the store can (`change` must not throw), else read, change, write. */
+  /**
+   * Change leaf `lblk` in place where the store can (`change` must not throw), else
+   * read, change, write. `change` leaves the leaf's checksum right (leafWrite).
+   */
   modify(lblk: number, change: (bytes: Uint8Array) => void): void {
     if (this.store.update !== undefined) {
       this.store.update(lblk, change);
-      return;
+    } else {
+      const bytes = this.read(lblk);
+      change(bytes);
+      this.store.write(lblk, bytes);
     }
-    const bytes = this.read(lblk);
-    change(bytes);
-    this.store.write(lblk, bytes);
+    this.store.trust?.(lblk);
   }
 
   /** Put `entry` at `slot` of leaf `lblk` (a slot `slotInLeaf` found in its current bytes). */
@@ -257,7 +269,7 @@ class Dir {
     return bytes;
   }
 
-  /** How leaf `lblk` is read: layout, error context, checksum verification. */
+  /** How leaf `lblk` is read: layout, error context, checksum verification (not for a trusted leaf). */
   private leafRead(lblk: number): DirBlockOptions {
     return {
       blockSize: this.bs,
@@ -265,12 +277,20 @@ class Dir {
       hasChecksumTail: this.ctx.metadataCsum,
       inode: this.ctx.ino,
       block: lblk,
-      ...this.verifySeed,
+      ...(this.store.trusted?.(lblk) === true ? {} : this.verifySeed),
     };
   }
 
+  /** `read` of leaf `lblk` with `leafRead`'s options; a leaf that passed is trusted from then on. */
+  private readLeaf<T>(lblk: number, read: (options: DirBlockOptions) => T): T {
+    const options = this.leafRead(lblk);
+    const result = read(options);
+    if (options.csumSeed !== undefined) this.store.trust?.(lblk);
+    return result;
+  }
+
   decodeLeaf(bytes: Uint8Array, lblk: number): DirBlock {
-    return decodeDirBlock(bytes, this.leafRead(lblk));
+    return this.readLeaf(lblk, (options) => decodeDirBlock(bytes, options));
   }
 
   decodeRoot(bytes: Uint8Array): DxRoot {
@@ -293,7 +313,7 @@ class Dir {
   /** The live entry `name` names in leaf `bytes`, compared as the directory compares names. */
   findInLeaf(bytes: Uint8Array, lblk: number, name: Uint8Array): { readonly inode: number; readonly offset: number } | undefined {
     if (this.ctx.casefold) return this.decodeLeaf(bytes, lblk).entries.find((e) => this.matches(e.name, name));
-    return findInDirBlock(bytes, this.leafRead(lblk), name) ?? undefined;
+    return this.readLeaf(lblk, (options) => findInDirBlock(bytes, options, name)) ?? undefined;
   }
 
   /**
@@ -301,7 +321,7 @@ class Dir {
    * go (-1: no room); one pass unless names compare casefolded.
    */
   slotInLeaf(bytes: Uint8Array, lblk: number, entry: DirEntryInput): { readonly exists: boolean; readonly slot: number } {
-    const r = findDirSlot(bytes, this.leafRead(lblk), entry);
+    const r = this.readLeaf(lblk, (options) => findDirSlot(bytes, options, entry));
     const exists = r.found !== null || (this.ctx.casefold && this.findInLeaf(bytes, lblk, entry.name) !== undefined);
     return { exists, slot: r.slot };
   }
@@ -322,6 +342,7 @@ class Dir {
     const lblk = this.store.append();
     if (lblk !== before) throw new FsError('EIO', `directory append returned block ${lblk}, expected ${before}`, { inode: this.ctx.ino });
     this.store.write(lblk, this.emptyLeaf());
+    this.store.trust?.(lblk);
     return lblk;
   }
 
@@ -340,6 +361,7 @@ class Dir {
 
   writeLeaf(lblk: number, entries: readonly DirEntryInput[]): void {
     this.store.write(lblk, buildDirBlock(entries, this.leafWrite));
+    this.store.trust?.(lblk);
   }
 
   rootLimit(): number {

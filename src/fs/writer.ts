@@ -190,6 +190,9 @@ function withRaw(inode: Inode, raw: Uint8Array, checksumLo: number, checksumHi: 
   };
 }
 
+/** Bound of Writer.trustedLeaves (a set of block numbers; past it, it starts over). */
+const TRUSTED_LEAVES = 8192;
+
 /** i_extra_isize that covers every field of the extra part (up to i_projid). */
 const FULL_EXTRA_ISIZE = 0x20;
 
@@ -225,6 +228,12 @@ export class Writer {
   ) {
     const sb = core.sb;
     this.alloc = new Allocator(sb, core.channel, loadDesc);
+    this.alloc.onFree = (start, count) => {
+      const trusted = this.trustedLeaves;
+      if (trusted.size === 0) return;
+      if (count < trusted.size) for (let b = start; b < start + count; b++) trusted.delete(b);
+      else for (const b of trusted) if (b >= start && b < start + count) trusted.delete(b);
+    };
     this.bs = sb.blockSize;
     this.casefold = (sb.featureIncompat & INCOMPAT_CASEFOLD) !== 0;
     this.hugeFile = (sb.featureRoCompat & RO_COMPAT_HUGE_FILE) !== 0;
@@ -915,6 +924,13 @@ export class Writer {
     };
   }
 
+  /**
+   * Directory leaf blocks (physical) whose checksum is known good: verified once, or
+   * written by the directory code since. Nothing else writes them while the image is
+   * ours; a freed block leaves the set (it may come back as anything).
+   */
+  private readonly trustedLeaves = new Set<number>();
+
   private dirStore(ino: number, dir: MutableInode): DirStore {
     const bs = this.bs;
     const channel = this.core.channel;
@@ -928,12 +944,22 @@ export class Writer {
       mapped.set(lblk, run.physical);
       return run.physical;
     };
+    const trusted = this.trustedLeaves;
     return {
       blockSize: bs,
       blockCount: () => Math.ceil(dir.size / bs),
       read: (lblk) => channel.read(physical(lblk), 1),
       view: (lblk) => channel.view(physical(lblk)),
-      write: (lblk, bytes) => this.put(physical(lblk), 1, bytes),
+      write: (lblk, bytes) => {
+        const block = physical(lblk);
+        trusted.delete(block);
+        this.put(block, 1, bytes);
+      },
+      trusted: (lblk) => trusted.has(physical(lblk)),
+      trust: (lblk) => {
+        if (trusted.size >= TRUSTED_LEAVES) trusted.clear();
+        trusted.add(physical(lblk));
+      },
       update: (lblk, change) => {
         const block = physical(lblk);
         const bytes = channel.acquire(block);
