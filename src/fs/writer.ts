@@ -567,6 +567,17 @@ export class Writer {
       const to = Math.min(runEnd, end);
       if (from === runStart && to === runEnd) {
         this.put(pblk, count, data.subarray(from - offset, to - offset));
+      } else if (count === 1 && channel.cacheSize > 0) {
+        // One partial block (a small file, a file's tail): change it in its cache
+        // buffer, zeroed first if it is new or unwritten; no bounce buffer, one copy.
+        const buf = channel.acquire(pblk, fresh);
+        try {
+          if (fresh) buf.fill(0);
+          buf.set(data.subarray(from - offset, to - offset), from - runStart);
+        } finally {
+          channel.release(pblk, true);
+        }
+        this.core.invalidateBlocks(pblk, 1);
       } else {
         // Partial blocks at the edges: read-modify-write (new or unwritten blocks read as zeros).
         if (scratch === undefined || scratch.length < count * bs) scratch = new Uint8Array(count * bs);
