@@ -30,6 +30,8 @@ const VARIANTS: readonly Variant[] = [
   { name: 'ext4-1k', size: '48M', args: ['-t', 'ext4', '-b', '1024'] },
   { name: 'ext4-nocsum', size: '48M', args: ['-t', 'ext4', '-b', '1024', '-O', '^metadata_csum,^64bit'] },
   { name: 'ext4-128', size: '48M', args: ['-t', 'ext4', '-I', '128'] },
+  // Small files and directories start in the inode (mke2fs -d makes them so); writes grow them out.
+  { name: 'ext4-inline', size: '48M', args: ['-t', 'ext4', '-O', 'inline_data', '-I', '256'] },
   { name: 'ext3', size: '48M', args: ['-t', 'ext3'] },
   { name: 'ext2-1k', size: '32M', args: ['-t', 'ext2', '-b', '1024'] },
 ];
