@@ -108,7 +108,7 @@ class Lister {
     const name = latin1(Buffer.from(path));
     if (st.kind !== 'directory') {
       // A single file: its line, named as given.
-      this.printRows([about(path, () => this.row(name, ino, st))], false);
+      this.printRows([about(path, () => this.row(name, ino))], false);
     } else {
       const stack: Pending[] = [{ path: name, ino }];
       for (let dir = stack.pop(); dir !== undefined; dir = stack.pop()) {
@@ -126,11 +126,10 @@ class Lister {
     return this.options.almostAll !== true && name.charCodeAt(0) === 0x2e;
   }
 
-  private row(name: string, ino: number, known?: Stat): Row {
-    const st = known ?? this.fs.getattr(ino);
-    const target = this.long && st.kind === 'symlink' ? latin1(this.fs.readlinkInode(ino)) : undefined;
-    const acl = this.long && this.fs.hasXattrInode(ino, ACL_NAMES);
-    return { name, ino, stat: st, target, acl };
+  private row(name: string, ino: number): Row {
+    if (!this.long) return { name, ino, stat: this.fs.getattr(ino, { cache: false }), target: undefined, acl: false };
+    const d = this.fs.describeInode(ino, ACL_NAMES);
+    return { name, ino, stat: d.stat, target: d.target === undefined ? undefined : latin1(d.target), acl: d.hasXattr };
   }
 
   /** Lists one directory; returns its subdirectories to visit (with -R), in order. */

@@ -53,7 +53,7 @@ import { Writer, type Creator, type FsCore, type SetAttr } from './writer.js';
 import type { Timestamp } from '../ondisk/time.js';
 import { mapRun, type MapContext } from './blockmap.js';
 import { MultiMountProtection, type MmpOptions } from './mmp.js';
-import { kindOfFileType, kindOfMode, type DirEntryInfo, type Stat, type StatFs } from './types.js';
+import { kindOfFileType, kindOfMode, type DirEntryInfo, type InodeDescription, type Stat, type StatFs } from './types.js';
 
 export const ROOT_INO = 2;
 /** Symlinks followed while resolving one path before ELOOP (the kernel's limit). */
@@ -408,7 +408,23 @@ export class Ext4 {
 
   /** An inode's attributes; `cache: false` as for `readInode`. */
   getattr(ino: number, options: { readonly cache?: boolean } = {}): Stat {
-    const inode = this.liveInode(ino, options.cache !== false);
+    return this.statOf(ino, this.liveInode(ino, options.cache !== false));
+  }
+
+  /**
+   * What a long listing (`ls -l`) shows of an inode, from one read of it that does not
+   * enter the inode cache: a tree walk reads each inode once, and caching them all would
+   * only push out the directories. `getattr`, `readlinkInode` (for a symlink) and
+   * `hasXattrInode(ino, xattrNames)` in one call, with their errors.
+   */
+  describeInode(ino: number, xattrNames: readonly string[]): InodeDescription {
+    const inode = this.liveInode(ino, false);
+    const stat = this.statOf(ino, inode);
+    const target = stat.kind === 'symlink' ? this.readlinkOf(ino, inode) : undefined;
+    return { stat, target, hasXattr: this.hasXattrOf(ino, inode, xattrNames) };
+  }
+
+  private statOf(ino: number, inode: Inode): Stat {
     const kind = kindOfMode(inode.mode);
     let major = 0;
     let minor = 0;
@@ -646,7 +662,10 @@ export class Ext4 {
    * mark, and the answer is almost always no.
    */
   hasXattrInode(ino: number, names: readonly string[]): boolean {
-    const inode = this.liveInode(ino);
+    return this.hasXattrOf(ino, this.liveInode(ino), names);
+  }
+
+  private hasXattrOf(ino: number, inode: Inode, names: readonly string[]): boolean {
     // Both lists are decoded first, as allXattrs does, so a corrupt block fails here too.
     const lists = [this.inodeXattrs(ino, inode), this.blockXattrs(ino, inode)];
     return lists.some((list) => list.some((e) => !isInlineDataXattr(e) && names.includes(xattrNameString(e.index, e.name) ?? '')));
@@ -674,7 +693,10 @@ export class Ext4 {
   }
 
   readlinkInode(ino: number): Uint8Array {
-    const inode = this.liveInode(ino);
+    return this.readlinkOf(ino, this.liveInode(ino));
+  }
+
+  private readlinkOf(ino: number, inode: Inode): Uint8Array {
     if (!isSymlink(inode.mode)) throw new FsError('EINVAL', `inode ${ino} is not a symbolic link`, { inode: ino });
     if ((inode.flags & ENCRYPT_FL) !== 0) throw new FsError('ENOKEY', `symlink ${ino} is encrypted (fscrypt) and no key is available`, { inode: ino });
     if (inode.size >= PATH_MAX) throw corrupted('inode', `symlink target of ${inode.size} bytes is longer than PATH_MAX`, { inode: ino });
