@@ -39,7 +39,7 @@ import {
   S_IFREG,
   type Inode,
 } from '../ondisk/inode.js';
-import { decodeInodeXattrs, decodeXattrBlock, xattrNameString, splitXattrName, XATTR_INDEX, type XattrEntry } from '../ondisk/xattr.js';
+import { decodeInodeXattrs, decodeXattrBlock, hasInodeXattrMagic, xattrNameString, splitXattrName, XATTR_INDEX, type XattrEntry } from '../ondisk/xattr.js';
 import { assembleInlineData, inlineDataCapacity, isInlineDataXattr } from '../ondisk/inline-data.js';
 import { aclChmod, decodeVfsAcl, encodeVfsAcl, ext4AclToVfs } from '../ondisk/acl.js';
 import { decodeDirBlock, findInDirBlock, decodeInlineDir, DIRENT_MIN_REC_LEN, NAME_MAX, type DirEntry } from '../ondisk/dirent.js';
@@ -89,6 +89,8 @@ const NODE_CACHE_ENTRIES = 65_536;
 const DIR_LEAF_CACHE_ENTRIES = 4_096;
 /** Inode-table blocks fetched together when one misses the cache. */
 const INODE_TABLE_READAHEAD = 64;
+/** The xattr list of an inode that has none (shared: nothing to allocate per inode). */
+const NO_XATTRS: readonly XattrEntry[] = Object.freeze([]);
 /** Largest xattr value (the VFS limit). */
 const XATTR_SIZE_MAX = 65536;
 const ACL_ACCESS = 'system.posix_acl_access';
@@ -589,14 +591,14 @@ export class Ext4 {
   }
 
   private inodeXattrs(ino: number, inode: Inode): readonly XattrEntry[] {
-    if (this.sb.inodeSize <= 128 || inode.extraIsize === 0) return [];
+    if (this.sb.inodeSize <= 128 || inode.extraIsize === 0 || !hasInodeXattrMagic(inode.raw, this.sb.inodeSize, inode.extraIsize)) return NO_XATTRS;
     const region = decodeInodeXattrs(inode.raw, { inodeSize: this.sb.inodeSize, extraIsize: inode.extraIsize }, { inode: ino, eaInode: this.eaInode, inodesCount: this.sb.inodesCount, firstIno: this.sb.firstIno });
     return region.entries;
   }
 
   private blockXattrs(ino: number, inode: Inode): readonly XattrEntry[] {
     const block = inodeFileAcl(inode, this.sb.has64bit);
-    if (block === 0) return [];
+    if (block === 0) return NO_XATTRS;
     if (block <= this.sb.firstDataBlock || block >= this.sb.blocksCount) throw corrupted('inode', `xattr block ${block} is outside the filesystem`, { inode: ino });
     const view = this.channel.view(block);
     const options = { blockNo: block, inode: ino, eaInode: this.eaInode, inodesCount: this.sb.inodesCount, firstIno: this.sb.firstIno };
@@ -653,7 +655,9 @@ export class Ext4 {
 
   /** Names of the extended attributes of an inode (system.data of inline data is hidden). */
   listxattrInode(ino: number): string[] {
-    return [...this.allXattrs(ino, this.liveInode(ino)).keys()];
+    const inode = this.liveInode(ino);
+    if (this.inodeXattrs(ino, inode).length === 0 && this.blockXattrs(ino, inode).length === 0) return [];
+    return [...this.allXattrs(ino, inode).keys()];
   }
 
   /**
@@ -667,7 +671,10 @@ export class Ext4 {
 
   private hasXattrOf(ino: number, inode: Inode, names: readonly string[]): boolean {
     // Both lists are decoded first, as allXattrs does, so a corrupt block fails here too.
-    const lists = [this.inodeXattrs(ino, inode), this.blockXattrs(ino, inode)];
+    const inInode = this.inodeXattrs(ino, inode);
+    const inBlock = this.blockXattrs(ino, inode);
+    if (inInode.length === 0 && inBlock.length === 0) return false;
+    const lists = [inInode, inBlock];
     return lists.some((list) => list.some((e) => !isInlineDataXattr(e) && names.includes(xattrNameString(e.index, e.name) ?? '')));
   }
 
