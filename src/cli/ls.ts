@@ -175,7 +175,9 @@ class Lister {
   private printRows(rows: readonly Row[], withTotal: boolean): void {
     const out = this.out;
     if (!this.long) {
-      for (const r of rows) out.text(`${r.name}\n`);
+      let names = '';
+      for (const r of rows) names += `${r.name}\n`;
+      out.text(names);
       return;
     }
     let wLinks = 1;
@@ -201,7 +203,9 @@ class Lister {
         wSize = Math.max(wSize, digits(st.size));
       }
     }
-    if (withTotal) out.text(`total ${Math.ceil(blocks / 2)}\n`);
+    // The listing is built as one string and appended once: a write into the sink per row
+    // cost a call into the runtime each.
+    let text = withTotal ? `total ${Math.ceil(blocks / 2)}\n` : '';
     // Like GNU ls: a tenth mode character ('+' for an ACL) only when some entry of the listing has one.
     const unknown = `??????????${anyAcl ? ' ' : ''} ${'?'.padStart(wLinks)} ${'?'.padStart(wUid)} ${'?'.padStart(wGid)} ${'?'.padStart(wSize)} ${'?'.padStart(12)} `;
     for (const r of rows) {
@@ -220,8 +224,9 @@ class Lister {
         const mark = anyAcl ? (r.acl ? '+' : ' ') : '';
         head = `${cachedModeString(st.kind, st.mode)}${mark} ${String(st.nlink).padStart(wLinks)} ${String(st.uid).padStart(wUid)} ${String(st.gid).padStart(wGid)} ${size} ${this.times.format(st.mtime)} `;
       }
-      out.text(r.target === undefined ? `${head}${r.name}\n` : `${head}${r.name} -> ${r.target}\n`);
+      text += r.target === undefined ? `${head}${r.name}\n` : `${head}${r.name} -> ${r.target}\n`;
     }
+    out.text(text);
   }
 }
 
