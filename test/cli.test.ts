@@ -255,6 +255,32 @@ describe('ext4ts CLI', () => {
     assert.equal(fs.readFileSync(join(dest, 'copy.txt'), 'utf8'), 'hello, world\n');
   });
 
+  it('get sets exact owners whatever group the destination hands out (setgid, foreign group, merged directories)', async () => {
+    // The mount's owners of /dir and below, keyed relative to /dir.
+    const expected = new Map<string, { uid: number; gid: number }>();
+    for (const [k, e] of mountSnap4) if (k === 'dir' || k.startsWith('dir/')) expected.set(k, { uid: e.uid, gid: e.gid });
+    const setgid = freshDir('get-owner-setgid');
+    fs.chownSync(setgid, 0, 4242);
+    fs.chmodSync(setgid, 0o2775);
+    const foreign = freshDir('get-owner-foreign');
+    fs.chownSync(foreign, 0, 4242);
+    const merged = freshDir('get-owner-merged');
+    fs.mkdirSync(join(merged, 'dir'));
+    fs.chownSync(join(merged, 'dir'), 0, 4242);
+    fs.chmodSync(join(merged, 'dir'), 0o2775);
+    const runs = await Promise.all([setgid, foreign, merged].map((dest) => runCliAsync(['get', ext4.image, '/dir', dest])));
+    for (const r of runs) assert.equal(r.status, 0, r.stderr);
+    for (const dest of [setgid, foreign, merged]) {
+      const got = snapshot(join(dest, 'dir'));
+      assert.equal(got.size, expected.size, dest);
+      for (const [k, e] of got) {
+        const want = expected.get(k === '' ? 'dir' : `dir/${k}`);
+        assert.ok(want !== undefined, `${dest}: ${k} expected`);
+        assert.deepEqual({ uid: e.uid, gid: e.gid }, want, `${dest}: owner of ${JSON.stringify(k)}`);
+      }
+    }
+  });
+
   /** GNU ls's -lRAn output on a read-only kernel mount, headers rewritten to ext4ts's ("/:", "/dir:"). */
   const gnuLs = (image: string, args: readonly string[]): string =>
     withMount(image, false, (mnt) =>

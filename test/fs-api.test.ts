@@ -199,6 +199,30 @@ describe('inode cache', () => {
     assert.throws(() => fresh.getattr(ino, { cache: false }), (x: unknown) => x instanceof FsError && x.code === 'EUCLEAN' && x.context.inode === ino);
   });
 
+  it('describeInode answers as getattr, readlinkInode and hasXattrInode, without filling the cache', () => {
+    const bytes = new Uint8Array(fs.readFileSync(image));
+    const e = Ext4.open(new MemoryChannel(bytes, { blockSize: 1024 }), { write: true, inodeCacheSize: 100 });
+    const file = e.resolve('/hello.txt');
+    e.setxattrInode(file, 'user.mark', new Uint8Array([1, 2]));
+    e.sync();
+    const r = Ext4.open(new MemoryChannel(bytes, { blockSize: 1024 }), { inodeCacheSize: 100 });
+    const names = ['user.mark', 'user.other'] as const;
+    for (const path of ['/hello.txt', '/sub/up', '/abs', '/sub', '/big.bin']) {
+      const ino = r.resolve(path, false);
+      const cachedBefore = r.stats().inodesCached;
+      const d = r.describeInode(ino, names);
+      assert.equal(r.stats().inodesCached, cachedBefore, `${path}: not added to the inode cache`);
+      const st = r.getattr(ino);
+      assert.deepEqual(d.stat, st, path);
+      assert.deepEqual(d.target, st.kind === 'symlink' ? r.readlinkInode(ino) : undefined, path);
+      assert.equal(d.hasXattr, r.hasXattrInode(ino, names), path);
+    }
+    assert.equal(r.describeInode(r.resolve('/hello.txt'), names).hasXattr, true);
+    assert.equal(r.describeInode(r.resolve('/hello.txt'), ['user.other']).hasXattr, false);
+    assert.equal(Buffer.from(r.describeInode(r.resolve('/abs', false), []).target ?? []).toString(), '/sub/deeper/file');
+    assert.throws(() => r.describeInode(99_999_999, []), isCode('EUCLEAN'));
+  });
+
   it('is bounded and keeps frequently used inodes over a scan', () => {
     const c = new InodeCache(100);
     const fake = {} as Inode;

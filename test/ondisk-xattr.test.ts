@@ -25,6 +25,7 @@ import {
   decodeXattrBlock,
   encodeInodeXattrs,
   encodeXattrBlock,
+  hasInodeXattrMagic,
   inodeXattrCapacity,
   joinXattrName,
   splitXattrName,
@@ -996,6 +997,28 @@ function withComputedHashes(entries: readonly XattrEntry[]): XattrEntry[] {
 }
 
 describe('encode/decode round trips', () => {
+  test('hasInodeXattrMagic is true exactly when decodeInodeXattrs finds a region', () => {
+    for (const [inodeSize, extraIsize] of [
+      [256, 32],
+      [256, 0],
+      [128, 0],
+      [160, 28],
+      [512, 32],
+    ] as const) {
+      const layout = { inodeSize, extraIsize };
+      const inode = new Uint8Array(inodeSize);
+      assert.equal(hasInodeXattrMagic(inode, inodeSize, extraIsize), false, `${inodeSize}/${extraIsize}: zeroed`);
+      assert.equal(decodeInodeXattrs(inode, layout).present, false);
+      const fits = inodeXattrCapacity(layout) > 0;
+      if (!fits) continue;
+      encodeInodeXattrs(inode, [], layout, { magicWhenEmpty: true });
+      assert.equal(hasInodeXattrMagic(inode, inodeSize, extraIsize), true, `${inodeSize}/${extraIsize}: magic, no entries`);
+      assert.equal(decodeInodeXattrs(inode, layout).present, true);
+      encodeInodeXattrs(inode, [], layout);
+      assert.equal(hasInodeXattrMagic(inode, inodeSize, extraIsize), false, `${inodeSize}/${extraIsize}: cleared`);
+    }
+  });
+
   test('xattr block: decode(encode(x)) == sorted x, checksum and hashes valid', () => {
     fc.assert(
       fc.property(fc.array(entryArb, { maxLength: 30 }), fc.constantFrom(1024, 4096), fc.nat({ max: 2 ** 40 }), fc.nat({ max: 0xffffffff }), (raw, blockSize, blockNo, seed) => {

@@ -78,6 +78,8 @@ import { MruLists } from './mru-lists.js';
 
 export const PRIORITY_LEVELS = 16;
 export const MAX_PRIORITY = PRIORITY_LEVELS - 1;
+/** Readahead up to this size goes through one reused buffer (larger, rarer ones get their own). */
+const PREFETCH_SCRATCH_BYTES = 1 << 20;
 const PARKED = PRIORITY_LEVELS; // list index of dirty buffers whose write-back failed
 const LIST_COUNT = PRIORITY_LEVELS + 1;
 
@@ -161,6 +163,8 @@ export class CachingChannel implements IoChannel {
   private readonly ghosts = new Map<number, number>();
   private readonly spare: Uint8Array[] = [];
   private scratch: Uint8Array | undefined;
+  /** Where readahead lands before being copied into block buffers (reused: see prefetchRun). */
+  private prefetchScratch: Uint8Array | undefined;
   private readonly counters = new IoCounters();
   private readonly bumpInterval: number;
   private readonly ageTicksOption: number | undefined;
@@ -547,6 +551,7 @@ export class CachingChannel implements IoChannel {
     for (const buf of [...this.map.values()]) this.drop(buf);
     this.spare.length = 0;
     this.scratch = undefined;
+    this.prefetchScratch = undefined;
     this.inner.setBlockSize(size);
     this.capacity = Math.floor(this.configuredBytes / size);
   }
@@ -693,7 +698,16 @@ export class CachingChannel implements IoChannel {
 
   private prefetchRun(first: number, count: number): void {
     const bs = this.inner.blockSize;
-    const tmp = this.innerRead(first, count);
+    // One buffer for every readahead of up to PREFETCH_SCRATCH_BYTES: a new one per call
+    // was fresh memory for the kernel to fault in page by page (a tree walk's readaheads
+    // spent more time in those faults than in reading).
+    let tmp: Uint8Array;
+    if (count * bs <= PREFETCH_SCRATCH_BYTES) {
+      if (this.prefetchScratch === undefined || this.prefetchScratch.length < count * bs) this.prefetchScratch = new Uint8Array(count * bs);
+      tmp = this.innerRead(first, count, this.prefetchScratch.subarray(0, count * bs));
+    } else {
+      tmp = this.innerRead(first, count);
+    }
     this.readaheadBlocks += count;
     for (let i = 0; i < count; i++) {
       const b = first + i;

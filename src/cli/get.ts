@@ -53,6 +53,8 @@ interface PendingDir {
   readonly ino: number;
   /** We made `dest` in this run: it is empty, so its entries need no lstat before being created. */
   readonly fresh: boolean;
+  /** What is created in `dest` gets our effective ids as owner (see `ownGroup`). */
+  readonly ownGroup: boolean;
 }
 
 class Extractor {
@@ -65,6 +67,8 @@ class Extractor {
   private readonly isRoot = process.getuid?.() === 0;
   private readonly myUid = process.getuid?.() ?? -1;
   private readonly myGid = process.getgid?.() ?? -1;
+  private readonly myEuid = process.geteuid?.() ?? -1;
+  private readonly myEgid = process.getegid?.() ?? -1;
   private readonly ops: SysOps;
   private progress: CopyProgress = new CopyProgress('get', undefined);
   private scratch: string | undefined;
@@ -75,6 +79,8 @@ class Extractor {
     private readonly reporter: Reporter,
     private readonly options: GetOptions,
     private readonly destRoot: string,
+    /** Whether what is created directly in `destRoot` gets our ids (see `entry`). */
+    private readonly rootOwnGroup: boolean,
   ) {
     this.ops = chooseSysOps(() => (this.scratch = mkdtempSync(join(this.destRoot, '.ext4ts-tmp-'))));
   }
@@ -155,7 +161,7 @@ class Extractor {
       this.fail(dir.src, dir.dest, error);
       return;
     }
-    for (const { name, ino } of names) this.entry(joinPath(dir.src, name), joinPath(dir.dest, name), ino, dir.fresh);
+    for (const { name, ino } of names) this.entry(joinPath(dir.src, name), joinPath(dir.dest, name), ino, dir.fresh, dir.ownGroup);
   }
 
   private fail(src: Buffer, dest: Buffer, error: unknown): void {
@@ -204,7 +210,15 @@ class Extractor {
     return { path: dest, kind: st.kind, mode, uid: st.uid, gid: st.gid, atime: st.atime, mtime: st.mtime, xattrs };
   }
 
-  private entry(src: Buffer, dest: Buffer, ino: number, fresh = false): void {
+  /**
+   * `ownGroup`: a file created in `dest`'s directory gets our effective uid and gid (so
+   * a chown to those ids would change nothing). True for a directory we made whose
+   * parent had the property, starting from a destination directory of our group without
+   * the setgid bit: whether the group comes from our egid, a setgid parent or the
+   * parent's group (grpid mounts), it is then ours. A merged, pre-existing directory is
+   * not trusted.
+   */
+  private entry(src: Buffer, dest: Buffer, ino: number, fresh = false, ownGroup = this.rootOwnGroup): void {
     try {
       const st = about(src, () => this.fs.getattr(ino));
       if (st.kind !== 'directory' && st.nlink > 1) {
@@ -226,7 +240,7 @@ class Extractor {
           this.visited.add(ino);
           const made = this.prepare(dest, true, fresh) === 'absent';
           if (made) nodefs.mkdirSync(dest, { mode: 0o700 });
-          this.stack.push({ src, dest, ino, fresh: made });
+          this.stack.push({ src, dest, ino, fresh: made, ownGroup: made && ownGroup });
           const record = this.record(dest, st, this.xattrs(src, ino));
           this.checkPrecision(record);
           this.dirRecords.push(record);
@@ -235,7 +249,7 @@ class Extractor {
         }
         case 'file':
           this.prepare(dest, false, fresh);
-          metadataDone = this.writeFile(src, dest, ino, st);
+          metadataDone = this.writeFile(src, dest, ino, st, ownGroup);
           break;
         case 'symlink': {
           const target = about(src, () => this.fs.readlinkInode(ino));
@@ -276,7 +290,7 @@ class Extractor {
    * calls: `applyOpenFile`), the metadata goes on before the close too: fchown, xattrs,
    * fchmod, close, then the times; returns true then (nothing left to queue).
    */
-  private writeFile(src: Buffer, dest: Buffer, ino: number, st: Stat): boolean {
+  private writeFile(src: Buffer, dest: Buffer, ino: number, st: Stat, ownGroup: boolean): boolean {
     const applyOpenFile = this.ops.applyOpenFile;
     const fd = nodefs.openSync(dest, nodefs.constants.O_WRONLY | nodefs.constants.O_CREAT | nodefs.constants.O_EXCL, 0o600);
     let open = true;
@@ -297,7 +311,10 @@ class Extractor {
       if (end !== st.size) nodefs.ftruncateSync(fd, st.size);
       if (applyOpenFile !== undefined) {
         const record = this.record(dest, st, this.xattrs(src, ino));
-        this.report(applyOpenFile(fd, record, this.isRoot, close));
+        // A new file already has our ids: when they are the wanted owner, no fchown (one
+        // syscall per file saved when root extracts root's files).
+        const chown = this.isRoot && !(ownGroup && st.uid === this.myEuid && st.gid === this.myEgid);
+        this.report(applyOpenFile(fd, record, chown, close));
       }
     } finally {
       if (open) nodefs.closeSync(fd);
@@ -360,7 +377,9 @@ export async function get(image: string, path: string, dest: string, options: Ge
     const target = destStat?.isDirectory() === true && base !== '' ? joinPath(Buffer.from(dest), Buffer.from(base)) : Buffer.from(dest);
     // Scratch space for the fallback's mknod: on the destination filesystem, so rename works.
     const destRoot = destStat?.isDirectory() === true ? dest : join(dest, '..');
-    const extractor = new Extractor(fs, reporter, options, destRoot);
+    const parent = nodefs.statSync(destRoot, { throwIfNoEntry: false });
+    const rootOwnGroup = parent !== undefined && parent.gid === process.getegid?.() && (parent.mode & 0o2000) === 0;
+    const extractor = new Extractor(fs, reporter, options, destRoot, rootOwnGroup);
     extractor.run(path, srcIno, target);
     return !reporter.failed;
   });

@@ -108,7 +108,7 @@ class Lister {
     const name = latin1(Buffer.from(path));
     if (st.kind !== 'directory') {
       // A single file: its line, named as given.
-      this.printRows([about(path, () => this.row(name, ino, st))], false);
+      this.printRows([about(path, () => this.row(name, ino))], false);
     } else {
       const stack: Pending[] = [{ path: name, ino }];
       for (let dir = stack.pop(); dir !== undefined; dir = stack.pop()) {
@@ -126,11 +126,10 @@ class Lister {
     return this.options.almostAll !== true && name.charCodeAt(0) === 0x2e;
   }
 
-  private row(name: string, ino: number, known?: Stat): Row {
-    const st = known ?? this.fs.getattr(ino);
-    const target = this.long && st.kind === 'symlink' ? latin1(this.fs.readlinkInode(ino)) : undefined;
-    const acl = this.long && this.fs.hasXattrInode(ino, ACL_NAMES);
-    return { name, ino, stat: st, target, acl };
+  private row(name: string, ino: number): Row {
+    if (!this.long) return { name, ino, stat: this.fs.getattr(ino, { cache: false }), target: undefined, acl: false };
+    const d = this.fs.describeInode(ino, ACL_NAMES);
+    return { name, ino, stat: d.stat, target: d.target === undefined ? undefined : latin1(d.target), acl: d.hasXattr };
   }
 
   /** Lists one directory; returns its subdirectories to visit (with -R), in order. */
@@ -176,7 +175,9 @@ class Lister {
   private printRows(rows: readonly Row[], withTotal: boolean): void {
     const out = this.out;
     if (!this.long) {
-      for (const r of rows) out.text(`${r.name}\n`);
+      let names = '';
+      for (const r of rows) names += `${r.name}\n`;
+      out.text(names);
       return;
     }
     let wLinks = 1;
@@ -202,7 +203,9 @@ class Lister {
         wSize = Math.max(wSize, digits(st.size));
       }
     }
-    if (withTotal) out.text(`total ${Math.ceil(blocks / 2)}\n`);
+    // The listing is built as one string and appended once: a write into the sink per row
+    // cost a call into the runtime each.
+    let text = withTotal ? `total ${Math.ceil(blocks / 2)}\n` : '';
     // Like GNU ls: a tenth mode character ('+' for an ACL) only when some entry of the listing has one.
     const unknown = `??????????${anyAcl ? ' ' : ''} ${'?'.padStart(wLinks)} ${'?'.padStart(wUid)} ${'?'.padStart(wGid)} ${'?'.padStart(wSize)} ${'?'.padStart(12)} `;
     for (const r of rows) {
@@ -221,8 +224,9 @@ class Lister {
         const mark = anyAcl ? (r.acl ? '+' : ' ') : '';
         head = `${cachedModeString(st.kind, st.mode)}${mark} ${String(st.nlink).padStart(wLinks)} ${String(st.uid).padStart(wUid)} ${String(st.gid).padStart(wGid)} ${size} ${this.times.format(st.mtime)} `;
       }
-      out.text(r.target === undefined ? `${head}${r.name}\n` : `${head}${r.name} -> ${r.target}\n`);
+      text += r.target === undefined ? `${head}${r.name}\n` : `${head}${r.name} -> ${r.target}\n`;
     }
+    out.text(text);
   }
 }
 

@@ -39,7 +39,7 @@ import {
   S_IFREG,
   type Inode,
 } from '../ondisk/inode.js';
-import { decodeInodeXattrs, decodeXattrBlock, xattrNameString, splitXattrName, XATTR_INDEX, type XattrEntry } from '../ondisk/xattr.js';
+import { decodeInodeXattrs, decodeXattrBlock, hasInodeXattrMagic, xattrNameString, splitXattrName, XATTR_INDEX, type XattrEntry } from '../ondisk/xattr.js';
 import { assembleInlineData, inlineDataCapacity, isInlineDataXattr } from '../ondisk/inline-data.js';
 import { aclChmod, decodeVfsAcl, encodeVfsAcl, ext4AclToVfs } from '../ondisk/acl.js';
 import { decodeDirBlock, findInDirBlock, decodeInlineDir, DIRENT_MIN_REC_LEN, NAME_MAX, type DirEntry } from '../ondisk/dirent.js';
@@ -53,7 +53,7 @@ import { Writer, type Creator, type FsCore, type SetAttr } from './writer.js';
 import type { Timestamp } from '../ondisk/time.js';
 import { mapRun, type MapContext } from './blockmap.js';
 import { MultiMountProtection, type MmpOptions } from './mmp.js';
-import { kindOfFileType, kindOfMode, type DirEntryInfo, type Stat, type StatFs } from './types.js';
+import { kindOfFileType, kindOfMode, type DirEntryInfo, type InodeDescription, type Stat, type StatFs } from './types.js';
 
 export const ROOT_INO = 2;
 /** Symlinks followed while resolving one path before ELOOP (the kernel's limit). */
@@ -89,6 +89,8 @@ const NODE_CACHE_ENTRIES = 65_536;
 const DIR_LEAF_CACHE_ENTRIES = 4_096;
 /** Inode-table blocks fetched together when one misses the cache. */
 const INODE_TABLE_READAHEAD = 64;
+/** The xattr list of an inode that has none (shared: nothing to allocate per inode). */
+const NO_XATTRS: readonly XattrEntry[] = Object.freeze([]);
 /** Largest xattr value (the VFS limit). */
 const XATTR_SIZE_MAX = 65536;
 const ACL_ACCESS = 'system.posix_acl_access';
@@ -408,7 +410,23 @@ export class Ext4 {
 
   /** An inode's attributes; `cache: false` as for `readInode`. */
   getattr(ino: number, options: { readonly cache?: boolean } = {}): Stat {
-    const inode = this.liveInode(ino, options.cache !== false);
+    return this.statOf(ino, this.liveInode(ino, options.cache !== false));
+  }
+
+  /**
+   * What a long listing (`ls -l`) shows of an inode, from one read of it that does not
+   * enter the inode cache: a tree walk reads each inode once, and caching them all would
+   * only push out the directories. `getattr`, `readlinkInode` (for a symlink) and
+   * `hasXattrInode(ino, xattrNames)` in one call, with their errors.
+   */
+  describeInode(ino: number, xattrNames: readonly string[]): InodeDescription {
+    const inode = this.liveInode(ino, false);
+    const stat = this.statOf(ino, inode);
+    const target = stat.kind === 'symlink' ? this.readlinkOf(ino, inode) : undefined;
+    return { stat, target, hasXattr: this.hasXattrOf(ino, inode, xattrNames) };
+  }
+
+  private statOf(ino: number, inode: Inode): Stat {
     const kind = kindOfMode(inode.mode);
     let major = 0;
     let minor = 0;
@@ -573,14 +591,14 @@ export class Ext4 {
   }
 
   private inodeXattrs(ino: number, inode: Inode): readonly XattrEntry[] {
-    if (this.sb.inodeSize <= 128 || inode.extraIsize === 0) return [];
+    if (this.sb.inodeSize <= 128 || inode.extraIsize === 0 || !hasInodeXattrMagic(inode.raw, this.sb.inodeSize, inode.extraIsize)) return NO_XATTRS;
     const region = decodeInodeXattrs(inode.raw, { inodeSize: this.sb.inodeSize, extraIsize: inode.extraIsize }, { inode: ino, eaInode: this.eaInode, inodesCount: this.sb.inodesCount, firstIno: this.sb.firstIno });
     return region.entries;
   }
 
   private blockXattrs(ino: number, inode: Inode): readonly XattrEntry[] {
     const block = inodeFileAcl(inode, this.sb.has64bit);
-    if (block === 0) return [];
+    if (block === 0) return NO_XATTRS;
     if (block <= this.sb.firstDataBlock || block >= this.sb.blocksCount) throw corrupted('inode', `xattr block ${block} is outside the filesystem`, { inode: ino });
     const view = this.channel.view(block);
     const options = { blockNo: block, inode: ino, eaInode: this.eaInode, inodesCount: this.sb.inodesCount, firstIno: this.sb.firstIno };
@@ -637,7 +655,9 @@ export class Ext4 {
 
   /** Names of the extended attributes of an inode (system.data of inline data is hidden). */
   listxattrInode(ino: number): string[] {
-    return [...this.allXattrs(ino, this.liveInode(ino)).keys()];
+    const inode = this.liveInode(ino);
+    if (this.inodeXattrs(ino, inode).length === 0 && this.blockXattrs(ino, inode).length === 0) return [];
+    return [...this.allXattrs(ino, inode).keys()];
   }
 
   /**
@@ -646,9 +666,15 @@ export class Ext4 {
    * mark, and the answer is almost always no.
    */
   hasXattrInode(ino: number, names: readonly string[]): boolean {
-    const inode = this.liveInode(ino);
+    return this.hasXattrOf(ino, this.liveInode(ino), names);
+  }
+
+  private hasXattrOf(ino: number, inode: Inode, names: readonly string[]): boolean {
     // Both lists are decoded first, as allXattrs does, so a corrupt block fails here too.
-    const lists = [this.inodeXattrs(ino, inode), this.blockXattrs(ino, inode)];
+    const inInode = this.inodeXattrs(ino, inode);
+    const inBlock = this.blockXattrs(ino, inode);
+    if (inInode.length === 0 && inBlock.length === 0) return false;
+    const lists = [inInode, inBlock];
     return lists.some((list) => list.some((e) => !isInlineDataXattr(e) && names.includes(xattrNameString(e.index, e.name) ?? '')));
   }
 
@@ -674,7 +700,10 @@ export class Ext4 {
   }
 
   readlinkInode(ino: number): Uint8Array {
-    const inode = this.liveInode(ino);
+    return this.readlinkOf(ino, this.liveInode(ino));
+  }
+
+  private readlinkOf(ino: number, inode: Inode): Uint8Array {
     if (!isSymlink(inode.mode)) throw new FsError('EINVAL', `inode ${ino} is not a symbolic link`, { inode: ino });
     if ((inode.flags & ENCRYPT_FL) !== 0) throw new FsError('ENOKEY', `symlink ${ino} is encrypted (fscrypt) and no key is available`, { inode: ino });
     if (inode.size >= PATH_MAX) throw corrupted('inode', `symlink target of ${inode.size} bytes is longer than PATH_MAX`, { inode: ino });

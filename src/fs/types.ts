@@ -36,6 +36,15 @@ export interface Stat {
   readonly generation: number;
 }
 
+/** What a long listing shows of an inode (`Ext4.describeInode`). */
+export interface InodeDescription {
+  readonly stat: Stat;
+  /** A symlink's target bytes; undefined for other kinds. */
+  readonly target: Uint8Array | undefined;
+  /** Whether the inode has one of the extended attributes asked about. */
+  readonly hasXattr: boolean;
+}
+
 /** One directory entry. */
 export interface DirEntryInfo {
   /** The name as UTF-8 text (invalid bytes become U+FFFD; use `rawName` for the exact bytes). */

@@ -392,6 +392,17 @@ export function decodeInodeXattrs(inodeBytes: Uint8Array, layout: InodeXattrLayo
   return { present: true, ...region };
 }
 
+/**
+ * Whether an inode record's in-inode xattr region starts with the magic: without it,
+ * `decodeInodeXattrs` finds nothing, so callers can skip decoding (most inodes have no
+ * xattrs). `extraIsize` must be valid (as `decodeInode` checks it).
+ */
+export function hasInodeXattrMagic(inodeBytes: Uint8Array, inodeSize: number, extraIsize: number): boolean {
+  const start = GOOD_OLD_INODE_SIZE + extraIsize;
+  if (inodeSize <= GOOD_OLD_INODE_SIZE || start + XATTR_IBODY_HEADER_SIZE + 4 > inodeSize || start + 4 > inodeBytes.length) return false;
+  return readU32(inodeBytes, start) === XATTR_MAGIC;
+}
+
 /** The 32-byte header of an xattr block. */
 export interface XattrBlockHeader {
   readonly magic: number;
