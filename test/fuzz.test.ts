@@ -2,7 +2,9 @@
  * Hostile input, bounded: metadata of small images made by mke2fs -d (ext4 1K/4K with
  * metadata_csum, ext4 without it, ext2, ext3 4K, inline_data, a 2,000-entry htree) is
  * mutated from fixed seeds, and each mutated image is opened and walked (readdir, lstat,
- * reads, seeks, readlink, xattrs, realpath, the inode API) in a child process with a 5 s and 1 GiB
+ * reads, seeks, readlink, xattrs, realpath, the inode API), then changed through a
+ * read-write open of a copy (creates, mkdir, symlinks, xattrs, appends, truncations,
+ * renames, unlinks, rm -r, sync, close), in a child process with a 5 s and 1 GiB
  * limit, with checksums verified and with `checksums: false`. Any outcome other than an
  * FsError is a BUG: another exception, a hang, a crash, runaway memory, a multi-line
  * message or an EUCLEAN naming no structure. Hand-written scenarios cover the

@@ -1502,16 +1502,26 @@ export class Ext4 {
       this.rmdirInode(parent, name);
       return;
     }
-    // Depth first, without recursion on the JS stack for deep trees.
+    // Depth first, without recursion on the JS stack for deep trees. A directory met
+    // twice (an entry naming an ancestor, itself or another directory's inode: only a
+    // damaged image has one) would make this loop forever: EUCLEAN instead.
     const stack: { parent: number; name: Uint8Array; ino: number; listed: boolean }[] = [{ parent, name, ino, listed: false }];
+    const seen = new Set<number>([ino, parent]);
     while (stack.length > 0) {
       const top = stack[stack.length - 1] as (typeof stack)[number];
       if (!top.listed) {
         top.listed = true;
         for (const e of this.readdirInode(top.ino)) {
           if (bytesEqual(e.rawName, DOT) || bytesEqual(e.rawName, DOTDOT)) continue;
-          if (e.kind === 'directory' || (e.kind === 'unknown' && isDir(this.liveInode(e.ino).mode))) stack.push({ parent: top.ino, name: e.rawName.slice(), ino: e.ino, listed: false });
-          else this.unlinkInode(top.ino, e.rawName);
+          if (e.kind === 'directory' || (e.kind === 'unknown' && isDir(this.liveInode(e.ino).mode))) {
+            if (seen.has(e.ino)) {
+              throw corrupted('directory', `entry ${JSON.stringify(utf8.decode(e.rawName))} names directory ${e.ino}, already met in the tree being removed (a directory cycle)`, { inode: top.ino });
+            }
+            seen.add(e.ino);
+            stack.push({ parent: top.ino, name: e.rawName.slice(), ino: e.ino, listed: false });
+          } else {
+            this.unlinkInode(top.ino, e.rawName);
+          }
         }
         continue;
       }

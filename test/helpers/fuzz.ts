@@ -1,5 +1,5 @@
 /**
- * Hostile-input fuzzing of the read side (see ../../../shared/DESIGN.md: "a corrupted or
+ * Hostile-input fuzzing of the read and write sides (see ../../../shared/DESIGN.md: "a corrupted or
  * hostile image gets a clear error and never a crash, hang, unbounded allocation or
  * infinite loop").
  *
@@ -23,6 +23,9 @@
  *   cache, or (one case in ten each) none or four blocks. Runs in a child process (this
  *   module is its entry point) with `--max-old-space-size`, a wall-clock limit and an RSS
  *   limit; a walk that times out is run again with a trace to name the call that hung.
+ * - Then the write phase (WalkLimits.writes): a copy of the image opened read-write
+ *   gets new files, directories, symlinks and xattrs in the directories the walk met,
+ *   appends, truncations, renames, unlinks and `rm -r` of what it met, sync and close.
  * - Verdicts: ok (the errors of the unmutated image) / FsError (errno recorded) / BUG
  *   (non-FsError exception, timeout, crash, runaway memory, an error message with a line
  *   break or control characters, an EUCLEAN naming no structure, a read or seek result
@@ -1758,6 +1761,8 @@ export interface WalkLimits {
   readonly softDeadlineMs: number;
   /** External (ArrayBuffer) memory that counts as runaway. */
   readonly maxArrayBufferBytes: number;
+  /** After the walk, open a copy of the image read-write and change it (Walker.writePhase). */
+  readonly writes: boolean;
 }
 
 export const DEFAULT_LIMITS: WalkLimits = {
@@ -1767,6 +1772,7 @@ export const DEFAULT_LIMITS: WalkLimits = {
   fileCap: 256 << 10,
   softDeadlineMs: 2500,
   maxArrayBufferBytes: 512 << 20,
+  writes: true,
 };
 
 export type BugKind = 'exception' | 'timeout' | 'crash' | 'memory' | 'message' | 'invariant';
@@ -1846,6 +1852,9 @@ class Walker {
   private entries = 0;
   private bytes = 0;
   private realpaths = 0;
+  /** Directories and regular files the walk met (paths), for the write phase. */
+  private readonly dirsSeen: Uint8Array[] = [];
+  private readonly filesSeen: Uint8Array[] = [];
   private slowestOp = '';
   private slowestMs = 0;
   private readonly started = performance.now();
@@ -1942,6 +1951,15 @@ class Walker {
         }
       }
     }
+    if (bug === undefined && !truncated && this.limits.writes) {
+      try {
+        this.writePhase(bytes, checksums, cacheSize);
+      } catch (e) {
+        if (e instanceof StopWalk) truncated = true;
+        else if (e instanceof FoundBug) bug = e.report;
+        else bug = { kind: 'exception', op: '(writer)', target: '-', ...describeThrown(e) };
+      }
+    }
     return {
       openError,
       ops: this.ops,
@@ -1980,6 +1998,8 @@ class Walker {
         if (st === undefined) continue;
         if (byPath) this.pathXattrs(fs, child);
         else this.xattrs(fs, st.ino);
+        if (st.kind === 'file' && byPath && this.filesSeen.length < 8) this.filesSeen.push(child);
+        if (st.kind === 'directory' && this.dirsSeen.length < 8) this.dirsSeen.push(child);
         if (st.kind === 'file') {
           this.readBounded(fs, byPath ? child : undefined, st);
           this.seeks(fs, st);
@@ -1995,6 +2015,60 @@ class Walker {
           visited.add(st.ino);
           stack.push({ path: child, depth: depth + 1 });
           if (this.realpaths++ < 24) this.op('realpath', child, () => fs.realpath(child));
+        }
+      }
+    }
+  }
+
+  /**
+   * The image opened read-write (a copy of it), and what users do to it: new files,
+   * directories, symlinks and xattrs in the directories the walk met, appends,
+   * truncations, renames and removals of the files it met, then sync and close. Each
+   * call may fail with an FsError (EUCLEAN where it meets the damage, EROFS for what
+   * ext4ts does not write); anything else is a bug, as in the walk.
+   */
+  private writePhase(bytes: Uint8Array, checksums: boolean, cacheSize: number): void {
+    const fs = this.op('open-rw', '-', () => Ext4.open(new MemoryChannel(bytes.slice(), { blockSize: 1024, name: 'fuzz-image' }), { checksums, cacheSize, write: true }));
+    if (fs === undefined) return;
+    let closed = false;
+    try {
+      const root = enc.encode('/');
+      const dirs = [root, ...this.dirsSeen.slice(0, 4)];
+      const data = pattern(5000, 3);
+      dirs.forEach((dir, i) => {
+        const file = childPath(dir, enc.encode(`fuzz-file-${i}`));
+        this.op('writeFile', file, () => fs.writeFile(file, data.subarray(0, 200 + i * 1200)));
+        this.op('setxattr', file, () => fs.setxattr(file, 'user.fuzz', data.subarray(0, 40 + i * 30)));
+        const sub = childPath(dir, enc.encode(`fuzz-dir-${i}`));
+        this.op('mkdir', sub, () => fs.mkdir(sub));
+        const link = childPath(sub, enc.encode('link'));
+        this.op('symlink', link, () => fs.symlink(i % 2 === 0 ? 'short' : 'long/'.repeat(30), link));
+        for (let k = 0; k < 24; k++) {
+          const many = childPath(sub, enc.encode(`entry-${k}-${'n'.repeat(k * 3)}`));
+          this.op('writeFile', many, () => fs.writeFile(many, ''));
+        }
+      });
+      this.filesSeen.slice(0, 6).forEach((file, i) => {
+        const st = this.op('lstat', file, () => fs.lstat(file));
+        if (st !== undefined && st.kind === 'file') {
+          this.op('write', file, () => fs.write(st.ino, Math.min(st.size, 1 << 20), data));
+          this.op('truncate', file, () => fs.truncateFile(file, Math.floor(Math.min(st.size, 1 << 20) / 2)));
+        }
+        const moved = childPath(dirs[(i + 1) % dirs.length] as Uint8Array, enc.encode(`fuzz-moved-${i}`));
+        this.op('rename', file, () => fs.rename(file, moved));
+        if (i % 2 === 0) this.op('unlink', moved, () => fs.unlink(moved));
+      });
+      for (const dir of this.dirsSeen.slice(4, 6)) this.op('rm -r', dir, () => fs.rm(dir, { recursive: true }));
+      this.op('rm -r', root, () => fs.rm(childPath(root, enc.encode('fuzz-dir-0')), { recursive: true }));
+      this.op('sync', '-', () => fs.sync());
+      closed = true;
+      this.op('close', '-', () => fs.close());
+    } finally {
+      if (!closed) {
+        try {
+          fs.close();
+        } catch {
+          // the error that ended the phase is the one reported
         }
       }
     }
