@@ -154,6 +154,20 @@ describe('Ext4 path API errors and resolution', () => {
     fs.rmSync(copy);
   });
 
+  it('SEEK_DATA/SEEK_HOLE on a file whose i_size (2^50) reaches far past its last extent', () => {
+    const image = makeImage({ name: 'api-seek-huge', size: '8M', mkfsArgs: ['-t', 'ext4', '-b', '1024'], populate: (dir) => fs.writeFileSync(join(dir, 'f'), Buffer.alloc(5000, 1)) });
+    const copy = join(fs.mkdtempSync(join(image, '..', 'seek-')), 'huge.img');
+    fs.copyFileSync(image, copy);
+    execFileSync('debugfs', ['-w', '-R', 'sif /f size 0x4000000000000', copy], { stdio: 'ignore' });
+    const fsys = Ext4.openFile(copy);
+    const ino = fsys.resolve('/f');
+    assert.equal(fsys.getattr(ino).size, 2 ** 50);
+    assert.equal(fsys.seek(ino, 0, 'hole'), 5120, 'the hole after the five data blocks');
+    assert.equal(fsys.seek(ino, 2 ** 40, 'hole'), 2 ** 40);
+    assert.throws(() => fsys.seek(ino, 6000, 'data'), (e: unknown) => e instanceof FsError && e.code === 'ENXIO');
+    fsys.close();
+  });
+
   it('refuses non-ext images and filesystems larger than the device', () => {
     const junk = new MemoryChannel(new Uint8Array(1 << 20), { blockSize: 1024 });
     assert.throws(() => Ext4.open(junk), (x: unknown) => x instanceof FsError && x.code === 'EINVAL' && /not an ext2\/ext3\/ext4/.test(x.message));

@@ -578,7 +578,9 @@ export class Ext4 {
     // reuses blocks (corruption), and scanning on would take practically forever.
     let dataBlocks = 0;
     while (lblk < last) {
-      const run = mapRun(ctx, ino, inode, lblk, Math.min(last - lblk, this.sb.blocksCount));
+      // Uncapped: a hole is one run up to the next mapping (a hole of 2^38 blocks in a
+      // damaged i_size would otherwise take 2^38 / blocksCount steps).
+      const run = mapRun(ctx, ino, inode, lblk, last - lblk);
       const isData = run.kind === 'data';
       if (isData === (what === 'data')) return Math.max(offset, lblk * bs);
       if (isData && (dataBlocks += run.count) > this.sb.blocksCount) {
