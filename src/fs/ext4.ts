@@ -42,7 +42,7 @@ import {
 import { decodeInodeXattrs, decodeXattrBlock, xattrNameString, splitXattrName, XATTR_INDEX, type XattrEntry } from '../ondisk/xattr.js';
 import { assembleInlineData, inlineDataCapacity, isInlineDataXattr } from '../ondisk/inline-data.js';
 import { aclChmod, decodeVfsAcl, encodeVfsAcl, ext4AclToVfs } from '../ondisk/acl.js';
-import { decodeDirBlock, findInDirBlock, decodeInlineDir, DIRENT_MIN_REC_LEN, NAME_MAX, type DirEntry } from '../ondisk/dirent.js';
+import { decodeDirBlock, findInDirBlock, decodeInlineDir, DIRENT_MIN_REC_LEN, FT, NAME_MAX, type DirEntry } from '../ondisk/dirent.js';
 import { decodeDxRoot, decodeDxNode, dxLookup, isDxNodeBlock, DX_HASH_CONTINUED, type DxEntry, type DxRoot } from '../ondisk/htree.js';
 import { dirHashName, effectiveHashVersion, DX_HASH, type DirHash } from '../ondisk/dirhash.js';
 import { COOKIE_AFTER_DOT, COOKIE_AFTER_DOTDOT, HASH_KEYS, cookieAfterKey, firstKeyOfMajor, hashKey, isHashCookie, majorOfKey, resumeKey } from './readdir-cookie.js';
@@ -140,8 +140,6 @@ interface Htree {
   readonly root: DxRoot;
   /** Effective hash version (effectiveHashVersion). */
   readonly version: number;
-  /** Blocks in the directory. */
-  readonly blocks: number;
   /** Physical block of logical block `lblk` (EUCLEAN past the end or in a hole). */
   physicalOf(lblk: number): number;
   /** Entries of the dx_node at logical block `lblk`. */
@@ -914,9 +912,9 @@ export class Ext4 {
    * that keeps resuming from `next` finishes.
    */
   private *readdirHashed(ino: number, dir: Inode, tree: Htree, cookie: number): Generator<DirEntryInfo> {
-    const kind = (fileType: number) => kindOfFileType(this.hasFileType ? fileType : 0);
-    if (cookie < COOKIE_AFTER_DOT) yield { name: '.', rawName: DOT, ino: tree.root.dotInode, kind: kind(2), next: COOKIE_AFTER_DOT };
-    if (cookie < COOKIE_AFTER_DOTDOT) yield { name: '..', rawName: DOTDOT, ino: tree.root.dotdotInode, kind: kind(2), next: COOKIE_AFTER_DOTDOT };
+    const kind = kindOfFileType(this.hasFileType ? FT.DIR : 0);
+    if (cookie < COOKIE_AFTER_DOT) yield { name: '.', rawName: DOT, ino: tree.root.dotInode, kind, next: COOKIE_AFTER_DOT };
+    if (cookie < COOKIE_AFTER_DOTDOT) yield { name: '..', rawName: DOTDOT, ino: tree.root.dotdotInode, kind, next: COOKIE_AFTER_DOTDOT };
     const start = resumeKey(cookie);
     if (start >= HASH_KEYS) return;
     let group: HtreeLeaf[] = [];
@@ -1219,7 +1217,6 @@ export class Ext4 {
     return {
       root,
       version,
-      blocks,
       physicalOf,
       node: (lblk) => {
         const phys = physicalOf(lblk);
