@@ -428,6 +428,13 @@ export class Ext4 {
   private readScratch = new Uint8Array(0);
   /** Decoded extent tree blocks (verified once), by physical block. */
   private readonly extentNodes = new NodeCache<ExtentNode>(NODE_CACHE_ENTRIES, (node) => node.entries.length);
+  /**
+   * Name hashes of decoded leaves (by the dirLeaves array they belong to), so a listing
+   * resumed in the middle of a leaf does not hash it again. A rewritten leaf is decoded
+   * into a new array, which drops its hashes with it; a leaf belongs to one directory,
+   * and a directory's hash settings do not change.
+   */
+  private readonly leafHashes = new WeakMap<readonly DirEntry[], readonly DirHash[]>();
   /** Decoded directory leaf blocks (verified once), by physical block. */
   private readonly dirLeaves = new NodeCache<readonly DirEntry[]>(DIR_LEAF_CACHE_ENTRIES, (entries) => entries.length);
 
@@ -934,11 +941,17 @@ export class Ext4 {
     const hi = Math.max(lo, end - 1);
     const items: { key: number; minor: number; e: DirEntry }[] = [];
     for (const leaf of group) {
-      for (const e of this.dirBlockEntries(ino, dir, leaf.block, tree.physicalOf(leaf.block), true)) {
-        const h = tree.hash(e.name);
-        const key = Math.min(hi, Math.max(lo, hashKey(h.hash, h.minorHash)));
-        if (key >= start) items.push({ key, minor: h.minorHash >>> 0, e });
+      const entries = this.dirBlockEntries(ino, dir, leaf.block, tree.physicalOf(leaf.block), true);
+      let hashes = this.leafHashes.get(entries);
+      if (hashes === undefined) {
+        hashes = entries.map((e) => tree.hash(e.name));
+        this.leafHashes.set(entries, hashes);
       }
+      entries.forEach((e, i) => {
+        const h = hashes[i] as DirHash;
+        const key = Math.min(hi, Math.max(lo, hashKey(h.hash, h.minorHash)));
+        if (key >= start) items.push({ key, minor: h.minorHash, e });
+      });
     }
     items.sort((a, b) => a.key - b.key || a.minor - b.minor || compareBytes(a.e.name, b.e.name));
     for (const { key, e } of items) {
