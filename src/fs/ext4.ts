@@ -42,9 +42,10 @@ import {
 import { decodeInodeXattrs, decodeXattrBlock, hasInodeXattrMagic, xattrNameString, splitXattrName, XATTR_INDEX, type XattrEntry } from '../ondisk/xattr.js';
 import { assembleInlineData, inlineDataCapacity, isInlineDataXattr } from '../ondisk/inline-data.js';
 import { aclChmod, decodeVfsAcl, encodeVfsAcl, ext4AclToVfs } from '../ondisk/acl.js';
-import { decodeDirBlock, findInDirBlock, decodeInlineDir, DIRENT_MIN_REC_LEN, NAME_MAX, type DirEntry } from '../ondisk/dirent.js';
-import { decodeDxRoot, decodeDxNode, dxLookup, isDxNodeBlock, type DxEntry } from '../ondisk/htree.js';
-import { dirHashName, effectiveHashVersion, DX_HASH } from '../ondisk/dirhash.js';
+import { decodeDirBlock, findInDirBlock, decodeInlineDir, DIRENT_MIN_REC_LEN, FT, NAME_MAX, type DirEntry } from '../ondisk/dirent.js';
+import { decodeDxRoot, decodeDxNode, dxLookup, isDxNodeBlock, DX_HASH_CONTINUED, type DxEntry, type DxRoot } from '../ondisk/htree.js';
+import { dirHashName, effectiveHashVersion, DX_HASH, type DirHash } from '../ondisk/dirhash.js';
+import { COOKIE_AFTER_DOT, COOKIE_AFTER_DOTDOT, HASH_KEYS, cookieAfterKey, firstKeyOfMajor, hashKey, isHashCookie, majorOfKey, resumeKey } from './readdir-cookie.js';
 import { casefoldNameOrNull } from '../ondisk/casefold.js';
 import { InodeCache } from './inode-cache.js';
 import { NodeCache } from './node-cache.js';
@@ -128,6 +129,32 @@ function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
 
 const DOT = new Uint8Array([0x2e]);
 const DOTDOT = new Uint8Array([0x2e, 0x2e]);
+
+/** Order of two names by their bytes (ties of a hash-ordered listing). */
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return (a[i] as number) - (b[i] as number);
+  return a.length - b.length;
+}
+
+/** The index of a hash-ordered directory, as Ext4.htree reads it. */
+interface Htree {
+  readonly root: DxRoot;
+  /** Effective hash version (effectiveHashVersion). */
+  readonly version: number;
+  /** Physical block of logical block `lblk` (EUCLEAN past the end or in a hole). */
+  physicalOf(lblk: number): number;
+  /** Entries of the dx_node at logical block `lblk`. */
+  node(lblk: number): readonly DxEntry[];
+  /** The hash the directory files `name` under. */
+  hash(name: Uint8Array): DirHash;
+}
+
+/** One leaf of an index walk: its index hash (bit 0: continues the previous leaf's run) and logical block. */
+interface HtreeLeaf {
+  readonly hash: number;
+  readonly block: number;
+}
 
 export class Ext4 {
   readonly channel: CachingChannel;
@@ -403,6 +430,13 @@ export class Ext4 {
   private readScratch = new Uint8Array(0);
   /** Decoded extent tree blocks (verified once), by physical block. */
   private readonly extentNodes = new NodeCache<ExtentNode>(NODE_CACHE_ENTRIES, (node) => node.entries.length);
+  /**
+   * Name hashes of decoded leaves (by the dirLeaves array they belong to), so a listing
+   * resumed in the middle of a leaf does not hash it again. A rewritten leaf is decoded
+   * into a new array, which drops its hashes with it; a leaf belongs to one directory,
+   * and a directory's hash settings do not change.
+   */
+  private readonly leafHashes = new WeakMap<readonly DirEntry[], readonly DirHash[]>();
   /** Decoded directory leaf blocks (verified once), by physical block. */
   private readonly dirLeaves = new NodeCache<readonly DirEntry[]>(DIR_LEAF_CACHE_ENTRIES, (entries) => entries.length);
 
@@ -821,14 +855,35 @@ export class Ext4 {
   }
 
   /**
-   * Entries of a directory from cookie `cookie` on ('.' and '..' included). Cookies
-   * are positions in the directory (byte offsets of records, plus 1): stable while
-   * the directory is not modified.
+   * Entries of a directory from cookie `cookie` on ('.' and '..' first), each with the
+   * cookie that resumes after it (see ./readdir-cookie.ts). An htree directory lists in
+   * hash order, as the kernel does, with cookies made from the hash: a leaf split moves
+   * entries to another block but not to another place in that order, so a listing resumed
+   * while the directory changes returns every entry that was there all along exactly once.
+   * Other directories list in record order with position cookies (their records do not
+   * move while they live).
    */
   *readdirInode(ino: number, cookie = 0): Generator<DirEntryInfo> {
     const dir = this.dirInode(ino);
+    if (this.isIndexedDir(dir)) {
+      const tree = this.htree(ino, dir);
+      if (tree.version !== DX_HASH.SIPHASH) {
+        yield* this.readdirHashed(ino, dir, tree, cookie);
+        return;
+      }
+    }
+    yield* this.readdirRecords(ino, dir, cookie);
+  }
+
+  /** Entries in record order (every directory's blocks, index blocks skipped) from position cookie `cookie` on. */
+  private *readdirRecords(ino: number, dir: Inode, cookie: number): Generator<DirEntryInfo> {
+    // A hash cookie here (the directory lost its index during the listing) starts over
+    // after '..': names may come twice, none is skipped.
+    const fromHash = isHashCookie(cookie);
+    const from = fromHash ? 0 : cookie;
     const emit = (e: DirEntry, pos: number): DirEntryInfo | undefined => {
-      if (pos < cookie) return undefined;
+      if (pos < from) return undefined;
+      if (fromHash && pos < this.sb.blockSize && (bytesEqual(e.name, DOT) || bytesEqual(e.name, DOTDOT))) return undefined;
       const rawName = this.presentName(dir, e.name);
       return { name: utf8.decode(rawName), rawName, ino: e.inode, kind: kindOfFileType(this.hasFileType ? e.fileType : 0), next: pos + 1 };
     };
@@ -853,7 +908,7 @@ export class Ext4 {
     const blocks = this.dirBlocks(ino, dir);
     const ctx = this.mapContext(ino, dir);
     const indexed = (dir.flags & INDEX_FL) !== 0;
-    let lblk = Math.floor(Math.max(0, cookie - 1) / bs);
+    let lblk = Math.floor(Math.max(0, from - 1) / bs);
     while (lblk < blocks) {
       const run = mapRun(ctx, ino, dir, lblk, blocks - lblk);
       if (run.kind !== 'data') {
@@ -869,6 +924,116 @@ export class Ext4 {
           if (out !== undefined) yield out;
         }
       }
+    }
+  }
+
+  /**
+   * An htree directory the reader walks by its index (for lookups and hash-ordered
+   * listings): INDEX_FL with the dir_index feature, not inline, not encrypted.
+   */
+  private isIndexedDir(dir: Inode): boolean {
+    return (dir.flags & INDEX_FL) !== 0 && (dir.flags & INLINE_DATA_FL) === 0 && (this.sb.featureCompat & COMPAT_DIR_INDEX) !== 0 && !this.isEncryptedDir(dir);
+  }
+
+  /**
+   * An htree directory in hash order (ext4_dx_readdir's order): '.' and '..', then the
+   * index's leaves from the one that holds the cookie's hash on, a group at a time (a leaf
+   * and the leaves that continue its run of equal hashes), each group's entries sorted by
+   * hash key, then minor hash, then name. Keys below the cookie's are skipped.
+   *
+   * An entry's key is clamped into its group's range (from the group's index hash up to
+   * the next group's): an entry filed under a hash other than the one computed here
+   * (casefolding rules changed since, or damage) then still lists in index order, so
+   * resuming never skips the rest of a leaf. Work is bounded: a resumed listing descends
+   * the index by the cookie's hash (one block per level), the walk visits each block at
+   * most once (a block referenced twice is EUCLEAN), and cookies only grow, so a caller
+   * that keeps resuming from `next` finishes.
+   */
+  private *readdirHashed(ino: number, dir: Inode, tree: Htree, cookie: number): Generator<DirEntryInfo> {
+    const kind = kindOfFileType(this.hasFileType ? FT.DIR : 0);
+    if (cookie < COOKIE_AFTER_DOT) yield { name: '.', rawName: DOT, ino: tree.root.dotInode, kind, next: COOKIE_AFTER_DOT };
+    if (cookie < COOKIE_AFTER_DOTDOT) yield { name: '..', rawName: DOTDOT, ino: tree.root.dotdotInode, kind, next: COOKIE_AFTER_DOTDOT };
+    const start = resumeKey(cookie);
+    if (start >= HASH_KEYS) return;
+    let group: HtreeLeaf[] = [];
+    for (const leaf of this.htreeLeaves(ino, tree, majorOfKey(start))) {
+      if ((leaf.hash & DX_HASH_CONTINUED) === 0 && group.length > 0) {
+        yield* this.hashedGroup(ino, dir, tree, group, firstKeyOfMajor(leaf.hash), start);
+        group = [];
+      }
+      group.push(leaf);
+    }
+    if (group.length > 0) yield* this.hashedGroup(ino, dir, tree, group, HASH_KEYS, start);
+  }
+
+  /** The entries of a group of leaves with key >= `start`, sorted (see readdirHashed); keys stay below `end`. */
+  private *hashedGroup(ino: number, dir: Inode, tree: Htree, group: readonly HtreeLeaf[], end: number, start: number): Generator<DirEntryInfo> {
+    const lo = firstKeyOfMajor((group[0] as HtreeLeaf).hash);
+    const hi = Math.max(lo, end - 1);
+    const items: { key: number; minor: number; e: DirEntry }[] = [];
+    for (const leaf of group) {
+      const entries = this.dirBlockEntries(ino, dir, leaf.block, tree.physicalOf(leaf.block), true);
+      let hashes = this.leafHashes.get(entries);
+      if (hashes === undefined) {
+        hashes = entries.map((e) => tree.hash(e.name));
+        this.leafHashes.set(entries, hashes);
+      }
+      entries.forEach((e, i) => {
+        const h = hashes[i] as DirHash;
+        const key = Math.min(hi, Math.max(lo, hashKey(h.hash, h.minorHash)));
+        if (key >= start) items.push({ key, minor: h.minorHash, e });
+      });
+    }
+    items.sort((a, b) => a.key - b.key || a.minor - b.minor || compareBytes(a.e.name, b.e.name));
+    for (const { key, e } of items) {
+      yield { name: utf8.decode(e.name), rawName: e.name, ino: e.inode, kind: kindOfFileType(this.hasFileType ? e.fileType : 0), next: cookieAfterKey(key) };
+    }
+  }
+
+  /**
+   * The leaves of an htree in index order, from the one a lookup of `major` reaches (the
+   * first that can hold it: a run continued into the next leaf starts in the earlier one).
+   * Every index node and leaf is visited at most once per walk, and none is block 0.
+   */
+  private *htreeLeaves(ino: number, tree: Htree, major: number): Generator<HtreeLeaf> {
+    const levels = tree.root.indirectLevels;
+    const seen = new Set<number>();
+    const visit = (lblk: number, what: string): void => {
+      if (lblk === 0) throw corrupted('htree', `an index entry points ${what} at block 0, the root`, { inode: ino });
+      if (seen.has(lblk)) throw corrupted('htree', `block ${lblk} is referenced twice by the index (as ${what})`, { inode: ino });
+      seen.add(lblk);
+    };
+    // One frame per level: the entries of a dx block, where the walk is, and the hash
+    // that entry 0 stands for (its slot on disk holds count and limit).
+    interface Frame {
+      readonly entries: readonly DxEntry[];
+      i: number;
+      readonly low: number;
+    }
+    const frames: Frame[] = [{ entries: tree.root.entries, i: dxLookup(tree.root.entries, major), low: 0 }];
+    const at = (level: number): Frame => frames[level] as Frame;
+    const hashAt = (f: Frame): number => (f.i === 0 ? f.low : (f.entries[f.i] as DxEntry).hash);
+    const descend = (first: boolean): void => {
+      while (frames.length <= levels) {
+        const top = at(frames.length - 1);
+        const block = (top.entries[top.i] as DxEntry).block;
+        visit(block, 'a node');
+        const entries = tree.node(block);
+        frames.push({ entries, i: first ? dxLookup(entries, major) : 0, low: hashAt(top) });
+      }
+    };
+    descend(true);
+    for (;;) {
+      const top = at(levels);
+      const block = (top.entries[top.i] as DxEntry).block;
+      visit(block, 'a leaf');
+      yield { hash: hashAt(top), block };
+      let level = levels;
+      while (level >= 0 && at(level).i + 1 >= at(level).entries.length) level--;
+      if (level < 0) return;
+      at(level).i++;
+      frames.length = level + 1;
+      descend(false);
     }
   }
 
@@ -979,7 +1144,7 @@ export class Ext4 {
     if (bytes.length > NAME_MAX) throw new FsError('ENAMETOOLONG', `name of ${bytes.length} bytes is longer than ${NAME_MAX}`, { inode: dirIno });
     if (bytes.includes(0x2f) || bytes.includes(0)) throw new FsError('EINVAL', 'a name cannot contain "/" or NUL', { inode: dirIno });
     const dir = this.dirInode(dirIno);
-    const indexed = (dir.flags & INDEX_FL) !== 0 && (dir.flags & INLINE_DATA_FL) === 0 && (this.sb.featureCompat & COMPAT_DIR_INDEX) !== 0 && !this.isEncryptedDir(dir);
+    const indexed = this.isIndexedDir(dir);
     const names = indexed && !this.isCasefoldDir(dir) ? this.busyHtreeIndex(dirIno, dir) : undefined;
     let found = names !== undefined ? names.get(latin1Key(bytes)) : indexed ? this.htreeLookup(dirIno, dir, bytes) : this.linearLookup(dirIno, dir, bytes);
     // As the kernel does since 2025: a casefolded name may have been hashed under older
@@ -1010,7 +1175,7 @@ export class Ext4 {
   private linearLookup(ino: number, dir: Inode, name: Uint8Array): number | undefined {
     if (!this.isCasefoldDir(dir) && !this.isEncryptedDir(dir)) return this.nameIndex(ino).get(latin1Key(name));
     const matches = this.matcher(dir, name);
-    for (const e of this.readdirInode(ino)) if (matches(e.rawName)) return e.ino;
+    for (const e of this.readdirRecords(ino, dir, 0)) if (matches(e.rawName)) return e.ino;
     return undefined;
   }
 
@@ -1025,7 +1190,7 @@ export class Ext4 {
     const cached = this.dirIndexes.get(ino);
     if (cached !== undefined) return cached;
     const index = new Map<string, number>();
-    for (const e of this.readdirInode(ino)) {
+    for (const e of this.readdirRecords(ino, this.dirInode(ino), 0)) {
       const key = latin1Key(e.rawName);
       if (!index.has(key)) index.set(key, e.ino);
     }
@@ -1066,8 +1231,12 @@ export class Ext4 {
   private readonly dirIndexes = new Map<number, Map<string, number>>();
   private dirIndexEntries = 0;
 
-  private htreeLookup(ino: number, dir: Inode, name: Uint8Array): number | undefined {
-    if (bytesEqual(name, DOT) || bytesEqual(name, DOTDOT)) return this.linearLookup(ino, dir, name);
+  /**
+   * Read access to the index of a hash-ordered directory: its decoded root, the hash
+   * version in effect, and how to reach and decode its other blocks, each checked (a block
+   * number past the directory or in a hole is EUCLEAN, as are bad dx blocks).
+   */
+  private htree(ino: number, dir: Inode): Htree {
     const bs = this.sb.blockSize;
     const csum = this.sb.hasMetadataCsum;
     const seed = this.verify && csum ? inodeCsumSeed(this.sb.csumSeed, ino, dir.generation) : undefined;
@@ -1088,20 +1257,35 @@ export class Ext4 {
       hasFileType: this.hasFileType,
     });
     const version = effectiveHashVersion(root.hashVersion, this.sb.flags);
-    if (version === DX_HASH.SIPHASH) return this.linearLookup(ino, dir, name);
-    const hash = dirHashName(name, { version, seed: this.sb.hashSeed, casefold: this.isCasefoldDir(dir) }).hash;
-    let entries: readonly DxEntry[] = root.entries;
-    for (let level = 0; level < root.indirectLevels; level++) {
-      const child = (entries[dxLookup(entries, hash)] as DxEntry).block;
-      const phys = physicalOf(child);
-      entries = decodeDxNode(this.channel.view(phys), { ...common, block: phys }).entries;
-    }
+    const hashOptions = { version, seed: this.sb.hashSeed, casefold: this.isCasefoldDir(dir) };
+    return {
+      root,
+      version,
+      physicalOf,
+      node: (lblk) => {
+        const phys = physicalOf(lblk);
+        return decodeDxNode(this.channel.view(phys), { ...common, block: phys }).entries;
+      },
+      // The hash the index files a name under (casefolded in casefold directories), as
+      // the writer (dir-write.ts) computes it.
+      hash: (name) => dirHashName(name, hashOptions),
+    };
+  }
+
+  private htreeLookup(ino: number, dir: Inode, name: Uint8Array): number | undefined {
+    if (bytesEqual(name, DOT) || bytesEqual(name, DOTDOT)) return this.linearLookup(ino, dir, name);
+    const tree = this.htree(ino, dir);
+    if (tree.version === DX_HASH.SIPHASH) return this.linearLookup(ino, dir, name);
+    const hash = tree.hash(name).hash;
+    let entries: readonly DxEntry[] = tree.root.entries;
+    for (let level = 0; level < tree.root.indirectLevels; level++) entries = tree.node((entries[dxLookup(entries, hash)] as DxEntry).block);
     const matches = this.matcher(dir, name);
     const exact = !this.isCasefoldDir(dir);
     let i = dxLookup(entries, hash);
     for (;;) {
       const leaf = (entries[i] as DxEntry).block;
-      const found = exact ? this.findInLeaf(ino, dir, leaf, physicalOf(leaf), name) : this.dirBlockEntries(ino, dir, leaf, physicalOf(leaf), true).find((e) => matches(e.name))?.inode;
+      const physical = tree.physicalOf(leaf);
+      const found = exact ? this.findInLeaf(ino, dir, leaf, physical, name) : this.dirBlockEntries(ino, dir, leaf, physical, true).find((e) => matches(e.name))?.inode;
       if (found !== undefined) return found;
       // A hash collision may continue into the next leaf (its index hash has the low bit set).
       const next = entries[i + 1];

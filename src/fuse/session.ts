@@ -42,7 +42,7 @@
  */
 import { FsError, ERRNO, isFsError } from '../errors.js';
 import type { Ext4 } from '../fs/ext4.js';
-import { kindOfMode, type Stat, type Timestamp } from '../fs/types.js';
+import { kindOfMode, type DirEntryInfo, type Stat, type Timestamp } from '../fs/types.js';
 import { RO_COMPAT_PROJECT } from '../ondisk/features.js';
 import {
   APPEND_FL,
@@ -80,6 +80,7 @@ import {
   encodeNotifyInvalInode,
   DirentPacker,
   DirentType,
+  direntSize,
   FOPEN,
   InitFlag,
   StatxMask,
@@ -1042,29 +1043,62 @@ export class FuseSession {
     };
   }
 
+  /**
+   * One READDIR(PLUS) reply: entries from `cookie` on, as many as fit in `size` bytes.
+   *
+   * Entries that share a `next` cookie (a run of equal hash keys in an htree directory,
+   * see fs/readdir-cookie.ts) go into one reply together: a READDIR resumed from that
+   * cookie continues after the whole run, so a run cut in two would lose its tail. A run
+   * that does not fit goes into the next reply instead. Only a run larger than a whole
+   * reply (a page holds 100+ short names; it takes that many names with one 51-bit hash
+   * key, i.e. a crafted or damaged directory) is cut: the reply holds what fits and the
+   * rest of the run is not listed. (The kernel can still cut a run itself when the
+   * caller's getdents buffer fills in the middle of a reply: it then resumes from the
+   * last entry it passed on, after the run.)
+   */
   private readdir(ino: number, cookie: number, size: number, plus: boolean): DirentPacker {
     const packer = new DirentPacker(size);
     const entryTimeout = plus ? this.entryTimeoutIn(ino) : 0;
+    let run: DirEntryInfo[] = [];
+    let runBytes = 0;
+    // Adds the run; false when the reply is full (the run fits only in a later one).
+    const flush = (): boolean => {
+      if (packer.length + runBytes > size && packer.count > 0) return false;
+      for (const e of run) if (!this.addDirent(packer, e, ino, plus, entryTimeout)) return false;
+      run = [];
+      runBytes = 0;
+      return true;
+    };
     for (const e of this.fs.readdirInode(ino, cookie)) {
-      const dot = e.rawName.length <= 2 && e.rawName[0] === 0x2e && (e.rawName.length === 1 || e.rawName[1] === 0x2e);
-      const dirent = { ino: e.ino, off: e.next, type: DIRENT_TYPE[e.kind], name: e.rawName };
-      if (!plus) {
-        if (!packer.add(dirent)) break;
-        continue;
+      if (run.length > 0 && e.next !== (run[0] as DirEntryInfo).next && !flush()) return packer;
+      run.push(e);
+      runBytes += direntSize(e.rawName.length, plus);
+      // A run that cannot fit: stop reading it (a hostile run may be the whole directory).
+      if (packer.length + runBytes > size) {
+        flush();
+        return packer;
       }
-      let entry: EntryOut = { nodeid: 0, generation: 0, entryTimeout: 0, attrTimeout: 0, attr: EMPTY_ATTR };
-      if (!dot) {
-        try {
-          // The kernel keeps these attributes for the entry timeout and rarely asks for
-          // the inode again soon: a listing does not churn the inode cache.
-          entry = this.entry(e.ino, ino, entryTimeout, false);
-        } catch (error) {
-          // A broken child must not break the listing: no entry (the kernel looks it up later).
-          if (!isFsError(error)) throw error;
-        }
-      }
-      if (!packer.addPlus(entry.nodeid === 0 ? dirent : { ...dirent, type: DIRENT_TYPE[kindOfMode(entry.attr.mode)] }, entry)) break;
     }
+    flush();
     return packer;
+  }
+
+  /** Pack one entry (with its lookup reply for READDIRPLUS); false when it does not fit. */
+  private addDirent(packer: DirentPacker, e: DirEntryInfo, dirIno: number, plus: boolean, entryTimeout: number): boolean {
+    const dirent = { ino: e.ino, off: e.next, type: DIRENT_TYPE[e.kind], name: e.rawName };
+    if (!plus) return packer.add(dirent);
+    const dot = e.rawName.length <= 2 && e.rawName[0] === 0x2e && (e.rawName.length === 1 || e.rawName[1] === 0x2e);
+    let entry: EntryOut = { nodeid: 0, generation: 0, entryTimeout: 0, attrTimeout: 0, attr: EMPTY_ATTR };
+    if (!dot) {
+      try {
+        // The kernel keeps these attributes for the entry timeout and rarely asks for
+        // the inode again soon: a listing does not churn the inode cache.
+        entry = this.entry(e.ino, dirIno, entryTimeout, false);
+      } catch (error) {
+        // A broken child must not break the listing: no entry (the kernel looks it up later).
+        if (!isFsError(error)) throw error;
+      }
+    }
+    return packer.addPlus(entry.nodeid === 0 ? dirent : { ...dirent, type: DIRENT_TYPE[kindOfMode(entry.attr.mode)] }, entry);
   }
 }

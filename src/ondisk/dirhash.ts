@@ -89,17 +89,35 @@ export function isKeylessHashVersion(version: number): boolean {
   return Number.isInteger(version) && version >= 0 && version <= 5;
 }
 
-function pickSeed(seed: DirHashSeed | null | undefined): [number, number, number, number] {
+/** Load the hash's initial state into `buf`: the seed words, or the MD4 constants for no (or an all-zero) seed. */
+function loadSeed(buf: Int32Array, seed: DirHashSeed | null | undefined): void {
   if (seed !== null && seed !== undefined) {
     if (seed.length !== 4) throw new RangeError(`hash seed must have 4 words, got ${seed.length}`);
-    const s0 = (seed[0] ?? 0) >>> 0;
-    const s1 = (seed[1] ?? 0) >>> 0;
-    const s2 = (seed[2] ?? 0) >>> 0;
-    const s3 = (seed[3] ?? 0) >>> 0;
-    if ((s0 | s1 | s2 | s3) !== 0) return [s0, s1, s2, s3];
+    const s0 = seed[0] ?? 0;
+    const s1 = seed[1] ?? 0;
+    const s2 = seed[2] ?? 0;
+    const s3 = seed[3] ?? 0;
+    if ((s0 | s1 | s2 | s3) !== 0) {
+      buf[0] = s0;
+      buf[1] = s1;
+      buf[2] = s2;
+      buf[3] = s3;
+      return;
+    }
   }
-  return [MD4_INIT[0], MD4_INIT[1], MD4_INIT[2], MD4_INIT[3]];
+  buf[0] = MD4_INIT[0];
+  buf[1] = MD4_INIT[1];
+  buf[2] = MD4_INIT[2];
+  buf[3] = MD4_INIT[3];
 }
+
+/**
+ * Scratch state and input words of one hash computation, reused by every call: a
+ * listing hashes each of its names, and two small typed arrays per name cost more than
+ * the hash itself. (Hashing is synchronous and does not re-enter.)
+ */
+const SCRATCH_BUF = new Int32Array(4);
+const SCRATCH_INPUT = new Int32Array(8);
 
 /** A name byte as the C code sees it: signed char (-128..127) or unsigned char. */
 function charAt(name: Uint8Array, i: number, unsigned: boolean): number {
@@ -144,10 +162,23 @@ function str2hashbuf(name: Uint8Array, start: number, len: number, out: Int32Arr
   while (--num >= 0) out[w++] = pad;
 }
 
-const rol32 = (x: number, s: number): number => (x << s) | (x >>> (32 - s));
+function rol32(x: number, s: number): number {
+  return (x << s) | (x >>> (32 - s));
+}
 
 const MD4_K2 = 0x5a827999; // 013240474631
 const MD4_K3 = 0x6ed9eba1; // 015666365641
+
+// The MD4 round functions (module level: closures made per call cost more than the hash).
+function F(p: number, q: number, r: number): number {
+  return r ^ (p & (q ^ r));
+}
+function G(p: number, q: number, r: number): number {
+  return ((p & q) + ((p ^ q) & r)) | 0;
+}
+function H(p: number, q: number, r: number): number {
+  return p ^ q ^ r;
+}
 
 /** half_md4_transform: three MD4 rounds over eight words, added into buf. */
 function halfMd4Transform(buf: Int32Array, input: Int32Array): void {
@@ -155,40 +186,44 @@ function halfMd4Transform(buf: Int32Array, input: Int32Array): void {
   let b = buf[1] as number;
   let c = buf[2] as number;
   let d = buf[3] as number;
-  const x = (i: number): number => input[i] as number;
-  const F = (p: number, q: number, r: number): number => r ^ (p & (q ^ r));
-  const G = (p: number, q: number, r: number): number => ((p & q) + ((p ^ q) & r)) | 0;
-  const H = (p: number, q: number, r: number): number => p ^ q ^ r;
+  const x0 = input[0] as number;
+  const x1 = input[1] as number;
+  const x2 = input[2] as number;
+  const x3 = input[3] as number;
+  const x4 = input[4] as number;
+  const x5 = input[5] as number;
+  const x6 = input[6] as number;
+  const x7 = input[7] as number;
 
   // Round 1: F, no constant.
-  a = rol32((a + F(b, c, d) + x(0)) | 0, 3);
-  d = rol32((d + F(a, b, c) + x(1)) | 0, 7);
-  c = rol32((c + F(d, a, b) + x(2)) | 0, 11);
-  b = rol32((b + F(c, d, a) + x(3)) | 0, 19);
-  a = rol32((a + F(b, c, d) + x(4)) | 0, 3);
-  d = rol32((d + F(a, b, c) + x(5)) | 0, 7);
-  c = rol32((c + F(d, a, b) + x(6)) | 0, 11);
-  b = rol32((b + F(c, d, a) + x(7)) | 0, 19);
+  a = rol32((a + F(b, c, d) + x0) | 0, 3);
+  d = rol32((d + F(a, b, c) + x1) | 0, 7);
+  c = rol32((c + F(d, a, b) + x2) | 0, 11);
+  b = rol32((b + F(c, d, a) + x3) | 0, 19);
+  a = rol32((a + F(b, c, d) + x4) | 0, 3);
+  d = rol32((d + F(a, b, c) + x5) | 0, 7);
+  c = rol32((c + F(d, a, b) + x6) | 0, 11);
+  b = rol32((b + F(c, d, a) + x7) | 0, 19);
 
   // Round 2: G, K2.
-  a = rol32((a + G(b, c, d) + ((x(1) + MD4_K2) | 0)) | 0, 3);
-  d = rol32((d + G(a, b, c) + ((x(3) + MD4_K2) | 0)) | 0, 5);
-  c = rol32((c + G(d, a, b) + ((x(5) + MD4_K2) | 0)) | 0, 9);
-  b = rol32((b + G(c, d, a) + ((x(7) + MD4_K2) | 0)) | 0, 13);
-  a = rol32((a + G(b, c, d) + ((x(0) + MD4_K2) | 0)) | 0, 3);
-  d = rol32((d + G(a, b, c) + ((x(2) + MD4_K2) | 0)) | 0, 5);
-  c = rol32((c + G(d, a, b) + ((x(4) + MD4_K2) | 0)) | 0, 9);
-  b = rol32((b + G(c, d, a) + ((x(6) + MD4_K2) | 0)) | 0, 13);
+  a = rol32((a + G(b, c, d) + ((x1 + MD4_K2) | 0)) | 0, 3);
+  d = rol32((d + G(a, b, c) + ((x3 + MD4_K2) | 0)) | 0, 5);
+  c = rol32((c + G(d, a, b) + ((x5 + MD4_K2) | 0)) | 0, 9);
+  b = rol32((b + G(c, d, a) + ((x7 + MD4_K2) | 0)) | 0, 13);
+  a = rol32((a + G(b, c, d) + ((x0 + MD4_K2) | 0)) | 0, 3);
+  d = rol32((d + G(a, b, c) + ((x2 + MD4_K2) | 0)) | 0, 5);
+  c = rol32((c + G(d, a, b) + ((x4 + MD4_K2) | 0)) | 0, 9);
+  b = rol32((b + G(c, d, a) + ((x6 + MD4_K2) | 0)) | 0, 13);
 
   // Round 3: H, K3.
-  a = rol32((a + H(b, c, d) + ((x(3) + MD4_K3) | 0)) | 0, 3);
-  d = rol32((d + H(a, b, c) + ((x(7) + MD4_K3) | 0)) | 0, 9);
-  c = rol32((c + H(d, a, b) + ((x(2) + MD4_K3) | 0)) | 0, 11);
-  b = rol32((b + H(c, d, a) + ((x(6) + MD4_K3) | 0)) | 0, 15);
-  a = rol32((a + H(b, c, d) + ((x(1) + MD4_K3) | 0)) | 0, 3);
-  d = rol32((d + H(a, b, c) + ((x(5) + MD4_K3) | 0)) | 0, 9);
-  c = rol32((c + H(d, a, b) + ((x(0) + MD4_K3) | 0)) | 0, 11);
-  b = rol32((b + H(c, d, a) + ((x(4) + MD4_K3) | 0)) | 0, 15);
+  a = rol32((a + H(b, c, d) + ((x3 + MD4_K3) | 0)) | 0, 3);
+  d = rol32((d + H(a, b, c) + ((x7 + MD4_K3) | 0)) | 0, 9);
+  c = rol32((c + H(d, a, b) + ((x2 + MD4_K3) | 0)) | 0, 11);
+  b = rol32((b + H(c, d, a) + ((x6 + MD4_K3) | 0)) | 0, 15);
+  a = rol32((a + H(b, c, d) + ((x1 + MD4_K3) | 0)) | 0, 3);
+  d = rol32((d + H(a, b, c) + ((x5 + MD4_K3) | 0)) | 0, 9);
+  c = rol32((c + H(d, a, b) + ((x0 + MD4_K3) | 0)) | 0, 11);
+  b = rol32((b + H(c, d, a) + ((x4 + MD4_K3) | 0)) | 0, 15);
 
   buf[0] = ((buf[0] as number) + a) | 0;
   buf[1] = ((buf[1] as number) + b) | 0;
@@ -228,7 +263,8 @@ function finish(hash: number, minorHash: number): DirHash {
  * Version 6 (siphash) needs a key: use `dirHashSiphash`. Other versions throw EINVAL.
  */
 export function dirHash(name: Uint8Array, version: number, seed?: DirHashSeed | null): DirHash {
-  const init = pickSeed(seed);
+  const buf = SCRATCH_BUF;
+  const input = SCRATCH_INPUT;
   switch (version) {
     case DX_HASH.LEGACY:
     case DX_HASH.LEGACY_UNSIGNED:
@@ -236,8 +272,7 @@ export function dirHash(name: Uint8Array, version: number, seed?: DirHashSeed | 
     case DX_HASH.HALF_MD4:
     case DX_HASH.HALF_MD4_UNSIGNED: {
       const unsigned = version === DX_HASH.HALF_MD4_UNSIGNED;
-      const buf = Int32Array.from(init);
-      const input = new Int32Array(8);
+      loadSeed(buf, seed);
       for (let p = 0, len = name.length; len > 0; p += 32, len -= 32) {
         str2hashbuf(name, p, len, input, 8, unsigned);
         halfMd4Transform(buf, input);
@@ -247,8 +282,7 @@ export function dirHash(name: Uint8Array, version: number, seed?: DirHashSeed | 
     case DX_HASH.TEA:
     case DX_HASH.TEA_UNSIGNED: {
       const unsigned = version === DX_HASH.TEA_UNSIGNED;
-      const buf = Int32Array.from(init);
-      const input = new Int32Array(4);
+      loadSeed(buf, seed);
       for (let p = 0, len = name.length; len > 0; p += 16, len -= 16) {
         str2hashbuf(name, p, len, input, 4, unsigned);
         teaTransform(buf, input);
