@@ -42,7 +42,7 @@ import {
 import { decodeInodeXattrs, decodeXattrBlock, hasInodeXattrMagic, xattrNameString, splitXattrName, XATTR_INDEX, type XattrEntry } from '../ondisk/xattr.js';
 import { assembleInlineData, inlineDataCapacity, isInlineDataXattr } from '../ondisk/inline-data.js';
 import { aclChmod, decodeVfsAcl, encodeVfsAcl, ext4AclToVfs } from '../ondisk/acl.js';
-import { decodeDirBlock, findInDirBlock, decodeInlineDir, DIRENT_MIN_REC_LEN, FT, NAME_MAX, type DirEntry } from '../ondisk/dirent.js';
+import { decodeDirBlock, findInDirBlock, decodeInlineDir, isDotName, DIRENT_MIN_REC_LEN, FT, NAME_MAX, type DirEntry } from '../ondisk/dirent.js';
 import { decodeDxRoot, decodeDxNode, dxLookup, isDxNodeBlock, DX_HASH_CONTINUED, type DxEntry, type DxRoot } from '../ondisk/htree.js';
 import { dirHashName, effectiveHashVersion, DX_HASH, type DirHash } from '../ondisk/dirhash.js';
 import { COOKIE_AFTER_DOT, COOKIE_AFTER_DOTDOT, HASH_KEYS, cookieAfterKey, firstKeyOfMajor, hashKey, isHashCookie, majorOfKey, resumeKey } from './readdir-cookie.js';
@@ -129,13 +129,6 @@ function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
 
 const DOT = new Uint8Array([0x2e]);
 const DOTDOT = new Uint8Array([0x2e, 0x2e]);
-
-/** Order of two names by their bytes (ties of a hash-ordered listing). */
-function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return (a[i] as number) - (b[i] as number);
-  return a.length - b.length;
-}
 
 /** The index of a hash-ordered directory, as Ext4.htree reads it. */
 interface Htree {
@@ -691,9 +684,7 @@ export class Ext4 {
 
   /** Names of the extended attributes of an inode (system.data of inline data is hidden). */
   listxattrInode(ino: number): string[] {
-    const inode = this.liveInode(ino);
-    if (this.inodeXattrs(ino, inode).length === 0 && this.blockXattrs(ino, inode).length === 0) return [];
-    return [...this.allXattrs(ino, inode).keys()];
+    return [...this.allXattrs(ino, this.liveInode(ino)).keys()];
   }
 
   /**
@@ -707,10 +698,7 @@ export class Ext4 {
 
   private hasXattrOf(ino: number, inode: Inode, names: readonly string[]): boolean {
     // Both lists are decoded first, as allXattrs does, so a corrupt block fails here too.
-    const inInode = this.inodeXattrs(ino, inode);
-    const inBlock = this.blockXattrs(ino, inode);
-    if (inInode.length === 0 && inBlock.length === 0) return false;
-    const lists = [inInode, inBlock];
+    const lists = [this.inodeXattrs(ino, inode), this.blockXattrs(ino, inode)];
     return lists.some((list) => list.some((e) => !isInlineDataXattr(e) && names.includes(xattrNameString(e.index, e.name) ?? '')));
   }
 
@@ -883,7 +871,7 @@ export class Ext4 {
     const from = fromHash ? 0 : cookie;
     const emit = (e: DirEntry, pos: number): DirEntryInfo | undefined => {
       if (pos < from) return undefined;
-      if (fromHash && pos < this.sb.blockSize && (bytesEqual(e.name, DOT) || bytesEqual(e.name, DOTDOT))) return undefined;
+      if (fromHash && pos < this.sb.blockSize && isDotName(e.name)) return undefined;
       const rawName = this.presentName(dir, e.name);
       return { name: utf8.decode(rawName), rawName, ino: e.inode, kind: kindOfFileType(this.hasFileType ? e.fileType : 0), next: pos + 1 };
     };
@@ -984,7 +972,7 @@ export class Ext4 {
         if (key >= start) items.push({ key, minor: h.minorHash, e });
       });
     }
-    items.sort((a, b) => a.key - b.key || a.minor - b.minor || compareBytes(a.e.name, b.e.name));
+    items.sort((a, b) => a.key - b.key || a.minor - b.minor || Buffer.compare(a.e.name, b.e.name));
     for (const { key, e } of items) {
       yield { name: utf8.decode(e.name), rawName: e.name, ino: e.inode, kind: kindOfFileType(this.hasFileType ? e.fileType : 0), next: cookieAfterKey(key) };
     }
@@ -1697,8 +1685,9 @@ export class Ext4 {
       const top = stack[stack.length - 1] as (typeof stack)[number];
       if (!top.listed) {
         top.listed = true;
-        for (const e of this.readdirInode(top.ino)) {
-          if (bytesEqual(e.rawName, DOT) || bytesEqual(e.rawName, DOTDOT)) continue;
+        // Record order: a removal needs no hash-ordered listing (nor its hashing).
+        for (const e of this.readdirRecords(top.ino, this.dirInode(top.ino), 0)) {
+          if (isDotName(e.rawName)) continue;
           if (e.kind === 'directory' || (e.kind === 'unknown' && isDir(this.liveInode(e.ino).mode))) {
             if (seen.has(e.ino)) {
               throw corrupted('directory', `entry ${JSON.stringify(utf8.decode(e.rawName))} names directory ${e.ino}, already met in the tree being removed (a directory cycle)`, { inode: top.ino });

@@ -44,6 +44,7 @@ import { FsError, ERRNO, isFsError } from '../errors.js';
 import type { Ext4 } from '../fs/ext4.js';
 import { kindOfMode, type DirEntryInfo, type Stat, type Timestamp } from '../fs/types.js';
 import { RO_COMPAT_PROJECT } from '../ondisk/features.js';
+import { isDotName } from '../ondisk/dirent.js';
 import {
   APPEND_FL,
   CASEFOLD_FL,
@@ -1087,7 +1088,7 @@ export class FuseSession {
   private addDirent(packer: DirentPacker, e: DirEntryInfo, dirIno: number, plus: boolean, entryTimeout: number): boolean {
     const dirent = { ino: e.ino, off: e.next, type: DIRENT_TYPE[e.kind], name: e.rawName };
     if (!plus) return packer.add(dirent);
-    const dot = e.rawName.length <= 2 && e.rawName[0] === 0x2e && (e.rawName.length === 1 || e.rawName[1] === 0x2e);
+    const dot = isDotName(e.rawName);
     let entry: EntryOut = { nodeid: 0, generation: 0, entryTimeout: 0, attrTimeout: 0, attr: EMPTY_ATTR };
     if (!dot) {
       try {
