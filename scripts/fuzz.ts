@@ -6,7 +6,9 @@
  *   node --import tsx scripts/fuzz.ts --replay ext4-1k/nocsum/123456789
  *
  * Mutates metadata of small base images (test/helpers/fuzz.ts), walks each mutated image
- * in a child process under a time and memory limit, prints a summary of outcomes by errno
+ * (the library API), changes a copy of it, and serves another copy through a FuseSession
+ * driven with FUSE requests, in a child process under a time and memory limit, prints a
+ * summary of outcomes by errno
  * and EUCLEAN structure, and saves every BUG's image and description to --out.
  *
  * Options:

@@ -4,7 +4,10 @@
  * mutated from fixed seeds, and each mutated image is opened and walked (readdir, lstat,
  * reads, seeks, readlink, xattrs, realpath, the inode API), then changed through a
  * read-write open of a copy (creates, mkdir, symlinks, xattrs, appends, truncations,
- * renames, unlinks, rm -r, sync, close), in a child process with a 5 s and 1 GiB
+ * renames, unlinks, rm -r, sync, close), then served through a FuseSession and driven
+ * with FUSE requests as the kernel sends them (READDIRPLUS, LOOKUP, READ, LSEEK, xattrs,
+ * then MKDIR, CREATE, WRITE, SETATTR, FALLOCATE, LINK, RENAME2, UNLINK, ..., DESTROY:
+ * every request answered exactly once, with 0 or an errno), in a child process with a 5 s and 1 GiB
  * limit, with checksums verified and with `checksums: false`. Any outcome other than an
  * FsError is a BUG: another exception, a hang, a crash, runaway memory, a multi-line
  * message or an EUCLEAN naming no structure. Hand-written scenarios cover the

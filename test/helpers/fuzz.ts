@@ -50,6 +50,7 @@ import { inodeCsumSeed, setInodeChecksum } from '../../src/ondisk/inode.js';
 import { decodeSuperblock, superblockChecksum, type Superblock } from '../../src/ondisk/superblock.js';
 import { setXattrBlockChecksum } from '../../src/ondisk/xattr.js';
 import { scratchDir } from './images.js';
+import { Opcode, SessionClient, struct, type DirentPlus, type FuseReply } from './fuse-client.js';
 
 const HERE = fileURLToPath(import.meta.url);
 /** The repository root (where `tsx` resolves from). */
@@ -1763,6 +1764,8 @@ export interface WalkLimits {
   readonly maxArrayBufferBytes: number;
   /** After the walk, open a copy of the image read-write and change it (Walker.writePhase). */
   readonly writes: boolean;
+  /** Then serve a copy through a FuseSession: walk and change it with FUSE requests (Walker.sessionPhase). */
+  readonly session: boolean;
 }
 
 export const DEFAULT_LIMITS: WalkLimits = {
@@ -1773,6 +1776,7 @@ export const DEFAULT_LIMITS: WalkLimits = {
   softDeadlineMs: 2500,
   maxArrayBufferBytes: 512 << 20,
   writes: true,
+  session: true,
 };
 
 export type BugKind = 'exception' | 'timeout' | 'crash' | 'memory' | 'message' | 'invariant';
@@ -1809,6 +1813,9 @@ export interface WalkResult {
 
 /** Entries of one directory that get the path calls (a spread sample of bigger ones). */
 const PATH_SAMPLE = 150;
+/** The same for the FUSE requests of the session phase, and its cap on entries in all. */
+const SESSION_SAMPLE = 60;
+const SESSION_ENTRIES = 400;
 
 class StopWalk extends Error {}
 
@@ -1960,6 +1967,15 @@ class Walker {
         else bug = { kind: 'exception', op: '(writer)', target: '-', ...describeThrown(e) };
       }
     }
+    if (bug === undefined && !truncated && this.limits.session) {
+      try {
+        this.sessionPhase(bytes, checksums, cacheSize);
+      } catch (e) {
+        if (e instanceof StopWalk) truncated = true;
+        else if (e instanceof FoundBug) bug = e.report;
+        else bug = { kind: 'exception', op: '(session)', target: '-', ...describeThrown(e) };
+      }
+    }
     return {
       openError,
       ops: this.ops,
@@ -2072,6 +2088,160 @@ class Walker {
         }
       }
     }
+  }
+
+  /**
+   * A copy of the image served through a FuseSession (read-write when it opens so, else
+   * read-only), driven by FUSE requests as the kernel sends them: INIT, a walk of the
+   * tree (OPENDIR, READDIRPLUS in small chunks, LOOKUP, GETATTR, OPEN/READ/LSEEK/
+   * RELEASE, READLINK, LISTXATTR/GETXATTR, ACCESS, STATFS), then changes in the
+   * directories met (MKDIR, CREATE, WRITE, SETATTR, SETXATTR, FALLOCATE, SYMLINK, LINK,
+   * RENAME2, UNLINK, RMDIR, FLUSH, FSYNC, SYNCFS), FORGETs, DESTROY and the shutdown a
+   * worker does at unmount. The session must answer every request exactly once with 0
+   * or an errno, entries with valid types and sizes; a handler that throws anything but
+   * an FsError is a bug (SessionClient checks all of it and throws ProtocolViolation).
+   */
+  private sessionPhase(bytes: Uint8Array, checksums: boolean, cacheSize: number): void {
+    const open = (write: boolean): Ext4 | undefined => this.op(write ? 'session-open-rw' : 'session-open', '-', () => Ext4.open(new MemoryChannel(bytes.slice(), { blockSize: 1024, readOnly: !write, name: 'fuzz-image' }), { checksums, cacheSize, write }));
+    const fs = open(true) ?? open(false);
+    if (fs === undefined) return;
+    const client = new SessionClient(fs, { flushInterval: 0 });
+    let shut = false;
+    const req = <T>(what: string, target: string | number | bigint, fn: () => T): T | undefined => this.op(`fuse ${what}`, typeof target === 'bigint' ? Number(target) : target, fn);
+    try {
+      if (req('INIT', '-', () => client.init())?.errno !== 0) throw new FoundBug({ kind: 'invariant', op: 'fuse INIT', target: '-', error: 'INIT refused', stack: '' });
+      req('STATFS', 1, () => client.request(Opcode.STATFS, 1, struct(0)));
+      const lookups = new Map<bigint, number>();
+      const took = (nodeid: bigint): void => void lookups.set(nodeid, (lookups.get(nodeid) ?? 0) + 1);
+      const dirs: bigint[] = [];
+      const files: { parent: bigint; name: Buffer; nodeid: bigint; size: bigint }[] = [];
+      const visited = new Set<bigint>();
+      const queue: bigint[] = [1n];
+      let entries = 0;
+      while (queue.length > 0 && entries < SESSION_ENTRIES) {
+        const dir = queue.shift() as bigint;
+        const handle = req('OPENDIR', dir, () => client.open(dir, true));
+        if (handle === undefined || !('fh' in handle)) continue;
+        if (dirs.length < 6) dirs.push(dir);
+        const list: DirentPlus[] = [];
+        let offset = 0n;
+        for (let chunk = 0; chunk < 64; chunk++) {
+          const part = req('READDIRPLUS', dir, () => client.readdirplus(dir, handle.fh, offset, 4096));
+          if (part === undefined || part.length === 0) break;
+          for (const e of part) if (e.nodeid !== 0n) took(e.nodeid);
+          list.push(...part);
+          offset = (part[part.length - 1] as DirentPlus).off;
+        }
+        req('RELEASEDIR', dir, () => client.release(dir, handle.fh, true));
+        // A spread sample of a big directory gets the per-entry requests.
+        const stride = Math.max(1, Math.ceil(list.length / SESSION_SAMPLE));
+        for (const [i, e] of list.entries()) {
+          if (i % stride !== 0) continue;
+          if (++entries > SESSION_ENTRIES) break;
+          if (e.name.equals(Buffer.from('.')) || e.name.equals(Buffer.from('..'))) continue;
+          const found = req('LOOKUP', dir, () => client.lookup(dir, e.name));
+          if (found === undefined) continue;
+          took(found.nodeid);
+          const node = found.nodeid;
+          req('GETATTR', node, () => client.getattr(node));
+          const names = req('LISTXATTR', node, () => client.xattrProbe(Opcode.LISTXATTR, node));
+          if (names !== undefined) {
+            for (const name of names.toString('latin1').split('\0').filter((n) => n.length > 0).slice(0, 8)) {
+              req('GETXATTR', node, () => client.xattrProbe(Opcode.GETXATTR, node, Buffer.from(name, 'latin1')));
+            }
+          }
+          const type = found.attr.mode & 0o170000;
+          if (type === 0o100000) {
+            if (files.length < 8) files.push({ parent: dir, name: e.name, nodeid: node, size: found.attr.size });
+            req('ACCESS', node, () => client.request(Opcode.ACCESS, node, struct(8, (v) => v.setUint32(0, 4, true))));
+            const fh = req('OPEN', node, () => client.open(node, false));
+            if (fh !== undefined && 'fh' in fh) {
+              const size = Number(found.attr.size > 1n << 50n ? 1n << 50n : found.attr.size);
+              for (const at of [0, Math.floor(size / 2)]) req('READ', node, () => client.read(node, fh.fh, at, 65536));
+              for (const whence of [3, 4]) req('LSEEK', node, () => client.request(Opcode.LSEEK, node, struct(24, (v) => (v.setBigUint64(0, fh.fh, true), v.setBigUint64(8, BigInt(Math.floor(size / 3)), true), v.setUint32(16, whence, true)))));
+              req('RELEASE', node, () => client.release(node, fh.fh, false));
+            }
+          } else if (type === 0o120000) {
+            req('READLINK', node, () => client.request(Opcode.READLINK, node, struct(0)));
+          } else if (type === 0o040000 && !visited.has(found.attr.ino)) {
+            visited.add(found.attr.ino);
+            queue.push(node);
+          }
+        }
+      }
+      if (fs.writable) this.sessionWrites(client, req, dirs, files, took);
+      req('SYNCFS', 1, () => client.request(Opcode.SYNCFS, 1, struct(8)));
+      for (const [nodeid, n] of lookups) req('FORGET', nodeid, () => client.forget(nodeid, n));
+      req('DESTROY', '-', () => client.request(Opcode.DESTROY, 1, struct(0)));
+      shut = true;
+      this.op('session shutdown', '-', () => client.session.shutdown());
+    } finally {
+      if (!shut) {
+        try {
+          fs.close();
+        } catch {
+          // the error that ended the phase is the one reported
+        }
+      }
+    }
+  }
+
+  /** The changing half of sessionPhase, in the directories and on the files the walk met. */
+  private sessionWrites(
+    client: SessionClient,
+    req: <T>(what: string, target: string | number | bigint, fn: () => T) => T | undefined,
+    dirs: readonly bigint[],
+    files: readonly { parent: bigint; name: Buffer; nodeid: bigint; size: bigint }[],
+    took: (nodeid: bigint) => void,
+  ): void {
+    const data = pattern(70_000, 5);
+    const u64 = (v: DataView, at: number, x: bigint | number): void => v.setBigUint64(at, BigInt(x), true);
+    const entry = (what: string, reply: FuseReply | undefined): bigint | undefined => {
+      const e = reply === undefined ? undefined : client.entry(what, reply);
+      if (e !== undefined) took(e.nodeid);
+      return e?.nodeid;
+    };
+    dirs.forEach((dir, i) => {
+      const sub = entry('MKDIR', req('MKDIR', dir, () => client.request(Opcode.MKDIR, dir, struct(8, (v) => (v.setUint32(0, 0o755, true), v.setUint32(4, 0o022, true)), `fz-dir-${i}`))));
+      const created = req('CREATE', dir, () => client.request(Opcode.CREATE, dir, struct(16, (v) => (v.setUint32(0, 0o102, true), v.setUint32(4, 0o100644, true), v.setUint32(8, 0o022, true)), `fz-file-${i}`)));
+      const file = entry('CREATE', created);
+      if (file !== undefined && created !== undefined) {
+        const fh = created.body.readBigUInt64LE(128);
+        req('WRITE', file, () => client.write(file, fh, 0, data.subarray(0, 3000 + i * 5000)));
+        req('WRITE', file, () => client.write(file, fh, 65536 * (i + 1), data.subarray(0, 4096)));
+        req('SETATTR', file, () => client.request(Opcode.SETATTR, file, struct(88, (v) => (v.setUint32(0, (1 << 3) | (1 << 0) | (1 << 5), true), u64(v, 16, 1000 + i * 9000), v.setUint32(68, 0o100600, true), u64(v, 40, 1_700_000_000)))));
+        req('SETXATTR', file, () => client.request(Opcode.SETXATTR, file, struct(16, (v) => v.setUint32(0, 40 + i * 200, true), 'user.fz', data.subarray(0, 40 + i * 200))));
+        req('FALLOCATE', file, () => client.request(Opcode.FALLOCATE, file, struct(32, (v) => (u64(v, 0, fh), u64(v, 8, 4096), u64(v, 16, 8192 * (i + 1)), v.setUint32(24, i % 2 === 0 ? 0 : 0x03, true)))));
+        req('FLUSH', file, () => client.request(Opcode.FLUSH, file, struct(24, (v) => u64(v, 0, fh))));
+        req('FSYNC', file, () => client.request(Opcode.FSYNC, file, struct(16, (v) => u64(v, 0, fh))));
+        req('RELEASE', file, () => client.release(file, fh, false));
+        if (sub !== undefined) {
+          entry('LINK', req('LINK', sub, () => client.request(Opcode.LINK, sub, struct(8, (v) => u64(v, 0, file), 'hard'))));
+          entry('SYMLINK', req('SYMLINK', sub, () => client.request(Opcode.SYMLINK, sub, struct(0, undefined, 'sym', i % 2 === 0 ? 'short' : 'long/'.repeat(40)))));
+          entry('MKNOD', req('MKNOD', sub, () => client.request(Opcode.MKNOD, sub, struct(16, (v) => (v.setUint32(0, 0o010644, true), v.setUint32(8, 0o022, true)), 'fifo'))));
+          req('RENAME2', dir, () => client.request(Opcode.RENAME2, dir, struct(16, (v) => (u64(v, 0, sub), v.setUint32(8, 1, true)), `fz-file-${i}`, 'moved')));
+          req('RENAME2', sub, () => client.request(Opcode.RENAME2, sub, struct(16, (v) => (u64(v, 0, sub), v.setUint32(8, 2, true)), 'moved', 'sym')));
+          req('UNLINK', sub, () => client.request(Opcode.UNLINK, sub, struct(0, undefined, 'hard')));
+        }
+      }
+      req('RMDIR', dir, () => client.request(Opcode.RMDIR, dir, struct(0, undefined, `fz-dir-${i}`)));
+    });
+    files.slice(0, 6).forEach((f, i) => {
+      const fh = req('OPEN', f.nodeid, () => client.open(f.nodeid, false, 0o2));
+      if (fh !== undefined && 'fh' in fh) {
+        const end = f.size > 1n << 20n ? 1n << 20n : f.size;
+        req('WRITE', f.nodeid, () => client.write(f.nodeid, fh.fh, Number(end), data.subarray(0, 5000)));
+        req('SETATTR', f.nodeid, () => client.request(Opcode.SETATTR, f.nodeid, struct(88, (v) => (v.setUint32(0, 1 << 3, true), u64(v, 16, end / 2n)))));
+        req('FLUSH', f.nodeid, () => client.request(Opcode.FLUSH, f.nodeid, struct(24, (v) => u64(v, 0, fh.fh))));
+        if (i % 2 === 0) req('UNLINK', f.parent, () => client.request(Opcode.UNLINK, f.parent, struct(0, undefined, Buffer.concat([f.name, Buffer.from([0])]))));
+        // Released after the unlink: the last close of an orphan frees it.
+        req('RELEASE', f.nodeid, () => client.release(f.nodeid, fh.fh, false));
+      }
+      if (i % 2 === 1) {
+        const to = dirs[(i + 1) % dirs.length] ?? f.parent;
+        req('RENAME', f.parent, () => client.request(Opcode.RENAME, f.parent, struct(8, (v) => u64(v, 0, to), Buffer.concat([f.name, Buffer.from([0])]), `fz-moved-${i}`)));
+      }
+    });
   }
 
   private pathXattrs(fs: Ext4, path: Uint8Array): void {
