@@ -386,6 +386,57 @@ describe('ext4ts mount -o rw', { concurrency: true }, () => {
     }
   });
 
+  it('listings of an htree directory while other clients create and remove in it: every lasting name exactly once', async () => {
+    const img = mkfs('listing', ['-t', 'ext4', '-b', '1024'], '64M');
+    const m = await mountExt4ts(img, mountpoint('listing'), ['rw']);
+    let mounted = true;
+    try {
+      await sh('mkdir big\ni=0\nwhile [ $i -lt 3000 ]; do : > big/stable-$i; i=$((i + 1)); done\nlsattr -d big', m.mnt).then((out) => {
+        // ext4ts indexed the directory as it grew: the listing walks the hash order.
+        assert.match(out.split(/\s+/)[0] ?? '', /I/, `lsattr -d big: ${out}`);
+      });
+      // Creates split leaves and grow the index between the READDIRPLUS requests of
+      // each listing (one 4 KiB reply each); removals empty other slots.
+      const churn = (k: number): string => `
+        i=0
+        while [ $i -lt 1500 ]; do
+          : > big/churn-${k}-$i
+          if [ $((i % 2)) -eq 0 ]; then rm -f big/churn-${k}-$((i / 2)); fi
+          i=$((i + 1))
+        done`;
+      const lister = `
+        const fs = require('node:fs');
+        const bad = [];
+        let lists = 0;
+        const until = Date.now() + 60_000;
+        while (lists < 6 || (!fs.existsSync('big/churn-1-1499') && Date.now() < until)) {
+          const stable = fs.readdirSync('big').filter((n) => n.startsWith('stable-'));
+          if (stable.length !== 3000 || new Set(stable).size !== 3000) bad.push(stable.length + ' names, ' + new Set(stable).size + ' distinct');
+          lists++;
+        }
+        process.stdout.write(JSON.stringify({ lists, bad }));`;
+      const [a, b, l1, l2] = await Promise.all([
+        run('sh', ['-c', churn(0)], m.mnt),
+        run('sh', ['-c', churn(1)], m.mnt),
+        run(process.execPath, ['-e', lister], m.mnt),
+        run(process.execPath, ['-e', lister], m.mnt),
+      ]);
+      for (const r of [a, b, l1, l2]) assert.equal(r.status, 0, r.stderr);
+      for (const l of [l1, l2]) {
+        const { lists, bad } = JSON.parse(l.stdout) as { lists: number; bad: string[] };
+        assert.ok(lists >= 6, `${lists} listings`);
+        assert.deepEqual(bad, [], `${bad.length} of ${lists} listings were wrong`);
+      }
+      const names = (await sh('ls -f big | grep -c churn', m.mnt)).trim();
+      assert.equal(names, String(2 * 750), 'churn files left');
+      await umountOk(m);
+      mounted = false;
+      assertFsck(img);
+    } finally {
+      if (mounted) await umountExt4ts(m.mnt);
+    }
+  });
+
   it('a file removed while open: readable and writable until closed, then freed (also after a lazy unmount)', async () => {
     const img = mkfs('unlink-open', ['-t', 'ext4', '-b', '1024'], '32M');
     const m = await mountExt4ts(img, mountpoint('unlink-open'), ['rw']);
