@@ -22,7 +22,7 @@ import { join } from 'node:path';
 
 import { Ext4 } from '../src/fs/ext4.js';
 import { IoctlCmd, IoctlFlag, Opcode, FsXflag, NotifyCode } from '../src/fuse/abi.js';
-import { FuseSession } from '../src/fuse/session.js';
+import { SessionClient, struct } from './helpers/fuse-client.js';
 import { scratchDir } from './helpers/images.js';
 import { alive, cleanupMounts, freshMountpoint, isMounted, loopMount, loopUnmount, mountExt4ts, umountExt4ts, type Ext4tsMount } from './helpers/mount.js';
 
@@ -144,50 +144,28 @@ interface Answer {
 /** A FuseSession over an image, fed IOCTL requests as the kernel writes them. */
 class Harness {
   readonly fs: Ext4;
-  readonly session: FuseSession;
-  readonly messages: Uint8Array[] = [];
-  unique = 100n;
+  readonly client: SessionClient;
 
   constructor(image: string, write: boolean) {
     this.fs = Ext4.openFile(image, { write });
-    this.session = new FuseSession(this.fs, (buffers) => this.messages.push(Uint8Array.from(Buffer.concat(buffers.map((b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength))))), {
-      attrTimeout: 1,
-      entryTimeout: 1,
-      maxRead: 131072,
-    });
+    this.client = new SessionClient(this.fs);
+  }
+
+  /** Notifications sent so far (a position for `invalidated`). */
+  get sent(): number {
+    return this.client.notifications.length;
   }
 
   ioctl(ino: number, uid: number, cmd: number, input: Uint8Array, outSize: number, flags = 0): Answer {
-    const unique = ++this.unique;
-    const bytes = new Uint8Array(40 + 32 + input.length);
-    const v = new DataView(bytes.buffer);
-    v.setUint32(0, bytes.length, true);
-    v.setUint32(4, Opcode.IOCTL, true);
-    v.setBigUint64(8, unique, true);
-    v.setBigUint64(16, BigInt(ino === 2 ? 1 : ino), true);
-    v.setUint32(24, uid, true);
-    v.setUint32(28, uid, true);
-    v.setUint32(32, 4242, true);
-    v.setUint32(40 + 8, flags, true);
-    v.setUint32(40 + 12, cmd, true);
-    v.setUint32(40 + 24, input.length, true);
-    v.setUint32(40 + 28, outSize, true);
-    bytes.set(input, 72);
-    const before = this.messages.length;
-    this.session.handle(bytes);
-    const replies = this.messages.slice(before).filter((m) => new DataView(m.buffer, m.byteOffset).getBigUint64(8, true) === unique);
-    assert.equal(replies.length, 1, 'exactly one reply');
-    const reply = replies[0] as Uint8Array;
-    const rv = new DataView(reply.buffer, reply.byteOffset, reply.byteLength);
-    assert.equal(rv.getUint32(0, true), reply.length, 'len matches');
-    const error = rv.getInt32(4, true);
-    if (error !== 0) {
-      assert.equal(reply.length, 16, 'an error reply is the header alone');
-      return { error };
-    }
-    assert.ok(reply.length >= 32);
-    assert.equal(rv.getUint32(20, true), 0, 'no RETRY');
-    return { error, result: rv.getInt32(16, true), data: reply.subarray(32) };
+    this.client.uid = uid;
+    this.client.gid = uid;
+    // fuse_ioctl_in: fh, flags, cmd, arg, in_size, out_size
+    const r = this.client.request(Opcode.IOCTL, ino === 2 ? 1 : ino, struct(32, (v) => (v.setUint32(8, flags, true), v.setUint32(12, cmd, true), v.setUint32(24, input.length, true), v.setUint32(28, outSize, true)), input));
+    if (r.errno !== 0) return { error: -r.errno };
+    // fuse_ioctl_out: result, flags, in_iovs, out_iovs; then the data
+    assert.ok(r.body.length >= 16);
+    assert.equal(r.body.readUInt32LE(4), 0, 'no RETRY');
+    return { error: 0, result: r.body.readInt32LE(0), data: r.body.subarray(16) };
   }
 
   getflags(ino: number, uid = 0): number {
@@ -207,15 +185,12 @@ class Harness {
     return a.error;
   }
 
-  /** NOTIFY_INVAL_INODE messages sent since `from`, by node id. */
+  /** NOTIFY_INVAL_INODE messages sent since `from` (a `sent` position), by node id. */
   invalidated(from: number): bigint[] {
-    return this.messages
+    return this.client.notifications
       .slice(from)
-      .filter((m) => {
-        const v = new DataView(m.buffer, m.byteOffset);
-        return v.getBigUint64(8, true) === 0n && v.getInt32(4, true) === NotifyCode.INVAL_INODE;
-      })
-      .map((m) => new DataView(m.buffer, m.byteOffset).getBigUint64(16, true));
+      .filter((m) => m.readInt32LE(4) === NotifyCode.INVAL_INODE)
+      .map((m) => m.readBigUInt64LE(16));
   }
 }
 
@@ -249,7 +224,7 @@ describe('FUSE_IOCTL in the session', () => {
     try {
       const f = ino(h.fs, '/f');
       const ctime = h.fs.getattr(f).ctime;
-      const from = h.messages.length;
+      const from = h.sent;
       assert.equal(h.setflags(f, FL_EXTENTS | FL_NODUMP | FL_NOATIME | FL_SYNC, 1000), 0);
       assert.equal(h.getflags(f), FL_EXTENTS | FL_NODUMP | FL_NOATIME | FL_SYNC);
       assert.deepEqual(h.invalidated(from), [BigInt(f)], 'NOTIFY_INVAL_INODE for the new ctime');

@@ -74,6 +74,8 @@ export class SessionClient {
   readonly sent = new Map<string, number>();
   /** Error replies, by "OPCODE errno". */
   readonly errors = new Map<string, number>();
+  /** Notifications the session sent (unique 0), in order. */
+  readonly notifications: Buffer[] = [];
   private unique = 0n;
   private pending: Buffer[] = [];
   private bug: { error: unknown; op: string } | undefined;
@@ -81,8 +83,9 @@ export class SessionClient {
   constructor(
     fs: Ext4,
     options: Partial<SessionOptions> = {},
-    private readonly uid = 0,
-    private readonly gid = 0,
+    /** The caller's uid and gid in the requests' headers. */
+    public uid = 0,
+    public gid = 0,
   ) {
     this.session = new FuseSession(fs, (buffers) => this.pending.push(Buffer.concat(buffers.map((x) => Buffer.from(x.buffer, x.byteOffset, x.byteLength)))), {
       attrTimeout: 1,
@@ -95,7 +98,7 @@ export class SessionClient {
 
   /**
    * Send one request and return its reply (undefined for FORGET, which gets none).
-   * Notifications the session sends meanwhile (unique 0) are dropped.
+   * Notifications the session sends meanwhile (unique 0) go to `notifications`.
    */
   request(opcode: number, nodeid: number | bigint, body: Uint8Array): FuseReply;
   request(opcode: number, nodeid: number | bigint, body: Uint8Array, noReply: true): undefined;
@@ -127,7 +130,10 @@ export class SessionClient {
       if (m.length < OUT_HEADER) throw new ProtocolViolation(`${name}: a ${m.length}-byte message`);
       if (m.readUInt32LE(0) !== m.length) throw new ProtocolViolation(`${name}: header says ${m.readUInt32LE(0)} bytes, message has ${m.length}`);
       const u = m.readBigUInt64LE(8);
-      if (u === 0n) continue; // a notification
+      if (u === 0n) {
+        this.notifications.push(m);
+        continue;
+      }
       if (u !== unique) throw new ProtocolViolation(`${name}: reply to unique ${u}, expected ${unique}`);
       replies.push(m);
     }
