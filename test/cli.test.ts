@@ -525,3 +525,12 @@ function withUtc<T>(body: () => T): T {
     else process.env.TZ = old;
   }
 }
+
+describe('ext4ts mount: the background server', () => {
+  it('runs with one malloc arena unless MALLOC_ARENA_MAX is set', async () => {
+    const { serverEnv } = await import('../src/cli/mount.js');
+    assert.equal(serverEnv({ PATH: '/bin' }).MALLOC_ARENA_MAX, '1');
+    assert.equal(serverEnv({ PATH: '/bin' }).PATH, '/bin');
+    assert.equal(serverEnv({ MALLOC_ARENA_MAX: '4' }).MALLOC_ARENA_MAX, '4');
+  });
+});

@@ -284,6 +284,35 @@ describe('write-side behaviour', () => {
     fsckClean(image);
   });
 
+  it('keeps the directory name indexes within their bound however many names are created', () => {
+    // 20,000 names of 200 bytes in one directory: some 5 MiB of name index if it grew
+    // with the directory (it did: creates were added without checking the bound).
+    const image = makeImage({ name: 'w-names', size: '96M', mkfsArgs: ['-t', 'ext4', '-b', '4096', '-N', '24000'] });
+    const fsys = Ext4.openFile(image, { write: true });
+    const who = { uid: 0, gid: 0 };
+    const dir = fsys.mkdirInode(2, 'many', 0o40755, who);
+    const nameOf = (i: number): string => `${String(i).padStart(6, '0')}-${'n'.repeat(193)}`;
+    const BOUND = 4 << 20;
+    let mostIndexed = 0;
+    const count = 20_000;
+    for (let i = 0; i < count; i++) {
+      // As the kernel does before a create: a lookup that misses.
+      assert.equal(fsys.tryLookup(dir, nameOf(i)), undefined);
+      fsys.mknodInode(dir, nameOf(i), 0o100644, who);
+      if (i % 250 === 0) {
+        const { nameIndexBytes, namesIndexed } = fsys.stats();
+        assert.ok(nameIndexBytes <= BOUND, `${nameIndexBytes} bytes of name index after ${i + 1} names`);
+        mostIndexed = Math.max(mostIndexed, namesIndexed);
+      }
+    }
+    assert.ok(mostIndexed > 1000, `the directory had a name index (${mostIndexed} names at most)`);
+    for (const i of [0, 1, 4999, 12_345, count - 1]) assert.notEqual(fsys.tryLookup(dir, nameOf(i)), undefined, nameOf(i));
+    assert.equal(fsys.tryLookup(dir, nameOf(count)), undefined);
+    assert.equal(fsys.readdir('/many').length, count);
+    fsys.close();
+    fsckClean(image);
+  });
+
   it('reads back what it wrote before and after reopening', () => {
     const image = fresh('reopen');
     const data = randomBytes(20, 1_000_000);

@@ -56,6 +56,7 @@ export async function mount(image: string, mountpoint: string, cli: MountCliOpti
   const child = spawn(process.execPath, args, {
     detached: true,
     stdio: ['ignore', 'ignore', options.debug ? 'inherit' : 'ignore', 'pipe'],
+    env: serverEnv(process.env),
   });
   const pipe = child.stdio[3];
   if (pipe === null || pipe === undefined || !('on' in pipe)) throw new Failure(mountpoint, new FsError('EIO', 'cannot talk to the server process'));
@@ -78,6 +79,21 @@ export async function mount(image: string, mountpoint: string, cli: MountCliOpti
   const code = (m?.[1] ?? 'EIO') as FsError['code'];
   const what = m?.[2] === undefined ? mountpoint : decodeURIComponent(m[2]);
   throw new Failure(what, new FsError(code, m?.[3] ?? 'the server exited before the mount was live'));
+}
+
+/**
+ * The environment of a background server: glibc's malloc limited to one arena (unless
+ * the user chose otherwise). By default each thread that allocates gets an arena of its
+ * own: the worker's (which holds the block cache's buffers) and one per V8 platform
+ * thread (GC helpers), each keeping its freed memory. Measured with a 32 MiB cache
+ * budget (malloc_stats): 51.7 MB in arenas for 43.1 MB in use after the small-files
+ * workload, five helper arenas of ~0.9 MB holding ~30 KB each. With one arena the peak
+ * RSS of `cp -a` of the 53,800-entry tree was 126 MiB against 128-130 MiB, and of
+ * creating and removing 20,000 small files 123 against 124-125 MiB. The worker serves
+ * one request at a time, so a shared arena costs no lock contention worth measuring.
+ */
+export function serverEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return env.MALLOC_ARENA_MAX === undefined ? { ...env, MALLOC_ARENA_MAX: '1' } : env;
 }
 
 /** Unmount and wait for the server to flush, close the image and exit. */

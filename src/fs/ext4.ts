@@ -42,7 +42,7 @@ import {
 import { decodeInodeXattrs, decodeXattrBlock, hasInodeXattrMagic, xattrNameString, splitXattrName, XATTR_INDEX, type XattrEntry } from '../ondisk/xattr.js';
 import { assembleInlineData, inlineDataCapacity, isInlineDataXattr } from '../ondisk/inline-data.js';
 import { aclChmod, decodeVfsAcl, encodeVfsAcl, ext4AclToVfs } from '../ondisk/acl.js';
-import { decodeDirBlock, findInDirBlock, decodeInlineDir, isDotName, DIRENT_MIN_REC_LEN, FT, NAME_MAX, type DirEntry } from '../ondisk/dirent.js';
+import { decodeDirBlock, findInDirBlock, decodeInlineDir, isDotName, DIRENT_HEADER_SIZE, DIRENT_MIN_REC_LEN, FT, NAME_MAX, type DirEntry } from '../ondisk/dirent.js';
 import { decodeDxRoot, decodeDxNode, dxLookup, isDxNodeBlock, DX_HASH_CONTINUED, type DxEntry, type DxRoot } from '../ondisk/htree.js';
 import { dirHashName, effectiveHashVersion, DX_HASH, type DirHash } from '../ondisk/dirhash.js';
 import { COOKIE_AFTER_DOT, COOKIE_AFTER_DOTDOT, HASH_KEYS, cookieAfterKey, firstKeyOfMajor, hashKey, isHashCookie, majorOfKey, resumeKey } from './readdir-cookie.js';
@@ -64,14 +64,41 @@ export const PATH_MAX = 4096;
 export const MAX_READ = 1 << 30;
 /** Largest run of blocks read with one request. */
 const MAX_RUN_BLOCKS = 256;
-/** Names kept in the per-directory lookup indexes of linear directories, in all. */
-const DIR_INDEX_ENTRIES = 200_000;
+/**
+ * Heap the per-directory name indexes may hold in all (estimated, see nameIndexCost).
+ * It was a count of 200,000 names, enforced only when an index was built: names a
+ * write added to an indexed directory were never checked, so a directory receiving
+ * creates grew its index without limit: 130,000 creates of 32-byte names in one
+ * directory through the mount peaked at 134 MiB RSS, 126 MiB with this bound. Past it,
+ * lookups in that directory read its htree instead (measured through the library:
+ * ~150 instead of ~80 us of CPU per lookup + create in a 100,000-name directory).
+ */
+const DIR_INDEX_BYTES = 4 << 20;
+/**
+ * Heap bytes of one indexed name beyond its length: measured 47 + length for Maps of
+ * 1,000 latin1 keys (the Map entry and the string), plus room for the Map's table,
+ * which doubles as it grows.
+ */
+const NAME_INDEX_ENTRY_BYTES = 64;
+/** Directories whose lookups are counted towards a name index (see busyHtreeIndex). */
+const HTREE_LOOKUP_COUNTERS = 4096;
 /** Lookups in an indexed directory before it gets a name index (at least; see busyHtreeIndex). */
 const HTREE_INDEX_AFTER = 16;
 
 /** A name's bytes as a Map key (one char per byte). */
 function latin1Key(name: Uint8Array): string {
   return Buffer.from(name.buffer, name.byteOffset, name.length).toString('latin1');
+}
+
+/** Estimated heap bytes of one name of `length` bytes in a name index. */
+function nameIndexCost(length: number): number {
+  return NAME_INDEX_ENTRY_BYTES + length;
+}
+
+/** The names of one directory (latin1Key -> inode) and their estimated heap bytes. */
+interface NameIndex {
+  readonly names: Map<string, number>;
+  bytes: number;
 }
 /**
  * Decoded extent-tree and directory blocks kept, weighed by the entries they decode to,
@@ -212,12 +239,20 @@ export class Ext4 {
         const index = this.dirIndexes.get(dir);
         if (index === undefined) return;
         const key = latin1Key(name);
-        if (!index.has(key)) this.dirIndexEntries++;
-        index.set(key, ino);
+        if (!index.names.has(key)) {
+          index.bytes += nameIndexCost(key.length);
+          this.dirIndexBytes += nameIndexCost(key.length);
+        }
+        index.names.set(key, ino);
+        if (this.dirIndexBytes > DIR_INDEX_BYTES) this.trimDirIndexes(dir);
       },
       dirIndexRemove: (dir, name) => {
         const index = this.dirIndexes.get(dir);
-        if (index?.delete(latin1Key(name)) === true) this.dirIndexEntries--;
+        const key = latin1Key(name);
+        if (index?.names.delete(key) === true) {
+          index.bytes -= nameIndexCost(key.length);
+          this.dirIndexBytes -= nameIndexCost(key.length);
+        }
       },
       mapRun: (ino, inode, lblk, max) => mapRun(this.mapContext(ino, inode), ino, inode, lblk, max),
       inodeXattrs: (ino, inode) => this.inodeXattrs(ino, inode),
@@ -229,11 +264,7 @@ export class Ext4 {
       },
       storeInode: (ino, inode) => this.inodes.set(ino, inode),
       invalidateDir: (ino) => {
-        const index = this.dirIndexes.get(ino);
-        if (index !== undefined) {
-          this.dirIndexEntries -= index.size;
-          this.dirIndexes.delete(ino);
-        }
+        this.dropDirIndex(ino);
       },
       invalidateStatfs: () => {
         this.statfsCache = undefined;
@@ -345,9 +376,25 @@ export class Ext4 {
     return this.mmp?.tick(now) ?? false;
   }
 
-  /** Cache statistics (block cache and inode cache). */
-  stats(): CacheStats & { readonly inodeHits: number; readonly inodeMisses: number; readonly inodesCached: number } {
-    return { ...this.channel.stats(), inodeHits: this.inodes.hits, inodeMisses: this.inodes.misses, inodesCached: this.inodes.size };
+  /** Cache statistics (block cache, inode cache, directory name indexes). */
+  stats(): CacheStats & {
+    readonly inodeHits: number;
+    readonly inodeMisses: number;
+    readonly inodesCached: number;
+    /** Names held by the directory name indexes, and their estimated heap bytes. */
+    readonly namesIndexed: number;
+    readonly nameIndexBytes: number;
+  } {
+    let namesIndexed = 0;
+    for (const index of this.dirIndexes.values()) namesIndexed += index.names.size;
+    return {
+      ...this.channel.stats(),
+      inodeHits: this.inodes.hits,
+      inodeMisses: this.inodes.misses,
+      inodesCached: this.inodes.size,
+      namesIndexed,
+      nameIndexBytes: this.dirIndexBytes,
+    };
   }
 
   // ------------------------------------------------------------------ metadata
@@ -1168,28 +1215,50 @@ export class Ext4 {
   }
 
   /**
-   * Name -> inode of a linear directory, built by one scan on its first lookup and
-   * kept (the image is read-only: directories do not change). Without it every
-   * LOOKUP in an unindexed directory (mke2fs -d makes only those) rescans it: a walk
-   * of a 1,000-entry directory cost a million entry decodes. Bounded: at most
-   * DIR_INDEX_ENTRIES names in all, whole directories dropped oldest first.
+   * Name -> inode of a directory, built by one scan on its first lookup and kept (the
+   * write side keeps it in step). Without it every LOOKUP in an unindexed directory
+   * (mke2fs -d makes only those) rescans it: a walk of a 1,000-entry directory cost a
+   * million entry decodes. Bounded: DIR_INDEX_BYTES in all (see trimDirIndexes).
    */
   private nameIndex(ino: number): Map<string, number> {
     const cached = this.dirIndexes.get(ino);
-    if (cached !== undefined) return cached;
-    const index = new Map<string, number>();
+    if (cached !== undefined) return cached.names;
+    const names = new Map<string, number>();
+    let bytes = 0;
     for (const e of this.readdirRecords(ino, this.dirInode(ino), 0)) {
       const key = latin1Key(e.rawName);
-      if (!index.has(key)) index.set(key, e.ino);
+      if (names.has(key)) continue;
+      names.set(key, e.ino);
+      bytes += nameIndexCost(key.length);
     }
-    this.dirIndexEntries += index.size;
-    this.dirIndexes.set(ino, index);
-    for (const [victim, map] of this.dirIndexes) {
-      if (this.dirIndexEntries <= DIR_INDEX_ENTRIES || victim === ino) break;
+    this.dirIndexes.set(ino, { names, bytes });
+    this.dirIndexBytes += bytes;
+    if (this.dirIndexBytes > DIR_INDEX_BYTES) this.trimDirIndexes(ino);
+    return names;
+  }
+
+  /**
+   * Bring the name indexes back within DIR_INDEX_BYTES: drop other directories' whole
+   * indexes, oldest first; then, if the index of `ino` alone is too big, drop it too
+   * unless the directory is linear (an htree lookup reads one leaf; a linear directory
+   * without its index is rescanned for every name, so the index of the one in use stays:
+   * its size is that of the directory on the image).
+   */
+  private trimDirIndexes(ino: number): void {
+    for (const [victim, index] of this.dirIndexes) {
+      if (this.dirIndexBytes <= DIR_INDEX_BYTES) return;
+      if (victim === ino) continue;
       this.dirIndexes.delete(victim);
-      this.dirIndexEntries -= map.size;
+      this.dirIndexBytes -= index.bytes;
     }
-    return index;
+    if (this.dirIndexBytes > DIR_INDEX_BYTES && this.isIndexedDir(this.dirInode(ino))) this.dropDirIndex(ino);
+  }
+
+  private dropDirIndex(ino: number): void {
+    const index = this.dirIndexes.get(ino);
+    if (index === undefined) return;
+    this.dirIndexes.delete(ino);
+    this.dirIndexBytes -= index.bytes;
   }
 
   /**
@@ -1199,14 +1268,15 @@ export class Ext4 {
    */
   private busyHtreeIndex(ino: number, dir: Inode): Map<string, number> | undefined {
     const index = this.dirIndexes.get(ino);
-    if (index !== undefined) return index;
+    if (index !== undefined) return index.names;
     const blocks = this.dirBlocks(ino, dir);
     // A directory that may hold more names than all the indexes together keeps using
     // its htree (at most one leaf per lookup) instead of evicting every other index.
-    if (blocks * Math.floor(this.sb.blockSize / DIRENT_MIN_REC_LEN) > DIR_INDEX_ENTRIES) return undefined;
+    const minRecLenCost = nameIndexCost(DIRENT_MIN_REC_LEN - DIRENT_HEADER_SIZE);
+    if (blocks * Math.floor(this.sb.blockSize / DIRENT_MIN_REC_LEN) * minRecLenCost > DIR_INDEX_BYTES) return undefined;
     const count = (this.htreeLookups.get(ino) ?? 0) + 1;
     if (count < Math.max(HTREE_INDEX_AFTER, blocks)) {
-      if (this.htreeLookups.size >= DIR_INDEX_ENTRIES) this.htreeLookups.clear();
+      if (this.htreeLookups.size >= HTREE_LOOKUP_COUNTERS) this.htreeLookups.clear();
       this.htreeLookups.set(ino, count);
       return undefined;
     }
@@ -1216,8 +1286,8 @@ export class Ext4 {
 
   /** Lookups so far in indexed directories without a name index (see busyHtreeIndex). */
   private readonly htreeLookups = new Map<number, number>();
-  private readonly dirIndexes = new Map<number, Map<string, number>>();
-  private dirIndexEntries = 0;
+  private readonly dirIndexes = new Map<number, NameIndex>();
+  private dirIndexBytes = 0;
 
   /**
    * Read access to the index of a hash-ordered directory: its decoded root, the hash
