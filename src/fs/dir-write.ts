@@ -100,6 +100,7 @@ import {
   HTREE_LEVEL,
   HTREE_LEVEL_COMPAT,
   type DxEntry,
+  type DxNode,
   type DxRoot,
   type DxWriteOptions,
 } from '../ondisk/htree.js';
@@ -128,6 +129,13 @@ export interface DirStore {
   trusted?(lblk: number): boolean;
   /** Optional: record that leaf `lblk`'s content was verified or produced here. */
   trust?(lblk: number): void;
+  /**
+   * Optional: the decoded dx root (block 0) or dx node `lblk`, from a cache of earlier
+   * decodes, or `decode()`'s result (then cached). Whoever writes a block must drop its
+   * cached decode. Without them every index walk decodes (and verifies) again.
+   */
+  decodedRoot?(decode: () => DxRoot): DxRoot;
+  decodedNode?(lblk: number, decode: () => DxNode): DxNode;
   /**
    * Optional: change logical block `lblk` in place (`change` gets the block's bytes and
    * must not throw); the same as read, change, write, without the two copies.
@@ -293,6 +301,18 @@ class Dir {
     return this.readLeaf(lblk, (options) => decodeDirBlock(bytes, options));
   }
 
+  /** The dx root of an indexed directory, as the store has it (decoded or cached). */
+  root(): DxRoot {
+    const decode = (): DxRoot => this.decodeRoot(this.peek(0));
+    return this.store.decodedRoot === undefined ? decode() : this.store.decodedRoot(decode);
+  }
+
+  /** The entries of dx node `lblk` (a copy the caller may change). */
+  node(lblk: number): DxEntry[] {
+    const decode = (): DxNode => decodeDxNode(this.peek(lblk), { blockSize: this.bs, hasChecksum: this.ctx.metadataCsum, inode: this.ctx.ino, block: lblk, ...this.verifySeed });
+    return [...(this.store.decodedNode === undefined ? decode() : this.store.decodedNode(lblk, decode)).entries];
+  }
+
   decodeRoot(bytes: Uint8Array): DxRoot {
     return decodeDxRoot(bytes, {
       blockSize: this.bs,
@@ -303,11 +323,6 @@ class Dir {
       block: 0,
       ...this.verifySeed,
     });
-  }
-
-  decodeNode(bytes: Uint8Array, lblk: number): DxEntry[] {
-    const node = decodeDxNode(bytes, { blockSize: this.bs, hasChecksum: this.ctx.metadataCsum, inode: this.ctx.ino, block: lblk, ...this.verifySeed });
-    return [...node.entries];
   }
 
   /** The live entry `name` names in leaf `bytes`, compared as the directory compares names. */
@@ -430,7 +445,7 @@ interface Probe {
 /** Walk from the root to the leaf for `name`, as the reader's lookup does. */
 function probe(dir: Dir, name: Uint8Array): Probe {
   const n = dir.blocks();
-  const root = dir.decodeRoot(dir.peek(0));
+  const root = dir.root();
   const version = effectiveHashVersion(root.hashVersion, dir.ctx.sFlags);
   if (version === DX_HASH.SIPHASH && dir.ctx.hashOverride === undefined) {
     throw new FsError('EOPNOTSUPP', 'siphash (encrypted casefold) directories are not writable', { inode: dir.ctx.ino });
@@ -443,7 +458,7 @@ function probe(dir: Dir, name: Uint8Array): Probe {
     const child = (parent.entries[parent.index] as DxEntry).block;
     if (child >= n || seen.has(child)) throw corrupted('htree', `index points at block ${child} (directory of ${n} blocks)`, { inode: dir.ctx.ino });
     seen.add(child);
-    const entries = dir.decodeNode(dir.peek(child), child);
+    const entries = dir.node(child);
     frames.push({ lblk: child, entries, index: dxLookup(entries, hash) });
   }
   const last = frames[frames.length - 1] as Frame;
@@ -763,7 +778,7 @@ export function replaceEntry(store: DirStore, ctx: DirContext, indexed: boolean,
 export function isEmptyDir(store: DirStore, ctx: DirContext, indexed: boolean): boolean {
   const dir = new Dir(store, ctx);
   const n = dir.blocks();
-  if (indexed) dir.decodeRoot(dir.peek(0));
+  if (indexed) dir.root();
   for (let lblk = indexed ? 1 : 0; lblk < n; lblk++) {
     const bytes = dir.peek(lblk);
     if (indexed && isDxBlock(bytes, dir.bs)) continue;

@@ -43,7 +43,7 @@ import { decodeInodeXattrs, decodeXattrBlock, hasInodeXattrMagic, xattrNameStrin
 import { assembleInlineData, inlineDataCapacity, isInlineDataXattr } from '../ondisk/inline-data.js';
 import { aclChmod, decodeVfsAcl, encodeVfsAcl, ext4AclToVfs } from '../ondisk/acl.js';
 import { decodeDirBlock, findInDirBlock, decodeInlineDir, isDotName, DIRENT_HEADER_SIZE, DIRENT_MIN_REC_LEN, FT, NAME_MAX, type DirEntry } from '../ondisk/dirent.js';
-import { decodeDxRoot, decodeDxNode, dxLookup, isDxNodeBlock, DX_HASH_CONTINUED, type DxEntry, type DxRoot } from '../ondisk/htree.js';
+import { decodeDxRoot, decodeDxNode, dxLookup, isDxNodeBlock, DX_HASH_CONTINUED, type DxEntry, type DxNode, type DxRoot } from '../ondisk/htree.js';
 import { dirHashName, effectiveHashVersion, DX_HASH, type DirHash } from '../ondisk/dirhash.js';
 import { COOKIE_AFTER_DOT, COOKIE_AFTER_DOTDOT, HASH_KEYS, cookieAfterKey, firstKeyOfMajor, hashKey, isHashCookie, majorOfKey, resumeKey } from './readdir-cookie.js';
 import { casefoldNameOrNull } from '../ondisk/casefold.js';
@@ -115,6 +115,13 @@ const NODE_CACHE_ENTRIES = 65_536;
  * cost 2-3 MiB more peak RSS over the mount benchmark's walk and read-every-file passes.
  */
 const DIR_LEAF_CACHE_ENTRIES = 4_096;
+/**
+ * Entries of the decoded htree roots and nodes kept (each kind; an entry is an object
+ * of ~40 bytes, so ~0.6 MiB at most each): 32 full 4 KiB index blocks, the roots and
+ * nodes of the directories in use. Without them every lookup and create in an htree
+ * directory that has no name index decoded and checksummed its root and node again.
+ */
+const DX_CACHE_ENTRIES = 16_384;
 /** Inode-table blocks fetched together when one misses the cache. */
 const INODE_TABLE_READAHEAD = 64;
 /** The xattr list of an inode that has none (shared: nothing to allocate per inode). */
@@ -272,7 +279,11 @@ export class Ext4 {
       invalidateBlocks: (block, count) => {
         this.extentNodes.delete(block, count);
         this.dirLeaves.delete(block, count);
+        this.dxRoots.delete(block, count);
+        this.dxNodes.delete(block, count);
       },
+      dxRoot: (physical, decode) => this.dxRoot(physical, decode),
+      dxNode: (physical, decode) => this.dxNode(physical, decode),
     };
   }
 
@@ -479,6 +490,25 @@ export class Ext4 {
   private readonly leafHashes = new WeakMap<readonly DirEntry[], readonly DirHash[]>();
   /** Decoded directory leaf blocks (verified once), by physical block. */
   private readonly dirLeaves = new NodeCache<readonly DirEntry[]>(DIR_LEAF_CACHE_ENTRIES, (entries) => entries.length);
+  /** Decoded htree roots and nodes (verified once), by physical block. */
+  private readonly dxRoots = new NodeCache<DxRoot>(DX_CACHE_ENTRIES, (root) => root.entries.length);
+  private readonly dxNodes = new NodeCache<DxNode>(DX_CACHE_ENTRIES, (node) => node.entries.length);
+
+  private dxRoot(physical: number, decode: () => DxRoot): DxRoot {
+    const cached = this.dxRoots.get(physical);
+    if (cached !== undefined) return cached;
+    const root = decode();
+    this.dxRoots.set(physical, root);
+    return root;
+  }
+
+  private dxNode(physical: number, decode: () => DxNode): DxNode {
+    const cached = this.dxNodes.get(physical);
+    if (cached !== undefined) return cached;
+    const node = decode();
+    this.dxNodes.set(physical, node);
+    return node;
+  }
 
   // ------------------------------------------------------------------ inode-level API
 
@@ -1090,15 +1120,17 @@ export class Ext4 {
     const csum = this.sb.hasMetadataCsum;
     const seed = this.verify && csum ? inodeCsumSeed(this.sb.csumSeed, ino, dir.generation) : undefined;
     if (indexed && lblk === 0) {
-      const root = decodeDxRoot(view, {
-        blockSize: bs,
-        hasChecksum: csum,
-        largeDir: (this.sb.featureIncompat & INCOMPAT_LARGEDIR) !== 0,
-        hasFileType: this.hasFileType,
-        block: physical,
-        inode: ino,
-        ...(seed === undefined ? {} : { csumSeed: seed }),
-      });
+      const root = this.dxRoot(physical, () =>
+        decodeDxRoot(view, {
+          blockSize: bs,
+          hasChecksum: csum,
+          largeDir: (this.sb.featureIncompat & INCOMPAT_LARGEDIR) !== 0,
+          hasFileType: this.hasFileType,
+          block: physical,
+          inode: ino,
+          ...(seed === undefined ? {} : { csumSeed: seed }),
+        }),
+      );
       return [
         { inode: root.dotInode, name: DOT, fileType: 2, offset: 0, recLen: 12 },
         { inode: root.dotdotInode, name: DOTDOT, fileType: 2, offset: 12, recLen: bs - 12 },
@@ -1308,12 +1340,14 @@ export class Ext4 {
     };
     const rootPhys = physicalOf(0);
     const common = { blockSize: bs, hasChecksum: csum, inode: ino, ...(seed === undefined ? {} : { csumSeed: seed }) };
-    const root = decodeDxRoot(this.channel.view(rootPhys), {
-      ...common,
-      block: rootPhys,
-      largeDir: (this.sb.featureIncompat & INCOMPAT_LARGEDIR) !== 0,
-      hasFileType: this.hasFileType,
-    });
+    const root = this.dxRoot(rootPhys, () =>
+      decodeDxRoot(this.channel.view(rootPhys), {
+        ...common,
+        block: rootPhys,
+        largeDir: (this.sb.featureIncompat & INCOMPAT_LARGEDIR) !== 0,
+        hasFileType: this.hasFileType,
+      }),
+    );
     const version = effectiveHashVersion(root.hashVersion, this.sb.flags);
     const hashOptions = { version, seed: this.sb.hashSeed, casefold: this.isCasefoldDir(dir) };
     return {
@@ -1322,7 +1356,7 @@ export class Ext4 {
       physicalOf,
       node: (lblk) => {
         const phys = physicalOf(lblk);
-        return decodeDxNode(this.channel.view(phys), { ...common, block: phys }).entries;
+        return this.dxNode(phys, () => decodeDxNode(this.channel.view(phys), { ...common, block: phys })).entries;
       },
       // The hash the index files a name under (casefolded in casefold directories), as
       // the writer (dir-write.ts) computes it.

@@ -63,6 +63,7 @@ import {
   type XattrEntry,
 } from '../ondisk/xattr.js';
 import { isInlineDataXattr } from '../ondisk/inline-data.js';
+import type { DxNode, DxRoot } from '../ondisk/htree.js';
 import { decodeVfsAcl, encodeExt4Acl, ACL_GROUP_OBJ, ACL_MASK, ACL_OTHER, ACL_USER_OBJ, type AclEntry } from '../ondisk/acl.js';
 import { fileTypeFromMode, NAME_MAX } from '../ondisk/dirent.js';
 import { Allocator } from './alloc.js';
@@ -103,8 +104,12 @@ export interface FsCore {
   invalidateDir(ino: number): void;
   /** Forget cached statfs numbers. */
   invalidateStatfs(): void;
-  /** Forget decoded copies (extent nodes, directory leaves) of blocks just written. */
+  /** Forget decoded copies (extent nodes, directory leaves, htree blocks) of blocks just written. */
   invalidateBlocks(block: number, count: number): void;
+  /** The cached decode of htree root block `physical`, or `decode()`'s result, cached. */
+  dxRoot(physical: number, decode: () => DxRoot): DxRoot;
+  /** The same for an htree node block. */
+  dxNode(physical: number, decode: () => DxNode): DxNode;
 }
 
 /** Attribute changes for `setattr` (what FUSE SETATTR carries). */
@@ -971,6 +976,8 @@ export class Writer {
         if (trusted.size >= TRUSTED_LEAVES) trusted.clear();
         trusted.add(physical(lblk));
       },
+      decodedRoot: (decode) => this.core.dxRoot(physical(0), decode),
+      decodedNode: (lblk, decode) => this.core.dxNode(physical(lblk), decode),
       update: (lblk, change) => {
         const block = physical(lblk);
         const bytes = channel.acquire(block);
