@@ -495,19 +495,11 @@ export class Ext4 {
   private readonly dxNodes = new NodeCache<DxNode>(DX_CACHE_ENTRIES, (node) => node.entries.length);
 
   private dxRoot(physical: number, decode: () => DxRoot): DxRoot {
-    const cached = this.dxRoots.get(physical);
-    if (cached !== undefined) return cached;
-    const root = decode();
-    this.dxRoots.set(physical, root);
-    return root;
+    return this.dxRoots.getOrDecode(physical, decode);
   }
 
   private dxNode(physical: number, decode: () => DxNode): DxNode {
-    const cached = this.dxNodes.get(physical);
-    if (cached !== undefined) return cached;
-    const node = decode();
-    this.dxNodes.set(physical, node);
-    return node;
+    return this.dxNodes.getOrDecode(physical, decode);
   }
 
   // ------------------------------------------------------------------ inode-level API

@@ -31,6 +31,15 @@ export class NodeCache<T> {
     return slot.value;
   }
 
+  /** The cached value of `block`, or `decode()`'s result, then cached. */
+  getOrDecode(block: number, decode: () => T): T {
+    const cached = this.get(block);
+    if (cached !== undefined) return cached;
+    const value = decode();
+    this.set(block, value);
+    return value;
+  }
+
   set(block: number, value: T): void {
     const weight = Math.max(1, this.weigh(value));
     this.delete(block);
