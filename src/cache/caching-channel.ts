@@ -328,10 +328,15 @@ export class CachingChannel implements IoChannel {
     const at = (block - this.streamFirst) * bs;
     out.set(window.subarray(at, at + count * bs));
     let overlaid = 0;
-    this.forRange(block, count, (buf) => {
-      out.set(buf.data, (buf.block - block) * bs);
-      overlaid++;
-    });
+    if (this.map.size > 0) {
+      // A few blocks (count <= half a window): looked up one by one, no forRange list.
+      for (let b = block; b < block + count; b++) {
+        const buf = this.map.get(b);
+        if (buf === undefined) continue;
+        out.set(buf.data, (b - block) * bs);
+        overlaid++;
+      }
+    }
     this.hits += overlaid;
     this.misses += count - overlaid;
     return true;
