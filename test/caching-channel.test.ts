@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryChannel } from '../src/io/memory-channel.js';
 import { FaultChannel } from '../src/io/fault-channel.js';
-import { CachingChannel, MAX_PRIORITY } from '../src/cache/caching-channel.js';
+import { CachingChannel, MAX_PRIORITY, STREAM_WINDOW_BYTES } from '../src/cache/caching-channel.js';
 import { FsError } from '../src/errors.js';
 import { RecordingChannel } from './helpers/recording-channel.js';
 
@@ -358,7 +358,7 @@ describe('CachingChannel: priorities', () => {
 describe('CachingChannel: sequential direct reads', () => {
   it('serves reads that walk the device from one window read, with cached copies laid over', () => {
     const { mem, rec, cache } = setup(1024, 64);
-    const window = (256 * 1024) / BS;
+    const window = STREAM_WINDOW_BYTES / BS;
     cache.write(12, 1, block(0xee)); // cached and dirty: newer than the device
     cache.readDirect(10, 1);
     rec.ops.length = 0;
@@ -387,7 +387,7 @@ describe('CachingChannel: sequential direct reads', () => {
     assert.deepEqual(cache.readDirect(311, 1), mem.contents.slice(311 * BS, 312 * BS));
     assert.deepEqual(rec.ops, [
       ['write', 310, 300],
-      ['read', 311, (256 * 1024) / BS], // read again (sequential: a new window), not the stale copy
+      ['read', 311, STREAM_WINDOW_BYTES / BS], // read again (sequential: a new window), not the stale copy
     ]);
   });
 });

@@ -85,7 +85,7 @@ const PREFETCH_SCRATCH_BYTES = 1 << 20;
  * window of this many bytes read at once: copying a tree out reads its small files in
  * on-disk order, and a device read per file was a syscall per file.
  */
-const STREAM_WINDOW_BYTES = 256 * 1024;
+export const STREAM_WINDOW_BYTES = 128 * 1024;
 const PARKED = PRIORITY_LEVELS; // list index of dirty buffers whose write-back failed
 const LIST_COUNT = PRIORITY_LEVELS + 1;
 
