@@ -15,6 +15,15 @@
  *   lutimens(path, aSec, aNsec, mSec, mNsec) utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW)
  *   mknod(path, mode, major, minor)        mknod(path, mode, makedev(major, minor))
  *   lsetxattr(path, name, value)           lsetxattr(path, name, value, size, 0)
+ *   lgetxattr(path, name) -> Buffer | undefined
+ *                                          lgetxattr; undefined when the attribute is
+ *                                          absent (ENODATA) or the filesystem has none
+ *                                          (EOPNOTSUPP)
+ *   writeNewFile(path, data, mode, aSec, aNsec, mSec, mNsec)
+ *                                          a new regular file in one call: open with
+ *                                          O_CREAT|O_EXCL and `mode` (the umask applies),
+ *                                          write all of data, futimens, close; what
+ *                                          `ext4ts get` does for each small file
  *   pwriteBatch(fd, buffers, offsets)      pwrite of each buffers[i] in full at offsets[i]
  *                                          (a Float64Array), in order; one call into C
  *                                          for a whole write-back instead of one per block
@@ -47,6 +56,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
@@ -132,7 +142,7 @@ static napi_value throw_type(napi_env env, const char *fn, const char *what) {
 
 /* ---------------------------------------------------------------- arguments */
 
-#define MAX_ARGS 5
+#define MAX_ARGS 8
 
 /* Fetch exactly `want` arguments. Returns 0 on success, -1 with an exception thrown. */
 static int get_args(napi_env env, napi_callback_info info, const char *fn, size_t want, napi_value *argv) {
@@ -534,6 +544,101 @@ static napi_value js_lsetxattr(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+static napi_value js_lgetxattr(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  char path[PATH_MAX];
+  char name[NAME_BUF];
+  if (get_args(env, info, "lgetxattr", 2, argv) != 0) return NULL;
+  if (get_path(env, argv[0], "lgetxattr", "lgetxattr", path) != 0) return NULL;
+
+  napi_valuetype type;
+  size_t name_len;
+  if (napi_typeof(env, argv[1], &type) != napi_ok || type != napi_string) return throw_type(env, "lgetxattr", "name must be a string");
+  if (napi_get_value_string_utf8(env, argv[1], NULL, 0, &name_len) != napi_ok) return throw_type(env, "lgetxattr", "cannot read the name");
+  if (name_len >= NAME_BUF) return throw_errno(env, ERANGE, "lgetxattr", NULL);
+  napi_get_value_string_utf8(env, argv[1], name, sizeof name, &name_len);
+  if (memchr(name, '\0', name_len) != NULL) return throw_errno(env, EINVAL, "lgetxattr", "name must not contain a NUL byte");
+
+  /* XATTR_SIZE_MAX is 64 KiB: one buffer of that size holds any value (on the heap:
+   * the addon may run on several threads at once). */
+  char *value = malloc(65536);
+  if (value == NULL) return throw_errno(env, ENOMEM, "lgetxattr", NULL);
+  ssize_t size = lgetxattr(path, name, value, 65536);
+  if (size < 0) {
+    int err = errno;
+    free(value);
+    if (err == ENODATA || err == EOPNOTSUPP) return undefined(env);
+    return throw_errno(env, err, "lgetxattr", NULL);
+  }
+  napi_value result;
+  void *copy;
+  napi_status status = napi_create_buffer_copy(env, (size_t)size, value, &copy, &result);
+  free(value);
+  if (status != napi_ok) return throw_errno(env, ENOMEM, "lgetxattr", NULL);
+  return result;
+}
+
+/* ---------------------------------------------------------------- new files */
+
+/* Write all of `length` bytes at offset 0 on, retrying EINTR; 0 or -1 with errno set. */
+static int write_all(int fd, const char *data, size_t length) {
+  size_t done = 0;
+  while (done < length) {
+    ssize_t n = pwrite(fd, data + done, length - done, (off_t)done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    if (n == 0) {
+      errno = EIO;
+      return -1;
+    }
+    done += (size_t)n;
+  }
+  return 0;
+}
+
+/* A new file holding `data`, with `mode` and the given times: open (O_EXCL: never an
+ * existing file, nor through a symlink), write, futimens, close. On a failure the
+ * descriptor is closed and the error thrown names the syscall that failed; the file
+ * stays (like a partly written copy); a futimens failure means the data is complete. */
+static napi_value js_write_new_file(napi_env env, napi_callback_info info) {
+  napi_value argv[7];
+  char path[PATH_MAX];
+  double mode, a_sec, a_nsec, m_sec, m_nsec;
+  const void *data;
+  size_t length;
+  if (get_args(env, info, "writeNewFile", 7, argv) != 0) return NULL;
+  if (get_path(env, argv[0], "writeNewFile", "open", path) != 0) return NULL;
+  if (!get_byte_view(env, argv[1], &data, &length)) return throw_type(env, "writeNewFile", "data must be a Buffer or a Uint8Array");
+  if (get_uint(env, argv[2], "writeNewFile", "mode", 4095.0 /* 07777 */, &mode) != 0) return NULL;
+  if (get_int(env, argv[3], "writeNewFile", "atimeSec", &a_sec) != 0) return NULL;
+  if (get_uint(env, argv[4], "writeNewFile", "atimeNsec", 999999999.0, &a_nsec) != 0) return NULL;
+  if (get_int(env, argv[5], "writeNewFile", "mtimeSec", &m_sec) != 0) return NULL;
+  if (get_uint(env, argv[6], "writeNewFile", "mtimeNsec", 999999999.0, &m_nsec) != 0) return NULL;
+
+  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)mode);
+  if (fd < 0) return throw_errno(env, errno, "open", NULL);
+  if (length > 0 && write_all(fd, data, length) != 0) {
+    int err = errno;
+    close(fd);
+    return throw_errno(env, err, "write", NULL);
+  }
+  struct timespec ts[2];
+  ts[0].tv_sec = (time_t)a_sec;
+  ts[0].tv_nsec = (long)a_nsec;
+  ts[1].tv_sec = (time_t)m_sec;
+  ts[1].tv_nsec = (long)m_nsec;
+  if (futimens(fd, ts) != 0) {
+    int err = errno;
+    close(fd);
+    return throw_errno(env, err, "futimens", NULL);
+  }
+  /* close is not retried on EINTR (the descriptor is gone either way on Linux). */
+  if (close(fd) != 0) return throw_errno(env, errno, "close", NULL);
+  return undefined(env);
+}
+
 /* ---------------------------------------------------------------- batched writes */
 
 /* pwrite(fd, buffers[i], offsets[i]) for every i, each in full (short writes go on,
@@ -606,6 +711,8 @@ static napi_value init(napi_env env, napi_value exports) {
     {"mknod", NULL, js_mknod, NULL, NULL, NULL, napi_enumerable, NULL},
     {"lsetxattr", NULL, js_lsetxattr, NULL, NULL, NULL, napi_enumerable, NULL},
     {"pwriteBatch", NULL, js_pwrite_batch, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"lgetxattr", NULL, js_lgetxattr, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"writeNewFile", NULL, js_write_new_file, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

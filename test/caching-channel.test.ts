@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryChannel } from '../src/io/memory-channel.js';
 import { FaultChannel } from '../src/io/fault-channel.js';
-import { CachingChannel, MAX_PRIORITY } from '../src/cache/caching-channel.js';
+import { CachingChannel, MAX_PRIORITY, STREAM_WINDOW_BYTES } from '../src/cache/caching-channel.js';
 import { FsError } from '../src/errors.js';
 import { RecordingChannel } from './helpers/recording-channel.js';
 
@@ -352,5 +352,42 @@ describe('CachingChannel: priorities', () => {
     for (let round = 0; round < 100; round++) for (let b = 0; b < 16; b++) cache.read(b, 1); // priority 1
     for (let b = 1000; b < 1200; b++) cache.read(b, 1); // a scan of 200 cold blocks (> 64)
     for (let b = 0; b < 16; b++) assert.ok(cache.has(b), `hot block ${b} survived the scan`);
+  });
+});
+
+describe('CachingChannel: sequential direct reads', () => {
+  it('serves reads that walk the device from one window read, with cached copies laid over', () => {
+    const { mem, rec, cache } = setup(1024, 64);
+    const window = STREAM_WINDOW_BYTES / BS;
+    cache.write(12, 1, block(0xee)); // cached and dirty: newer than the device
+    cache.readDirect(10, 1);
+    rec.ops.length = 0;
+    for (let b = 11; b < 40; b += 2) {
+      const got = cache.readDirect(b, 2);
+      const want = mem.contents.slice(b * BS, (b + 2) * BS);
+      if (b <= 12 && 12 < b + 2) want.set(block(0xee), (12 - b) * BS);
+      assert.deepEqual(got, want, `blocks ${b}..${b + 1}`);
+    }
+    assert.deepEqual(rec.ops, [['read', 11, window]]);
+  });
+
+  it('reads random and large requests as they come, and drops the window when the device changes', () => {
+    const { mem, rec, cache } = setup(1024, 64);
+    cache.readDirect(500, 1);
+    cache.readDirect(100, 1); // backwards: not sequential
+    cache.readDirect(101, 200); // large
+    assert.deepEqual(rec.ops, [
+      ['read', 500, 1],
+      ['read', 100, 1],
+      ['read', 101, 200],
+    ]);
+    cache.readDirect(302, 1); // just past the previous one: fills the window
+    rec.ops.length = 0;
+    cache.write(310, 300, filled(300, 5)); // large: straight to the device
+    assert.deepEqual(cache.readDirect(311, 1), mem.contents.slice(311 * BS, 312 * BS));
+    assert.deepEqual(rec.ops, [
+      ['write', 310, 300],
+      ['read', 311, STREAM_WINDOW_BYTES / BS], // read again (sequential: a new window), not the stale copy
+    ]);
   });
 });

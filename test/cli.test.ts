@@ -281,6 +281,29 @@ describe('ext4ts CLI', () => {
     }
   });
 
+  it('get gives exact modes where the destination has a default ACL, and in directories merged into', async () => {
+    // Files are created with their final mode under umask 0 where nothing else decides
+    // it; a default ACL decides it instead (and is inherited by the directories made
+    // below), so there the mode must still come out exact.
+    const expected = new Map<string, number>();
+    for (const [k, e] of mountSnap4) if (k === 'dir' || k.startsWith('dir/')) expected.set(k, e.mode);
+    const acl = freshDir('get-mode-acl');
+    execFileSync('setfacl', ['-d', '-m', 'u::rwx,g::---,o::---,u:4242:r-x,m::r-x', acl]);
+    const merged = freshDir('get-mode-merged');
+    fs.mkdirSync(join(merged, 'dir'));
+    execFileSync('setfacl', ['-d', '-m', 'u::r-x,g::---,o::---', join(merged, 'dir')]);
+    const runs = await Promise.all([acl, merged].map((dest) => runCliAsync(['get', ext4.image, '/dir', dest])));
+    for (const r of runs) assert.equal(r.status, 0, r.stderr);
+    for (const dest of [acl, merged]) {
+      const got = snapshot(join(dest, 'dir'));
+      assert.equal(got.size, expected.size, dest);
+      for (const [k, e] of got) {
+        if (k === '' && dest === merged) continue; // a merged directory keeps its own mode until the end
+        assert.equal((e.mode & 0o7777).toString(8), ((expected.get(k === '' ? 'dir' : `dir/${k}`) ?? 0) & 0o7777).toString(8), `${dest}: mode of ${JSON.stringify(k)}`);
+      }
+    }
+  });
+
   /** GNU ls's -lRAn output on a read-only kernel mount, headers rewritten to ext4ts's ("/:", "/dir:"). */
   const gnuLs = (image: string, args: readonly string[]): string =>
     withMount(image, false, (mnt) =>

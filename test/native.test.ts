@@ -24,8 +24,10 @@ import {
   blockZeroout,
   fallocate,
   flock,
+  canWriteNewFile,
   isNativeAvailable,
   isNativeSyscallError,
+  lgetxattr,
   lsetxattr,
   lutimens,
   mknod,
@@ -38,6 +40,7 @@ import {
   S_IFSOCK,
   sendFd,
   socketpair,
+  writeNewFile,
   type FlockOperation,
 } from '../src/io/native.js';
 
@@ -598,6 +601,95 @@ void describe('lutimens', () => {
       assert.ok(isNativeSyscallError(error));
       assert.equal(error.syscall, 'utimensat');
     }
+  });
+});
+
+void describe('writeNewFile', () => {
+  let sub: string;
+  before(() => {
+    sub = path.join(dir, 'newfiles');
+    fs.mkdirSync(sub);
+  });
+
+  void it('makes a file with the data, the mode (less the umask) and both times to the nanosecond', () => {
+    assert.ok(canWriteNewFile());
+    const data = pattern(10_000, 3);
+    const oldMask = process.umask(0);
+    try {
+      writeNewFile(path.join(sub, 'f'), data, 0o1751, -14182939, 500000000, 4133980799, 999999999);
+      writeNewFile(Buffer.concat([Buffer.from(sub + '/'), NON_UTF8]), new Uint8Array(0), 0o444, 1, 2, 3, 4);
+    } finally {
+      process.umask(oldMask);
+    }
+    const oldMask2 = process.umask(0o027);
+    try {
+      writeNewFile(path.join(sub, 'masked'), data.subarray(5, 10), 0o777, 0, 0, 0, 0);
+    } finally {
+      process.umask(oldMask2);
+    }
+    const st = fs.lstatSync(path.join(sub, 'f'), { bigint: true });
+    assert.deepEqual(fs.readFileSync(path.join(sub, 'f')), data);
+    assert.equal(Number(st.mode) & 0o7777, 0o1751);
+    assert.equal(st.atimeNs, ns(-14182939, 500000000));
+    assert.equal(st.mtimeNs, ns(4133980799, 999999999));
+    const empty = fs.lstatSync(Buffer.concat([Buffer.from(sub + '/'), NON_UTF8]), { bigint: true });
+    assert.equal(empty.size, 0n);
+    assert.equal(Number(empty.mode) & 0o7777, 0o444);
+    assert.equal(empty.mtimeNs, ns(3, 4));
+    assert.deepEqual(fs.readFileSync(path.join(sub, 'masked')), data.subarray(5, 10));
+    assert.equal(fs.lstatSync(path.join(sub, 'masked')).mode & 0o7777, 0o750);
+  });
+
+  void it('never replaces or follows: an existing file or symlink is EEXIST and stays as it was', () => {
+    fs.writeFileSync(path.join(sub, 'old'), 'old');
+    fs.symlinkSync('old', path.join(sub, 'link'));
+    fs.symlinkSync('nowhere', path.join(sub, 'dangling'));
+    assertErrno(() => writeNewFile(path.join(sub, 'old'), pattern(4), 0o600, 0, 0, 0, 0), 'EEXIST', 17);
+    assertErrno(() => writeNewFile(path.join(sub, 'link'), pattern(4), 0o600, 0, 0, 0, 0), 'EEXIST', 17);
+    assertErrno(() => writeNewFile(path.join(sub, 'dangling'), pattern(4), 0o600, 0, 0, 0, 0), 'EEXIST', 17);
+    assert.equal(fs.readFileSync(path.join(sub, 'old'), 'utf8'), 'old');
+    assert.equal(fs.existsSync(path.join(sub, 'nowhere')), false);
+    try {
+      writeNewFile(path.join(sub, 'missing', 'f'), pattern(4), 0o600, 0, 0, 0, 0);
+      assert.fail('no error');
+    } catch (error) {
+      assert.ok(isNativeSyscallError(error));
+      assert.equal(error.code, 'ENOENT');
+      assert.equal(error.syscall, 'open');
+    }
+  });
+
+  void it('rejects bad arguments before creating anything', () => {
+    const file = path.join(sub, 'bad');
+    assertErrno(() => writeNewFile(file, pattern(4), 0o10000, 0, 0, 0, 0), 'EINVAL', 22);
+    assertErrno(() => writeNewFile(file, pattern(4), 0o600, 0, 1_000_000_000, 0, 0), 'EINVAL', 22);
+    assertErrno(() => writeNewFile(file, pattern(4), 0o600, 0, 0, 0.5, 0), 'EINVAL', 22);
+    const raw = native.writeNewFile as unknown as (...args: unknown[]) => void;
+    assert.throws(() => raw(file, 'text', 0o600, 0, 0, 0, 0), TypeError);
+    assert.throws(() => raw(file, pattern(4), 0o600, 0, 0, 0), TypeError);
+    assert.equal(fs.existsSync(file), false);
+  });
+});
+
+void describe('lgetxattr', () => {
+  void it('reads a value set by lsetxattr; undefined for a missing one', (t) => {
+    const file = path.join(dir, 'xattr-get');
+    fs.writeFileSync(file, 'x');
+    try {
+      lsetxattr(file, 'user.probe', new Uint8Array([1, 2]));
+    } catch (error) {
+      if ((error as { code?: string }).code === 'EOPNOTSUPP') {
+        t.skip('no user xattrs on the test directory');
+        return;
+      }
+      throw error;
+    }
+    const value = new Uint8Array(300).map((_, i) => (i * 7) & 0xff);
+    lsetxattr(file, 'user.big', value);
+    assert.deepEqual(new Uint8Array(lgetxattr(file, 'user.big') ?? []), value);
+    assert.deepEqual([...(lgetxattr(Buffer.from(file), 'user.probe') ?? [])], [1, 2]);
+    assert.equal(lgetxattr(file, 'user.absent'), undefined);
+    assertErrno(() => lgetxattr(path.join(dir, 'missing-file'), 'user.x'), 'ENOENT', 2);
   });
 });
 

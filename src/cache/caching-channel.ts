@@ -80,6 +80,12 @@ export const PRIORITY_LEVELS = 16;
 export const MAX_PRIORITY = PRIORITY_LEVELS - 1;
 /** Readahead up to this size goes through one reused buffer (larger, rarer ones get their own). */
 const PREFETCH_SCRATCH_BYTES = 1 << 20;
+/**
+ * Direct (file data) reads that follow each other on the device are served from one
+ * window of this many bytes read at once: copying a tree out reads its small files in
+ * on-disk order, and a device read per file was a syscall per file.
+ */
+export const STREAM_WINDOW_BYTES = 128 * 1024;
 const PARKED = PRIORITY_LEVELS; // list index of dirty buffers whose write-back failed
 const LIST_COUNT = PRIORITY_LEVELS + 1;
 
@@ -165,6 +171,12 @@ export class CachingChannel implements IoChannel {
   private scratch: Uint8Array | undefined;
   /** Where readahead lands before being copied into block buffers (reused: see prefetchRun). */
   private prefetchScratch: Uint8Array | undefined;
+  /** The direct-read window (see STREAM_WINDOW_BYTES): device blocks [streamFirst, streamFirst + streamCount). */
+  private stream: Uint8Array | undefined;
+  private streamFirst = 0;
+  private streamCount = 0;
+  /** The block after the last direct read (-1: none yet), to tell sequential reads. */
+  private directNext = -1;
   private readonly counters = new IoCounters();
   private readonly bumpInterval: number;
   private readonly ageTicksOption: number | undefined;
@@ -285,8 +297,54 @@ export class CachingChannel implements IoChannel {
     this.assertOpen();
     if (this.passthrough) return this.innerRead(block, count, into);
     const out = this.readTarget(block, count, into);
-    if (count > 0) this.readThrough(block, count, out);
+    if (count > 0 && !this.readStreamed(block, count, out)) this.readThrough(block, count, out);
     return out;
+  }
+
+  /**
+   * A direct read from the window, refilled with one device read when the request lies
+   * ahead of the previous one, close enough that the reads are walking the device
+   * (copying files stored one after the other). Cached copies are laid over the result
+   * as readThrough does. False when the request is left to readThrough: large, or not
+   * sequential (a random reader must not pay for a window it will not use).
+   */
+  private readStreamed(block: number, count: number, out: Uint8Array): boolean {
+    const bs = this.inner.blockSize;
+    const windowBlocks = Math.floor(STREAM_WINDOW_BYTES / bs);
+    const previous = this.directNext;
+    this.directNext = block + count;
+    if (count * 2 > windowBlocks) return false;
+    if (block < this.streamFirst || block + count > this.streamFirst + this.streamCount) {
+      if (previous < 0 || block < previous || block - previous > windowBlocks) return false;
+      const deviceBlocks = Math.floor(this.inner.sizeBytes / bs);
+      const n = Math.min(windowBlocks, deviceBlocks - block);
+      const window = (this.stream ??= new Uint8Array(windowBlocks * bs));
+      this.streamCount = 0; // stays empty if the read fails
+      this.innerRead(block, n, window.subarray(0, n * bs));
+      this.streamFirst = block;
+      this.streamCount = n;
+    }
+    const window = this.stream as Uint8Array;
+    const at = (block - this.streamFirst) * bs;
+    out.set(window.subarray(at, at + count * bs));
+    let overlaid = 0;
+    if (this.map.size > 0) {
+      // A few blocks (count <= half a window): looked up one by one, no forRange list.
+      for (let b = block; b < block + count; b++) {
+        const buf = this.map.get(b);
+        if (buf === undefined) continue;
+        out.set(buf.data, (b - block) * bs);
+        overlaid++;
+      }
+    }
+    this.hits += overlaid;
+    this.misses += count - overlaid;
+    return true;
+  }
+
+  /** Forget the direct-read window: the device is about to change under it. */
+  private dropStream(): void {
+    this.streamCount = 0;
   }
 
   /**
@@ -436,6 +494,7 @@ export class CachingChannel implements IoChannel {
   writeBytes(offset: number, data: Uint8Array): void {
     this.assertOpen();
     if (this.passthrough) {
+      this.dropStream();
       this.inner.writeBytes(offset, data);
       this.counters.writeOps++;
       this.counters.bytesWritten += data.length;
@@ -457,6 +516,7 @@ export class CachingChannel implements IoChannel {
         const fresh = this.allocate(b, false);
         if (fresh === null) {
           this.bypasses++;
+          this.dropStream();
           this.inner.writeBytes(abs, data.subarray(pos, pos + n));
           this.counters.writeOps++;
           this.counters.bytesWritten += n;
@@ -511,6 +571,7 @@ export class CachingChannel implements IoChannel {
   discard(block: number, count: number): void {
     this.assertOpen();
     if (this.inner.readOnly) throw readOnlyError(this.name, 'discard', block, count);
+    this.dropStream();
     this.inner.discard(block, count);
     if (!this.passthrough) this.forRange(block, count, (buf) => this.dropOrZero(buf, false));
   }
@@ -518,6 +579,7 @@ export class CachingChannel implements IoChannel {
   zeroout(block: number, count: number): void {
     this.assertOpen();
     if (this.inner.readOnly) throw readOnlyError(this.name, 'zeroout', block, count);
+    this.dropStream();
     this.inner.zeroout(block, count);
     if (!this.passthrough) this.forRange(block, count, (buf) => this.dropOrZero(buf, true));
   }
@@ -535,6 +597,7 @@ export class CachingChannel implements IoChannel {
         this.forRange(block, n, (buf) => this.drop(buf));
       }
     }
+    this.dropStream();
     this.inner.invalidate(block, count);
   }
 
@@ -552,6 +615,9 @@ export class CachingChannel implements IoChannel {
     this.spare.length = 0;
     this.scratch = undefined;
     this.prefetchScratch = undefined;
+    this.stream = undefined;
+    this.streamCount = 0;
+    this.directNext = -1;
     this.inner.setBlockSize(size);
     this.capacity = Math.floor(this.configuredBytes / size);
   }
@@ -672,6 +738,7 @@ export class CachingChannel implements IoChannel {
   }
 
   private innerWrite(block: number, count: number, data: Uint8Array): void {
+    this.dropStream();
     this.inner.write(block, count, data);
     this.counters.writeOps++;
     this.counters.writes += count;
@@ -796,6 +863,7 @@ export class CachingChannel implements IoChannel {
   private writeLone(bufs: readonly Buf[], failures: { block: number; error: FsError }[]): void {
     if (bufs.length > 1 && this.inner.writeBlocks !== undefined) {
       try {
+        this.dropStream();
         this.inner.writeBlocks(
           bufs.map((b) => b.block),
           bufs.map((b) => b.data),

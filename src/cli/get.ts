@@ -55,6 +55,8 @@ interface PendingDir {
   readonly fresh: boolean;
   /** What is created in `dest` gets our effective ids as owner (see `ownGroup`). */
   readonly ownGroup: boolean;
+  /** A file created in `dest` gets exactly the mode it is created with (see `plain`). */
+  readonly plain: boolean;
 }
 
 class Extractor {
@@ -73,6 +75,8 @@ class Extractor {
   private progress: CopyProgress = new CopyProgress('get', undefined);
   private scratch: string | undefined;
   private xattrWarned = false;
+  /** Whether files created directly in `destRoot` get exactly the mode they are created with. */
+  private readonly rootPlain: boolean;
 
   constructor(
     private readonly fs: Ext4,
@@ -83,6 +87,17 @@ class Extractor {
     private readonly rootOwnGroup: boolean,
   ) {
     this.ops = chooseSysOps(() => (this.scratch = mkdtempSync(join(this.destRoot, '.ext4ts-tmp-'))));
+    this.rootPlain = this.plainIn(this.destRoot);
+  }
+
+  /**
+   * Whether a file created in `dir` gets the mode it is created with: with our umask 0
+   * (see run), unless `dir` has a default ACL. Only asked where files can be written in
+   * one call (ops.writeNewFile): that is what it is for.
+   */
+  private plainIn(dir: string | Buffer): boolean {
+    if (this.ops.writeNewFile === undefined || this.ops.plainCreation === undefined) return false;
+    return this.ops.plainCreation(dir);
   }
 
   run(src: string, srcIno: number, target: Buffer): void {
@@ -90,6 +105,9 @@ class Extractor {
       this.progress = new CopyProgress('get', this.prescan(srcIno));
       this.reporter.beforeWrite = () => this.progress.clearLine();
     }
+    // Files written in one call get their mode at creation: exactly, with umask 0 (every
+    // other creation passes an explicit private mode, or is followed by a chmod).
+    const umask = this.ops.writeNewFile !== undefined ? process.umask(0) : undefined;
     try {
       this.entry(Buffer.from(src), target, srcIno);
       for (let dir = this.stack.pop(); dir !== undefined; dir = this.stack.pop()) this.fillDir(dir);
@@ -99,6 +117,7 @@ class Extractor {
       const dirs = this.dirRecords.reverse();
       for (let i = 0; i < dirs.length; i += BATCH_FILES) this.report(this.ops.apply(dirs.slice(i, i + BATCH_FILES), this.isRoot));
     } finally {
+      if (umask !== undefined) process.umask(umask);
       this.progress.stop();
       this.reporter.beforeWrite = undefined;
       this.removeScratch();
@@ -161,7 +180,7 @@ class Extractor {
       this.fail(dir.src, dir.dest, error);
       return;
     }
-    for (const { name, ino } of names) this.entry(joinPath(dir.src, name), joinPath(dir.dest, name), ino, dir.fresh, dir.ownGroup);
+    for (const { name, ino } of names) this.entry(joinPath(dir.src, name), joinPath(dir.dest, name), ino, dir.fresh, dir.ownGroup, dir.plain);
   }
 
   private fail(src: Buffer, dest: Buffer, error: unknown): void {
@@ -218,7 +237,7 @@ class Extractor {
    * parent's group (grpid mounts), it is then ours. A merged, pre-existing directory is
    * not trusted.
    */
-  private entry(src: Buffer, dest: Buffer, ino: number, fresh = false, ownGroup = this.rootOwnGroup): void {
+  private entry(src: Buffer, dest: Buffer, ino: number, fresh = false, ownGroup = this.rootOwnGroup, plain = this.rootPlain): void {
     try {
       const st = about(src, () => this.fs.getattr(ino));
       if (st.kind !== 'directory' && st.nlink > 1) {
@@ -240,7 +259,8 @@ class Extractor {
           this.visited.add(ino);
           const made = this.prepare(dest, true, fresh) === 'absent';
           if (made) nodefs.mkdirSync(dest, { mode: 0o700 });
-          this.stack.push({ src, dest, ino, fresh: made, ownGroup: made && ownGroup });
+          // A directory we make inherits its parent's default ACL (none when `plain`).
+          this.stack.push({ src, dest, ino, fresh: made, ownGroup: made && ownGroup, plain: made ? plain : this.plainIn(dest) });
           const record = this.record(dest, st, this.xattrs(src, ino));
           this.checkPrecision(record);
           this.dirRecords.push(record);
@@ -249,7 +269,7 @@ class Extractor {
         }
         case 'file':
           this.prepare(dest, false, fresh);
-          metadataDone = this.writeFile(src, dest, ino, st, ownGroup);
+          metadataDone = this.writeFile(src, dest, ino, st, ownGroup, fresh && plain);
           break;
         case 'symlink': {
           const target = about(src, () => this.fs.readlinkInode(ino));
@@ -289,37 +309,75 @@ class Extractor {
    * ends in a hole (to give it its size), close. Where the system calls can (native
    * calls: `applyOpenFile`), the metadata goes on before the close too: fchown, xattrs,
    * fchmod, close, then the times; returns true then (nothing left to queue).
+   *
+   * A file whose data is one run (most are) and that needs no chown and no xattrs is
+   * written in one call (`ops.writeNewFile`: open with its final mode, write, futimens,
+   * close) when `plain` says the mode it is created with is the one it gets (umask 0, no
+   * default ACL: see `plainIn`); such a file is created when its data has been read, so
+   * an unreadable one is not left behind empty.
    */
-  private writeFile(src: Buffer, dest: Buffer, ino: number, st: Stat, ownGroup: boolean): boolean {
+  private writeFile(src: Buffer, dest: Buffer, ino: number, st: Stat, ownGroup: boolean, plain: boolean): boolean {
     const applyOpenFile = this.ops.applyOpenFile;
-    const fd = nodefs.openSync(dest, nodefs.constants.O_WRONLY | nodefs.constants.O_CREAT | nodefs.constants.O_EXCL, 0o600);
-    let open = true;
+    // A new file already has our ids: when they are the wanted owner, no fchown (one
+    // syscall per file saved when root extracts root's files).
+    const chown = this.isRoot && !(ownGroup && st.uid === this.myEuid && st.gid === this.myEgid);
+    const writeNew = this.ops.writeNewFile;
+    let record: MetaRecord | undefined;
+    if (writeNew !== undefined && plain && !chown && st.size <= CHUNK) {
+      record = this.record(dest, st, this.xattrs(src, ino));
+      // Without CAP_FSETID, writing clears setuid/setgid: those files take the long way.
+      if (record.xattrs.length > 0 || (!this.isRoot && (record.mode & 0o6000) !== 0)) record = undefined;
+    }
+    let fd = -1;
+    let open = false;
+    const create = (): void => {
+      fd = nodefs.openSync(dest, nodefs.constants.O_WRONLY | nodefs.constants.O_CREAT | nodefs.constants.O_EXCL, 0o600);
+      open = true;
+    };
     const close = (): void => {
       open = false;
       nodefs.closeSync(fd);
     };
+    const quick = record;
+    let written = false;
     try {
       this.dataBuffer ??= new Uint8Array(CHUNK);
       let end = 0; // the file's size so far
+      if (quick === undefined) create();
       about(src, () =>
         this.fs.readDataRuns(ino, this.dataBuffer as Uint8Array, (pos, data) => {
-          for (let done = 0; done < data.length; ) done += nodefs.writeSync(fd, data, done, data.length - done, pos + done);
+          if (quick !== undefined && !open && !written && pos === 0 && data.length === st.size) {
+            this.writeNew(quick, data);
+            written = true;
+          } else {
+            if (!open) create();
+            for (let done = 0; done < data.length; ) done += nodefs.writeSync(fd, data, done, data.length - done, pos + done);
+          }
           end = pos + data.length;
           this.progress.data(data.length);
         }),
       );
-      if (end !== st.size) nodefs.ftruncateSync(fd, st.size);
-      if (applyOpenFile !== undefined) {
-        const record = this.record(dest, st, this.xattrs(src, ino));
-        // A new file already has our ids: when they are the wanted owner, no fchown (one
-        // syscall per file saved when root extracts root's files).
-        const chown = this.isRoot && !(ownGroup && st.uid === this.myEuid && st.gid === this.myEgid);
-        this.report(applyOpenFile(fd, record, chown, close));
+      if (quick !== undefined && !written && !open && st.size === 0) {
+        this.writeNew(quick, new Uint8Array(0));
+        written = true;
       }
+      if (written) return true;
+      if (!open) create();
+      if (end !== st.size) nodefs.ftruncateSync(fd, st.size);
+      if (applyOpenFile !== undefined) this.report(applyOpenFile(fd, record ?? this.record(dest, st, this.xattrs(src, ino)), chown, close));
     } finally {
       if (open) nodefs.closeSync(fd);
     }
     return applyOpenFile !== undefined;
+  }
+
+  /** `ops.writeNewFile`; a failure to create or write names the destination, as openSync's would. */
+  private writeNew(record: MetaRecord, data: Uint8Array): void {
+    try {
+      this.report((this.ops.writeNewFile as NonNullable<SysOps['writeNewFile']>)(record, data));
+    } catch (error) {
+      throw new Failure(record.path, error);
+    }
   }
 
   private queue(record: MetaRecord): void {

@@ -437,6 +437,15 @@ export class Ext4 {
    * inodes in use and leave long-lived garbage behind).
    */
   readInode(ino: number, cache = true): Inode {
+    return this.loadInode(ino, cache, false);
+  }
+
+  /**
+   * readInode; `transient` (with `cache` false) decodes the record in place in the block
+   * cache's buffer: for callers that are done with the inode before the next call on the
+   * channel (see decodeInode's `transient`).
+   */
+  private loadInode(ino: number, cache: boolean, transient: boolean): Inode {
     const cached = this.inodes.get(ino);
     if (cached !== undefined) return cached;
     const loc = inodeLocation(this.sb, ino);
@@ -455,14 +464,14 @@ export class Ext4 {
     if (this.verify && this.sb.hasMetadataCsum && !verifyInodeChecksum(bytes, { inodeNo: ino, fsCsumSeed: this.sb.csumSeed })) {
       throw corrupted('inode', 'checksum mismatch', { inode: ino, block });
     }
-    const inode = decodeInode(bytes, { inodeNo: ino, inodeSize: this.sb.inodeSize, block });
+    const inode = decodeInode(bytes, { inodeNo: ino, inodeSize: this.sb.inodeSize, block, transient: transient && !cache });
     if (cache) this.inodes.set(ino, inode);
     return inode;
   }
 
   /** A live inode: one with a valid mode and links (a directory entry must not name a freed inode). */
-  private liveInode(ino: number, cache = true): Inode {
-    const inode = this.readInode(ino, cache);
+  private liveInode(ino: number, cache = true, transient = false): Inode {
+    const inode = this.loadInode(ino, cache, transient);
     if (inode.linksCount === 0 && inode.mode === 0) throw corrupted('inode', 'a directory entry refers to a free inode', { inode: ino });
     if (kindOfMode(inode.mode) === 'unknown') throw corrupted('inode', `invalid file type in mode 0${inode.mode.toString(8)}`, { inode: ino });
     return inode;
@@ -506,7 +515,9 @@ export class Ext4 {
 
   /** An inode's attributes; `cache: false` as for `readInode`. */
   getattr(ino: number, options: { readonly cache?: boolean } = {}): Stat {
-    return this.statOf(ino, this.liveInode(ino, options.cache !== false));
+    const cache = options.cache !== false;
+    // An uncached read is done with the inode once its Stat is built: decoded in place.
+    return this.statOf(ino, this.liveInode(ino, cache, !cache));
   }
 
   /**
@@ -516,7 +527,13 @@ export class Ext4 {
    * `hasXattrInode(ino, xattrNames)` in one call, with their errors.
    */
   describeInode(ino: number, xattrNames: readonly string[]): InodeDescription {
-    const inode = this.liveInode(ino, false);
+    // Decoded in place (no copy of the record) when nothing below reads through the
+    // cache, which could recycle the buffer the record is in: no xattr block, no symlink
+    // target in a data block. Otherwise (rarely) decoded again as a copy.
+    let inode = this.liveInode(ino, false, true);
+    if (inodeFileAcl(inode, this.sb.has64bit) !== 0 || (isSymlink(inode.mode) && (inode.flags & INLINE_DATA_FL) === 0 && !this.isFastSymlink(inode))) {
+      inode = this.liveInode(ino, false);
+    }
     const stat = this.statOf(ino, inode);
     const target = stat.kind === 'symlink' ? this.readlinkOf(ino, inode) : undefined;
     return { stat, target, hasXattr: this.hasXattrOf(ino, inode, xattrNames) };
@@ -753,7 +770,10 @@ export class Ext4 {
 
   /** Names of the extended attributes of an inode (system.data of inline data is hidden). */
   listxattrInode(ino: number): string[] {
-    return [...this.allXattrs(ino, this.liveInode(ino)).keys()];
+    const inode = this.liveInode(ino);
+    // Most inodes have no xattrs (no in-inode entries, no block): no table to build.
+    if (this.inodeXattrs(ino, inode) === NO_XATTRS && inodeFileAcl(inode, this.sb.has64bit) === 0) return [];
+    return [...this.allXattrs(ino, inode).keys()];
   }
 
   /**
@@ -767,7 +787,10 @@ export class Ext4 {
 
   private hasXattrOf(ino: number, inode: Inode, names: readonly string[]): boolean {
     // Both lists are decoded first, as allXattrs does, so a corrupt block fails here too.
-    const lists = [this.inodeXattrs(ino, inode), this.blockXattrs(ino, inode)];
+    const inInode = this.inodeXattrs(ino, inode);
+    const inBlock = this.blockXattrs(ino, inode);
+    if (inInode === NO_XATTRS && inBlock === NO_XATTRS) return false; // most inodes: no lists, no closures
+    const lists = [inInode, inBlock];
     return lists.some((list) => list.some((e) => !isInlineDataXattr(e) && names.includes(xattrNameString(e.index, e.name) ?? '')));
   }
 

@@ -77,6 +77,9 @@ interface Binding {
   mknod(path: NativePath, mode: number, major: number, minor: number): void;
   lsetxattr(path: NativePath, name: string, value: Uint8Array): void;
   pwriteBatch(fd: number, buffers: readonly Uint8Array[], offsets: Float64Array): void;
+  // Newer than the rest: an addon built from an older checkout lacks them.
+  lgetxattr?(path: NativePath, name: string): Buffer | undefined;
+  writeNewFile?(path: NativePath, data: Uint8Array, mode: number, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void;
 }
 
 /**
@@ -243,6 +246,38 @@ export function pwriteBatch(fd: number, buffers: readonly Uint8Array[], offsets:
   load().pwriteBatch(fd, buffers, offsets);
 }
 
+/** The addon's function `name`, or EOPNOTSUPP saying to rebuild it (built from an older checkout). */
+function newer<K extends 'lgetxattr' | 'writeNewFile'>(name: K): NonNullable<Binding[K]> {
+  const fn = load()[name];
+  if (fn === undefined) throw new FsError('EOPNOTSUPP', `the ext4ts native helper is older than this code (it has no ${name}); rebuild it with \`npm run build:native\``);
+  return fn;
+}
+
+/**
+ * lgetxattr(2): the value of one extended attribute of `path` (a symlink itself, not
+ * its target), or undefined when it has none of that name (ENODATA) or its filesystem
+ * has no extended attributes (EOPNOTSUPP).
+ */
+export function lgetxattr(path: NativePath, name: string): Buffer | undefined {
+  return newer('lgetxattr').call(load(), path, name);
+}
+
+/** True when {@link writeNewFile} can be called (the addon is built, and recent enough). */
+export function canWriteNewFile(): boolean {
+  return tryLoad()?.writeNewFile !== undefined;
+}
+
+/**
+ * A new regular file holding `data`, in one call into C: open(O_WRONLY | O_CREAT |
+ * O_EXCL, mode) (the umask applies; an existing path, symlinks included, is EEXIST),
+ * write all of `data`, futimens (times as for {@link lutimens}), close. A failure
+ * throws with `syscall` naming the call that failed ('open', 'write', 'futimens',
+ * 'close'); the descriptor is closed, and a file created before the failure stays.
+ */
+export function writeNewFile(path: NativePath, data: Uint8Array, mode: number, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void {
+  newer('writeNewFile').call(load(), path, data, mode, atimeSec, atimeNsec, mtimeSec, mtimeNsec);
+}
+
 /** The same functions and constants as one object. */
 export const native = {
   isNativeAvailable,
@@ -259,6 +294,9 @@ export const native = {
   mknod,
   lsetxattr,
   pwriteBatch,
+  lgetxattr,
+  writeNewFile,
+  canWriteNewFile,
   S_IFIFO,
   S_IFCHR,
   S_IFBLK,

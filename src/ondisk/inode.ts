@@ -210,6 +210,12 @@ export interface InodeDecodeOptions {
   readonly offset?: number;
   /** Block the record was read from, for error messages. */
   readonly block?: number;
+  /**
+   * Decode in place: `raw` and `block` are then views of `bytes`, not a copy, valid only
+   * as long as `bytes` holds the record (for a caller that is done with the inode before
+   * the buffer can change: a listing's one look at each inode).
+   */
+  readonly transient?: boolean;
 }
 
 const TWO_32 = 0x1_0000_0000;
@@ -292,7 +298,7 @@ export function decodeInode(bytes: Uint8Array, options: InodeDecodeOptions): Ino
   if (!Number.isInteger(start) || start < 0 || start + inodeSize > bytes.length) {
     throw new FsError('EINVAL', `inode record [${start}, ${start + inodeSize}) outside ${bytes.length} bytes`, context(inodeNo, options.block));
   }
-  const raw = copyRecord(bytes, start, inodeSize);
+  const raw = options.transient === true ? bytes.subarray(start, start + inodeSize) : copyRecord(bytes, start, inodeSize);
   const v = new DataView(raw.buffer, raw.byteOffset, inodeSize);
   const o = INODE_OFFSETS;
   const extraIsize = inodeSize <= GOOD_OLD_INODE_SIZE ? 0 : v.getUint16(o.extraIsize, true);
