@@ -77,17 +77,19 @@ class Extractor {
   private xattrWarned = false;
   /** Whether files created directly in `destRoot` get exactly the mode they are created with. */
   private readonly rootPlain: boolean;
+  /** Whether what is created directly in `destRoot` gets our ids (see `entry`). */
+  private readonly rootOwnGroup: boolean;
 
   constructor(
     private readonly fs: Ext4,
     private readonly reporter: Reporter,
     private readonly options: GetOptions,
     private readonly destRoot: string,
-    /** Whether what is created directly in `destRoot` gets our ids (see `entry`). */
-    private readonly rootOwnGroup: boolean,
   ) {
     this.ops = chooseSysOps(() => (this.scratch = mkdtempSync(join(this.destRoot, '.ext4ts-tmp-'))));
     this.rootPlain = this.plainIn(this.destRoot);
+    const root = nodefs.statSync(destRoot, { throwIfNoEntry: false });
+    this.rootOwnGroup = root !== undefined && root.gid === this.myEgid && (root.mode & 0o2000) === 0;
   }
 
   /**
@@ -323,10 +325,11 @@ class Extractor {
     const chown = this.isRoot && !(ownGroup && st.uid === this.myEuid && st.gid === this.myEgid);
     const writeNew = this.ops.writeNewFile;
     let record: MetaRecord | undefined;
+    let quick: MetaRecord | undefined;
     if (writeNew !== undefined && plain && !chown && st.size <= CHUNK) {
       record = this.record(dest, st, this.xattrs(src, ino));
       // Without CAP_FSETID, writing clears setuid/setgid: those files take the long way.
-      if (record.xattrs.length > 0 || (!this.isRoot && (record.mode & 0o6000) !== 0)) record = undefined;
+      if (record.xattrs.length === 0 && (this.isRoot || (record.mode & 0o6000) === 0)) quick = record;
     }
     let fd = -1;
     let open = false;
@@ -338,7 +341,6 @@ class Extractor {
       open = false;
       nodefs.closeSync(fd);
     };
-    const quick = record;
     let written = false;
     try {
       this.dataBuffer ??= new Uint8Array(CHUNK);
@@ -435,9 +437,7 @@ export async function get(image: string, path: string, dest: string, options: Ge
     const target = destStat?.isDirectory() === true && base !== '' ? joinPath(Buffer.from(dest), Buffer.from(base)) : Buffer.from(dest);
     // Scratch space for the fallback's mknod: on the destination filesystem, so rename works.
     const destRoot = destStat?.isDirectory() === true ? dest : join(dest, '..');
-    const parent = nodefs.statSync(destRoot, { throwIfNoEntry: false });
-    const rootOwnGroup = parent !== undefined && parent.gid === process.getegid?.() && (parent.mode & 0o2000) === 0;
-    const extractor = new Extractor(fs, reporter, options, destRoot, rootOwnGroup);
+    const extractor = new Extractor(fs, reporter, options, destRoot);
     extractor.run(path, srcIno, target);
     return !reporter.failed;
   });

@@ -203,10 +203,10 @@ export class Allocator {
     throw new FsError('ENOSPC', 'no free blocks left on the filesystem');
   }
 
-  /** Release `count` blocks from `start` (they may span groups). */
   /** Called with every range of blocks freed (after the checks), before the bitmaps change. */
   onFree: ((start: number, count: number) => void) | undefined;
 
+  /** Release `count` blocks from `start` (they may span groups). */
   freeBlocks(start: number, count: number): void {
     const sb = this.sb;
     if (count <= 0) return;

@@ -282,8 +282,8 @@ export class Ext4 {
         this.dxRoots.delete(block, count);
         this.dxNodes.delete(block, count);
       },
-      dxRoot: (physical, decode) => this.dxRoot(physical, decode),
-      dxNode: (physical, decode) => this.dxNode(physical, decode),
+      dxRoot: (physical, decode) => this.dxRoots.getOrDecode(physical, decode),
+      dxNode: (physical, decode) => this.dxNodes.getOrDecode(physical, decode),
     };
   }
 
@@ -503,13 +503,6 @@ export class Ext4 {
   private readonly dxRoots = new NodeCache<DxRoot>(DX_CACHE_ENTRIES, (root) => root.entries.length);
   private readonly dxNodes = new NodeCache<DxNode>(DX_CACHE_ENTRIES, (node) => node.entries.length);
 
-  private dxRoot(physical: number, decode: () => DxRoot): DxRoot {
-    return this.dxRoots.getOrDecode(physical, decode);
-  }
-
-  private dxNode(physical: number, decode: () => DxNode): DxNode {
-    return this.dxNodes.getOrDecode(physical, decode);
-  }
 
   // ------------------------------------------------------------------ inode-level API
 
@@ -705,8 +698,13 @@ export class Ext4 {
     throw new FsError('ENXIO', `no data after offset ${offset}`, { inode: ino });
   }
 
+  /** Whether the inode's extra space starts an xattr region (else it holds none). */
+  private hasInodeXattrRegion(inode: Inode): boolean {
+    return this.sb.inodeSize > 128 && inode.extraIsize !== 0 && hasInodeXattrMagic(inode.raw, this.sb.inodeSize, inode.extraIsize);
+  }
+
   private inodeXattrs(ino: number, inode: Inode): readonly XattrEntry[] {
-    if (this.sb.inodeSize <= 128 || inode.extraIsize === 0 || !hasInodeXattrMagic(inode.raw, this.sb.inodeSize, inode.extraIsize)) return NO_XATTRS;
+    if (!this.hasInodeXattrRegion(inode)) return NO_XATTRS;
     const region = decodeInodeXattrs(inode.raw, { inodeSize: this.sb.inodeSize, extraIsize: inode.extraIsize }, { inode: ino, eaInode: this.eaInode, inodesCount: this.sb.inodesCount, firstIno: this.sb.firstIno });
     return region.entries;
   }
@@ -772,7 +770,7 @@ export class Ext4 {
   listxattrInode(ino: number): string[] {
     const inode = this.liveInode(ino);
     // Most inodes have no xattrs (no in-inode entries, no block): no table to build.
-    if (this.inodeXattrs(ino, inode) === NO_XATTRS && inodeFileAcl(inode, this.sb.has64bit) === 0) return [];
+    if (!this.hasInodeXattrRegion(inode) && inodeFileAcl(inode, this.sb.has64bit) === 0) return [];
     return [...this.allXattrs(ino, inode).keys()];
   }
 
@@ -1135,7 +1133,7 @@ export class Ext4 {
     const csum = this.sb.hasMetadataCsum;
     const seed = this.verify && csum ? inodeCsumSeed(this.sb.csumSeed, ino, dir.generation) : undefined;
     if (indexed && lblk === 0) {
-      const root = this.dxRoot(physical, () =>
+      const root = this.dxRoots.getOrDecode(physical, () =>
         decodeDxRoot(view, {
           blockSize: bs,
           hasChecksum: csum,
@@ -1355,7 +1353,7 @@ export class Ext4 {
     };
     const rootPhys = physicalOf(0);
     const common = { blockSize: bs, hasChecksum: csum, inode: ino, ...(seed === undefined ? {} : { csumSeed: seed }) };
-    const root = this.dxRoot(rootPhys, () =>
+    const root = this.dxRoots.getOrDecode(rootPhys, () =>
       decodeDxRoot(this.channel.view(rootPhys), {
         ...common,
         block: rootPhys,
@@ -1371,7 +1369,7 @@ export class Ext4 {
       physicalOf,
       node: (lblk) => {
         const phys = physicalOf(lblk);
-        return this.dxNode(phys, () => decodeDxNode(this.channel.view(phys), { ...common, block: phys })).entries;
+        return this.dxNodes.getOrDecode(phys, () => decodeDxNode(this.channel.view(phys), { ...common, block: phys })).entries;
       },
       // The hash the index files a name under (casefolded in casefold directories), as
       // the writer (dir-write.ts) computes it.
@@ -1380,7 +1378,7 @@ export class Ext4 {
   }
 
   private htreeLookup(ino: number, dir: Inode, name: Uint8Array): number | undefined {
-    if (bytesEqual(name, DOT) || bytesEqual(name, DOTDOT)) return this.linearLookup(ino, dir, name);
+    if (isDotName(name)) return this.linearLookup(ino, dir, name);
     const tree = this.htree(ino, dir);
     if (tree.version === DX_HASH.SIPHASH) return this.linearLookup(ino, dir, name);
     const hash = tree.hash(name).hash;
