@@ -163,6 +163,33 @@ describe('write-side behaviour', () => {
   });
   const fresh = (name: string): string => copyImage(base, join(scratchDir(), `${name}.img`));
 
+  it('hands out the lowest free inode and block again after frees below the last allocation', () => {
+    const image = fresh('reuse');
+    const bmap = (path: string): number => {
+      const out = execFileSync('debugfs', ['-R', `bmap ${path} 0`, image], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+      return Number(out.trim());
+    };
+    let fsys = Ext4.openFile(image, { write: true });
+    fsys.mkdir('/r');
+    for (let i = 0; i < 30; i++) fsys.writeFile(`/r/a${i}`, randomBytes(i, 1000));
+    fsys.close();
+    const freed = [5, 17].map((i) => ({ ino: 0, block: bmap(`/r/a${i}`), name: `/r/a${i}` }));
+    fsys = Ext4.openFile(image, { write: true });
+    for (const f of freed) f.ino = fsys.stat(f.name).ino;
+    // An allocation first, so the scans have moved past every used inode and block.
+    fsys.writeFile('/r/later', randomBytes(99, 1000));
+    const later = fsys.stat('/r/later').ino;
+    for (const f of freed) fsys.unlink(f.name);
+    fsys.writeFile('/r/b0', randomBytes(100, 1000));
+    fsys.writeFile('/r/b1', randomBytes(101, 1000));
+    const got = [fsys.stat('/r/b0').ino, fsys.stat('/r/b1').ino];
+    fsys.close();
+    assert.ok(later > Math.max(...freed.map((f) => f.ino)), `later's inode ${later}`);
+    assert.deepEqual(got, freed.map((f) => f.ino), 'the freed inodes, lowest first');
+    assert.deepEqual([bmap('/r/b0'), bmap('/r/b1')], freed.map((f) => f.block), 'the freed blocks, lowest first');
+    fsckClean(image);
+  });
+
   it('marks the superblock not clean while open and clean after close', () => {
     const image = fresh('state');
     const fsys = Ext4.openFile(image, { write: true });

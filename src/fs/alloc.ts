@@ -62,6 +62,21 @@ function findClear(bitmap: Uint8Array, from: number, end: number): number {
   return -1;
 }
 
+/**
+ * findClear over [max(from, hints[g]), end), where `hints[g]` is a bit below which group
+ * g's bitmap has no clear bit that could be handed out. When the scan started at the
+ * hint, every bit it passed is set: the hint moves up to what it found (or to `end`).
+ * New files aim at their group's first block, so without the hint each allocation would
+ * walk over every block already used in the group (thousands of bits once it fills up).
+ */
+function findClearHinted(bitmap: Uint8Array, hints: Int32Array, g: number, from: number, end: number): number {
+  const hint = hints[g] as number;
+  const start = from < hint ? hint : from;
+  const bit = findClear(bitmap, start, end);
+  if (start === hint) hints[g] = bit < 0 ? end : bit;
+  return bit;
+}
+
 export class Allocator {
   private readonly descs: GroupDesc[];
   private readonly dirtyDescs = new Set<number>();
@@ -71,6 +86,13 @@ export class Allocator {
   private freeBlocksTotal: number;
   private freeInodesTotal: number;
   private dirsTotal: number;
+  /**
+   * Per group, a bit below which its block (inode) bitmap has no free block (inode)
+   * to hand out: scans start there. Raised by allocations that scanned from it,
+   * lowered by every free; only this class changes the bitmaps.
+   */
+  private readonly blockHints: Int32Array;
+  private readonly inodeHints: Int32Array;
   /** Rotor for spreading top-level directories. */
   private orlovRotor = 0;
 
@@ -94,6 +116,10 @@ export class Allocator {
     this.freeBlocksTotal = blocks;
     this.freeInodesTotal = inodes;
     this.dirsTotal = dirs;
+    this.blockHints = new Int32Array(sb.groupCount);
+    // Inodes below s_first_ino are reserved (group 0): never handed out.
+    this.inodeHints = new Int32Array(sb.groupCount);
+    if (sb.groupCount > 0) this.inodeHints[0] = Math.max(0, sb.firstIno - 1);
   }
 
   /** The current (possibly unsynced) descriptor of group `g`. */
@@ -181,11 +207,13 @@ export class Allocator {
       const bitmap = this.acquireBlockBitmap(g);
       let got: BlockExtent | undefined;
       try {
-        let bit = findClear(bitmap, startBit, n);
-        if (bit < 0 && i === 0 && startBit > 0) bit = findClear(bitmap, 0, startBit);
+        const hints = this.blockHints;
+        let bit = findClearHinted(bitmap, hints, g, startBit, n);
+        if (bit < 0 && i === 0 && startBit > 0) bit = findClearHinted(bitmap, hints, g, 0, startBit);
         if (bit >= 0) {
           let end = bit;
           while (end < n && end - bit < count && !testBit(bitmap, end)) setBit(bitmap, end++);
+          if (hints[g] === bit) hints[g] = end;
           got = { start: first + bit, count: end - bit };
         }
       } finally {
@@ -231,6 +259,7 @@ export class Allocator {
             continue;
           }
           clearBit(bitmap, bit);
+          if (bit < (this.blockHints[g] as number)) this.blockHints[g] = bit;
           freed++;
         }
       } finally {
@@ -316,10 +345,12 @@ export class Allocator {
           bitmap.fill(0);
           for (let bit = sb.inodesPerGroup; bit < sb.blockSize * 8; bit++) setBit(bitmap, bit);
         }
-        // Inodes below s_first_ino are reserved (group 0).
-        const from = g === 0 ? sb.firstIno - 1 : 0;
-        index = findClear(bitmap, Math.max(0, from), sb.inodesPerGroup);
-        if (index >= 0) setBit(bitmap, index);
+        // Inodes below s_first_ino are reserved (group 0): the hint starts above them.
+        index = findClearHinted(bitmap, this.inodeHints, g, 0, sb.inodesPerGroup);
+        if (index >= 0) {
+          setBit(bitmap, index);
+          this.inodeHints[g] = index + 1;
+        }
       } finally {
         this.channel.release(gd.inodeBitmap, index >= 0 || uninit);
       }
@@ -359,6 +390,7 @@ export class Allocator {
     try {
       wasSet = testBit(bitmap, index);
       clearBit(bitmap, index);
+      if (index < (this.inodeHints[g] as number)) this.inodeHints[g] = index;
     } finally {
       this.channel.release(gd.inodeBitmap, wasSet);
     }
