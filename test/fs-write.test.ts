@@ -163,6 +163,29 @@ describe('write-side behaviour', () => {
   });
   const fresh = (name: string): string => copyImage(base, join(scratchDir(), `${name}.img`));
 
+  it('chmod keeps an access ACL in step with the mode (posix_acl_chmod), the kernel reads it back', () => {
+    const image = fresh('aclchmod');
+    const fsys = Ext4.openFile(image, { write: true });
+    fsys.writeFile('/acl', 'x');
+    // user::rw- user:1234:rwx group::r-- mask::rwx other::r-- (VFS xattr format, version 2)
+    const entry = (tag: number, perm: number, id = 0xffffffff): number[] => [tag, 0, perm, 0, id & 0xff, (id >>> 8) & 0xff, (id >>> 16) & 0xff, id >>> 24];
+    const acl = new Uint8Array([2, 0, 0, 0, ...entry(1, 6), ...entry(2, 7, 1234), ...entry(4, 4), ...entry(0x10, 7), ...entry(0x20, 4)]);
+    fsys.setxattr('/acl', 'system.posix_acl_access', acl);
+    assert.equal(fsys.stat('/acl').mode & 0o7777, 0o674, 'the mode the ACL implies');
+    fsys.chmod('/acl', 0o674); // nothing to change in the ACL
+    assert.deepEqual(fsys.getxattr('/acl', 'system.posix_acl_access'), acl);
+    fsys.chmod('/acl', 0o640);
+    assert.equal(fsys.stat('/acl').mode & 0o7777, 0o640);
+    fsys.close();
+    fsckClean(image);
+    const out = execFileSync('debugfs', ['-R', 'ea_get /acl system.posix_acl_access', image], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    // debugfs shows it in the VFS format (ids of the *_OBJ entries as 0): user::rw-
+    // user:1234:rwx group::r-- mask::r-- other::--- (user_obj from the owner bits, mask
+    // from the group bits, other from the other bits; the named entries kept).
+    const want = [2, 0, 0, 0, ...entry(1, 6, 0), ...entry(2, 7, 1234), ...entry(4, 4, 0), ...entry(0x10, 4, 0), ...entry(0x20, 0, 0)];
+    assert.ok(out.includes(want.map((b) => b.toString(16).padStart(2, '0')).join(' ')), out);
+  });
+
   it('hands out the lowest free inode and block again after frees below the last allocation', () => {
     const image = fresh('reuse');
     const bmap = (path: string): number => {
