@@ -113,3 +113,14 @@ export function fromSystemError(error: unknown, message: string, context: ErrorC
   const detail = error instanceof Error ? error.message : String(error);
   return new FsError(known, `${message}: ${detail}`, context, { cause: error });
 }
+
+const nameDecoder = new TextDecoder('utf-8', { fatal: false });
+
+/**
+ * A name from the image (raw bytes) as it goes into an error message: UTF-8 decoded,
+ * in double quotes, with every control character (C0, DEL and C1) escaped, so that a
+ * hostile name can neither break the one-line message nor reach a terminal raw.
+ */
+export function quoteName(bytes: Uint8Array): string {
+  return JSON.stringify(nameDecoder.decode(bytes)).replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}

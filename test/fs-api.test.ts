@@ -12,6 +12,7 @@ import { Ext4, ROOT_INO } from '../src/fs/ext4.js';
 import { InodeCache } from '../src/fs/inode-cache.js';
 import { MemoryChannel } from '../src/io/memory-channel.js';
 import { CachingChannel } from '../src/cache/caching-channel.js';
+import { quoteName } from '../src/errors.js';
 import { FsError } from '../src/errors.js';
 import { makeImage, debugfs } from './helpers/images.js';
 import type { Inode } from '../src/ondisk/inode.js';
@@ -259,5 +260,15 @@ describe('inode cache', () => {
     for (let i = 1; i <= 10; i++) assert.notEqual(c.get(i), undefined, `hot inode ${i} kept`);
     assert.equal(c.get(1000), undefined, 'old scan entries reclaimed');
     assert.ok(c.evictions >= 410);
+  });
+});
+
+describe('names in error messages', () => {
+  it('quoteName escapes every control character of a raw name (C0, DEL, C1) and keeps the rest', () => {
+    const raw = new Uint8Array([0x61, 0x0a, 0x1b, 0x5b, 0x7f, 0xc2, 0x9b, 0xc3, 0xa9, 0xff, 0x22]);
+    const q = quoteName(raw);
+    // eslint-disable-next-line no-control-regex
+    assert.doesNotMatch(q, /[\u0000-\u001f\u007f-\u009f]/);
+    assert.equal(q, '"a\\n\\u001b[\\u007f\\u009bé\ufffd\\""');
   });
 });

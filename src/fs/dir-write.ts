@@ -64,7 +64,7 @@
  * checksums unless `ctx.verifyChecksums` is false); a corrupt block gives EUCLEAN and
  * nothing is written.
  */
-import { corrupted, FsError } from '../errors.js';
+import { corrupted, FsError, quoteName } from '../errors.js';
 import {
   buildDirBlock,
   decodeDirBlock,
@@ -196,10 +196,6 @@ function isDot(name: Uint8Array): boolean {
 
 function isDotDot(name: Uint8Array): boolean {
   return bytesEqual(name, DOTDOT);
-}
-
-function quote(name: Uint8Array): string {
-  return JSON.stringify(Buffer.from(name.buffer, name.byteOffset, name.length).toString('utf8'));
 }
 
 // ------------------------------------------------------------------ shared helpers
@@ -498,7 +494,7 @@ function find(dir: Dir, indexed: boolean, name: Uint8Array): Found | undefined {
 /** Add `name` -> `ino` (see the file header). */
 export function addEntry(store: DirStore, ctx: DirContext, indexed: boolean, name: Uint8Array, ino: number, fileType: number): { indexed: boolean } {
   checkName(ctx, name);
-  if (isDot(name) || isDotDot(name)) throw new FsError('EEXIST', `${quote(name)} always exists`, { inode: ctx.ino });
+  if (isDot(name) || isDotDot(name)) throw new FsError('EEXIST', `${quoteName(name)} always exists`, { inode: ctx.ino });
   if (!Number.isInteger(ino) || ino < 1 || ino > 0xffffffff) throw new FsError('EINVAL', `bad inode number ${ino}`, { inode: ctx.ino });
   if (!Number.isInteger(fileType) || fileType < 0 || fileType > 0xff) throw new FsError('EINVAL', `bad file type ${fileType}`, { inode: ctx.ino });
   // Names that do not fold (invalid UTF-8) are refused in every casefolded directory, not
@@ -506,7 +502,7 @@ export function addEntry(store: DirStore, ctx: DirContext, indexed: boolean, nam
   // e2fsprogs 1.47 hashes them differently and e2fsck reports the directory's index as
   // corrupt ("bad min hash"). Such a name would make the filesystem fail e2fsck.
   if (ctx.casefold && casefoldNameOrNull(name) === null) {
-    throw new FsError('EINVAL', `${quote(name)} is not valid UTF-8, which a casefolded directory cannot hold consistently for both the kernel and e2fsck`, { inode: ctx.ino });
+    throw new FsError('EINVAL', `${quoteName(name)} is not valid UTF-8, which a casefolded directory cannot hold consistently for both the kernel and e2fsck`, { inode: ctx.ino });
   }
   const dir = new Dir(store, ctx);
   const entry: DirEntryInput = { inode: ino, name, fileType: ctx.hasFileType ? fileType : FT.UNKNOWN };
@@ -518,7 +514,7 @@ export function addEntry(store: DirStore, ctx: DirContext, indexed: boolean, nam
 }
 
 function exists(name: Uint8Array): FsError {
-  return new FsError('EEXIST', `${quote(name)} exists`);
+  return new FsError('EEXIST', `${quoteName(name)} exists`);
 }
 
 /** Returns true if the directory became indexed. */
@@ -731,10 +727,10 @@ function writeRoot(dir: Dir, root: DxRoot, entries: readonly DxEntry[], indirect
 /** Remove `name`; returns the inode it named (see the file header). */
 export function removeEntry(store: DirStore, ctx: DirContext, indexed: boolean, name: Uint8Array): number {
   checkName(ctx, name);
-  if (isDot(name) || isDotDot(name)) throw new FsError('EINVAL', `cannot remove ${quote(name)}`, { inode: ctx.ino });
+  if (isDot(name) || isDotDot(name)) throw new FsError('EINVAL', `cannot remove ${quoteName(name)}`, { inode: ctx.ino });
   const dir = new Dir(store, ctx);
   const found = find(dir, indexed, name);
-  if (found === undefined) throw new FsError('ENOENT', `no entry ${quote(name)}`, { inode: ctx.ino });
+  if (found === undefined) throw new FsError('ENOENT', `no entry ${quoteName(name)}`, { inode: ctx.ino });
   const { offset, inode } = found.entry;
   dir.modify(found.lblk, (bytes) => removeDirEntry(bytes, offset, dir.leafWrite));
   return inode;
@@ -763,7 +759,7 @@ export function replaceEntry(store: DirStore, ctx: DirContext, indexed: boolean,
   } else {
     found = find(dir, indexed, name);
   }
-  if (found === undefined) throw new FsError('ENOENT', `no entry ${quote(name)}`, { inode: ctx.ino });
+  if (found === undefined) throw new FsError('ENOENT', `no entry ${quoteName(name)}`, { inode: ctx.ino });
   const { offset, inode } = found.entry;
   const fileType = isDotDot(name) ? FT.DIR : newFileType;
   dir.modify(found.lblk, (bytes) => {

@@ -13,7 +13,7 @@
  * checksum is verified once, when it enters that cache.
  */
 import { Readable } from 'node:stream';
-import { FsError, corrupted } from '../errors.js';
+import { FsError, corrupted, quoteName } from '../errors.js';
 import type { IoChannel } from '../io/channel.js';
 import { FileChannel, type FileChannelOptions } from '../io/file-channel.js';
 import { CachingChannel, type CacheStats } from '../cache/caching-channel.js';
@@ -1807,7 +1807,7 @@ export class Ext4 {
           if (isDotName(e.rawName)) continue;
           if (e.kind === 'directory' || (e.kind === 'unknown' && isDir(this.liveInode(e.ino).mode))) {
             if (seen.has(e.ino)) {
-              throw corrupted('directory', `entry ${JSON.stringify(utf8.decode(e.rawName))} names directory ${e.ino}, already met in the tree being removed (a directory cycle)`, { inode: top.ino });
+              throw corrupted('directory', `entry ${quoteName(e.rawName)} names directory ${e.ino}, already met in the tree being removed (a directory cycle)`, { inode: top.ino });
             }
             seen.add(e.ino);
             stack.push({ parent: top.ino, name: e.rawName.slice(), ino: e.ino, listed: false });
@@ -1892,10 +1892,6 @@ export class Ext4 {
 }
 
 /** A name for an error message: quoted, on one line, control bytes escaped (names come from the image). */
-function quoteName(bytes: Uint8Array): string {
-  return JSON.stringify(utf8.decode(bytes)).replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
-
 function splitPath(bytes: Uint8Array): Uint8Array[] {
   const parts: Uint8Array[] = [];
   let start = 0;
