@@ -10,7 +10,7 @@
  * session, protocol and library work that ext4ts itself controls. The image must pass
  * `e2fsck -fn` at the end.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -66,6 +66,10 @@ const { FuseSession } = await load<typeof SessionModule>('fuse/session.js');
 const { Opcode } = await load<typeof AbiModule>('fuse/abi.js');
 
 const image = path.join(cfg.dir, `ext4ts-bench-session-${process.pid}.img`);
+// The 2 GiB scratch image in /dev/shm is RAM: a detached watcher removes it when this
+// process ends however it ends (the run is one synchronous loop, so a signal handler
+// would only run after it; Ctrl-C and kill must still stop it at once).
+spawn('sh', ['-c', 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; rm -f "$2"', 'bench-session-cleanup', String(process.pid), image], { detached: true, stdio: 'ignore' }).unref();
 execFileSync('mke2fs', ['-q', '-F', '-t', 'ext4', '-E', 'lazy_itable_init=0', image, '2G'], { stdio: 'ignore' });
 const ext4 = Ext4.openFile(image, { write: true });
 let last: readonly Uint8Array[] = [];
@@ -183,7 +187,7 @@ try {
 } catch {
   fsck = 'NOT CLEAN';
 }
-fs.rmSync(image);
+fs.rmSync(image, { force: true });
 
 const us = (ns: bigint): string => (Number(ns) / 1000 / (cfg.files - half)).toFixed(1).padStart(7);
 // (created.length === cfg.files - half: the same divisor for the removal.)
