@@ -186,6 +186,30 @@ describe('write-side behaviour', () => {
     assert.ok(out.includes(want.map((b) => b.toString(16).padStart(2, '0')).join(' ')), out);
   });
 
+  for (const layout of [{ name: 'flex_bg', args: [] }, { name: 'no flex_bg', args: ['-O', '^flex_bg'] }]) {
+    it(`initializes the block bitmaps of many fresh groups with their metadata marked (${layout.name}, 16 GiB sparse, e2fsck clean)`, () => {
+      const image = join(scratchDir(), `groups-${layout.args.length}.img`);
+      fs.rmSync(image, { force: true });
+      fs.closeSync(fs.openSync(image, 'w'));
+      fs.truncateSync(image, 16 * 1024 ** 3);
+      execFileSync('mke2fs', ['-q', '-F', '-t', 'ext4', ...layout.args, image], { stdio: 'ignore' });
+      const uninit = (): number => (execFileSync('dumpe2fs', [image], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).match(/BLOCK_UNINIT/g) ?? []).length;
+      const before = uninit();
+      const fsys = Ext4.openFile(image, { write: true });
+      // Top-level directories are spread over the groups (Orlov); a file in each takes
+      // a block in its group, which initializes that group's block bitmap.
+      for (let i = 0; i < 60; i++) {
+        fsys.mkdir(`/d${i}`);
+        fsys.writeFile(`/d${i}/f`, randomBytes(i, 5000));
+      }
+      fsys.close();
+      const after = uninit();
+      assert.ok(before - after >= 20, `block bitmaps initialized: ${before} -> ${after} BLOCK_UNINIT groups`);
+      fsckClean(image);
+      fs.rmSync(image);
+    });
+  }
+
   it('hands out the lowest free inode and block again after frees below the last allocation', () => {
     const image = fresh('reuse');
     const bmap = (path: string): number => {

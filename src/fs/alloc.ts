@@ -33,6 +33,12 @@ import { descriptorBlockFor, groupBlockCount, groupFirstBlock, groupLayout } fro
 import type { Superblock } from '../ondisk/superblock.js';
 
 /** A run of blocks handed out by `allocBlocks`. */
+/** Blocks a group's bitmap or inode table occupies. */
+interface MetadataRange {
+  readonly start: number;
+  readonly count: number;
+}
+
 export interface BlockExtent {
   readonly start: number;
   readonly count: number;
@@ -92,6 +98,8 @@ export class Allocator {
    * lowered by every free; only this class changes the bitmaps.
    */
   private readonly blockHints: Int32Array;
+  /** metadataRanges(), once built. */
+  private metaRanges: readonly MetadataRange[] | undefined;
   private readonly inodeHints: Int32Array;
   /** Rotor for spreading top-level directories. */
   private orlovRotor = 0;
@@ -149,8 +157,11 @@ export class Allocator {
     const first = groupFirstBlock(sb, g);
     const count = groupBlockCount(sb, g);
     const bits: number[] = [];
+    // Only the part of [start, start + n) inside this group.
     const add = (start: number, n: number): void => {
-      for (let b = start; b < start + n; b++) if (b >= first && b < first + count) bits.push(b - first);
+      const from = Math.max(start, first);
+      const to = Math.min(start + n, first + count);
+      for (let b = from; b < to; b++) bits.push(b - first);
     };
     const l = groupLayout(sb, g);
     if (l.superblock !== null) add(l.superblock, 1);
@@ -158,12 +169,36 @@ export class Allocator {
     if (l.descriptors !== null) add(l.descriptors.start, l.descriptors.count);
     if (l.reservedGdt !== null) add(l.reservedGdt.start, l.reservedGdt.count);
     if (l.metaBgDescriptor !== null) add(l.metaBgDescriptor, 1);
-    for (const gd of this.descs) {
-      add(gd.blockBitmap, 1);
-      add(gd.inodeBitmap, 1);
-      add(gd.inodeTable, sb.inodeTableBlocks);
+    // Every group's bitmaps and inode table may lie in this one (flex_bg puts a whole
+    // flex group's there): the ranges that can, found by binary search in all of them
+    // sorted by start, not by walking 32,768 groups of a 4 TiB filesystem per group.
+    const ranges = this.metadataRanges();
+    const end = first + count;
+    const longest = Math.max(1, sb.inodeTableBlocks);
+    let lo = 0;
+    let hi = ranges.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((ranges[mid] as MetadataRange).start + longest <= first) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let i = lo; i < ranges.length; i++) {
+      const r = ranges[i] as MetadataRange;
+      if (r.start >= end) break;
+      add(r.start, r.count);
     }
     return bits;
+  }
+
+  /** The block bitmaps, inode bitmaps and inode tables of all groups, sorted by first block (built once: they never move). */
+  private metadataRanges(): readonly MetadataRange[] {
+    if (this.metaRanges !== undefined) return this.metaRanges;
+    const itb = this.sb.inodeTableBlocks;
+    const ranges: MetadataRange[] = [];
+    for (const gd of this.descs) ranges.push({ start: gd.blockBitmap, count: 1 }, { start: gd.inodeBitmap, count: 1 }, { start: gd.inodeTable, count: itb });
+    ranges.sort((a, b) => a.start - b.start);
+    this.metaRanges = ranges;
+    return ranges;
   }
 
   /** Hold group `g`'s block bitmap for modification, initializing an uninitialized one. */
