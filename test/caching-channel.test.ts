@@ -142,6 +142,36 @@ describe('CachingChannel: write-back', () => {
     assert.equal(cache.stats().dirty, 0);
   });
 
+  it('writeDirect goes to the device at once, refreshes cached copies (dirty ones too) and evicts nothing', () => {
+    const { mem, rec, cache } = setup(64, 8);
+    for (let b = 0; b < 4; b++) cache.read(b, 1);
+    cache.write(10, 1, block(0x11)); // cached and dirty
+    cache.write(30, 1, block(0x33)); // cached and dirty, outside the direct run
+    rec.reset();
+    const data = filled(6, 9);
+    cache.writeDirect(8, 6, data);
+    assert.deepEqual(rec.ops, [['write', 8, 6]], 'one device write, nothing else');
+    assert.deepEqual(mem.read(8, 6), data);
+    assert.deepEqual(cache.read(10, 1), data.subarray(2 * BS, 3 * BS), 'the cached copy holds the new data');
+    for (let b = 0; b < 4; b++) assert.ok(cache.has(b), `block ${b} was not evicted`);
+    assert.equal(cache.stats().dirty, 1, 'block 10 is clean now; block 30 still dirty');
+    rec.reset();
+    cache.flush();
+    assert.deepEqual(rec.ops, [['write', 30, 1], ['flush']]);
+    // Past the end: the same error as a cached write.
+    const code = (f: () => void): string | undefined => {
+      try {
+        f();
+      } catch (e) {
+        return e instanceof FsError ? e.code : String(e);
+      }
+      return undefined;
+    };
+    const direct = code(() => cache.writeDirect(62, 4, filled(4)));
+    assert.ok(direct !== undefined);
+    assert.equal(direct, code(() => cache.write(62, 4, filled(4))));
+  });
+
   it('writes lone dirty blocks with the device\'s batched write, runs as one write each', () => {
     const mem = new MemoryChannel(filled(64), { blockSize: BS });
     const calls: (readonly number[])[] = [];

@@ -455,18 +455,38 @@ export class CachingChannel implements IoChannel {
 
   // ---------------------------------------------------------------- writes
 
-  write(block: number, count: number, data: Uint8Array): void {
+  /**
+   * True when a write of `count` blocks from `block` is to go ahead through the cache;
+   * false when there is nothing more to do (passthrough, empty). Throws on a bad request.
+   */
+  private writeChecked(block: number, count: number, data: Uint8Array): boolean {
     this.assertOpen();
     if (this.passthrough) {
       this.innerWrite(block, count, data);
-      return;
+      return false;
     }
     if (this.inner.readOnly) throw readOnlyError(this.name, 'write', block, count);
     checkRange(block, count, this.name);
     const bs = this.inner.blockSize;
     checkBuffer(data, count * bs, 'write', this.name, block, count);
-    if (count === 0) return;
+    if (count === 0) return false;
     this.checkInside(block * bs, count * bs, block, count);
+    return true;
+  }
+
+  /**
+   * Write file data straight to the device, whatever its size (the counterpart of
+   * `readDirect`): cached copies of these blocks are refreshed and marked clean, nothing
+   * is evicted for them. For runs of whole data blocks, which would otherwise push
+   * metadata out of the cache and be copied twice.
+   */
+  writeDirect(block: number, count: number, data: Uint8Array): void {
+    if (this.writeChecked(block, count, data)) this.writeThrough(block, count, data);
+  }
+
+  write(block: number, count: number, data: Uint8Array): void {
+    if (!this.writeChecked(block, count, data)) return;
+    const bs = this.inner.blockSize;
     if (count > this.largeRequestBlocks) {
       this.writeThrough(block, count, data);
       return;

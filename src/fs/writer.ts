@@ -195,6 +195,9 @@ function withRaw(inode: Inode, raw: Uint8Array, checksumLo: number, checksumHi: 
   };
 }
 
+/** Runs of file data at least this many blocks long are written straight to the device. */
+const DIRECT_DATA_BLOCKS = 16;
+
 /** Bound of Writer.trustedLeaves (a set of block numbers; past it, it starts over). */
 const TRUSTED_LEAVES = 8192;
 
@@ -308,6 +311,20 @@ export class Writer {
   /** Write blocks through the cache, dropping any decoded copy the reader keeps of them. */
   private put(block: number, count: number, data: Uint8Array): void {
     this.core.channel.write(block, count, data);
+    this.core.invalidateBlocks(block, count);
+  }
+
+  /**
+   * Write whole blocks of file data: a run of DIRECT_DATA_BLOCKS or more goes straight to
+   * the device (it would evict that much metadata from the cache and be copied twice);
+   * shorter ones (small files, tails) stay in the cache until the next write-back.
+   */
+  private putData(block: number, count: number, data: Uint8Array): void {
+    if (count < DIRECT_DATA_BLOCKS) {
+      this.put(block, count, data);
+      return;
+    }
+    this.core.channel.writeDirect(block, count, data);
     this.core.invalidateBlocks(block, count);
   }
 
@@ -571,7 +588,7 @@ export class Writer {
       const from = Math.max(runStart, offset);
       const to = Math.min(runEnd, end);
       if (from === runStart && to === runEnd) {
-        this.put(pblk, count, data.subarray(from - offset, to - offset));
+        this.putData(pblk, count, data.subarray(from - offset, to - offset));
       } else if (count === 1 && channel.cacheSize > 0) {
         // One partial block (a small file, a file's tail): change it in its cache
         // buffer, zeroed first if it is new or unwritten; no bounce buffer, one copy.
@@ -590,7 +607,7 @@ export class Writer {
         if (fresh) buf.fill(0);
         else channel.readDirect(pblk, count, buf);
         buf.set(data.subarray(from - offset, to - offset), from - runStart);
-        this.put(pblk, count, buf);
+        this.putData(pblk, count, buf);
       }
       if (unwritten) tree.markWritten(lblk, count);
       this.kbytesWritten += count * bs;
