@@ -10,6 +10,8 @@
 export class NodeCache<T> {
   private readonly map = new Map<number, { readonly value: T; readonly weight: number }>();
   private total = 0;
+  /** The most recently used block (the map's last key), or -1. */
+  private newest = -1;
   hits = 0;
   misses = 0;
 
@@ -25,9 +27,14 @@ export class NodeCache<T> {
       return undefined;
     }
     this.hits++;
-    // Refresh: Map iteration order is insertion order, so the oldest is first.
-    this.map.delete(block);
-    this.map.set(block, slot);
+    // Refresh: Map iteration order is insertion order, so the oldest is first. A block
+    // that is already the newest (a file's one leaf, read page after page) stays put: a
+    // delete and set per hit left the Map deleted slots to rehash away.
+    if (block !== this.newest) {
+      this.map.delete(block);
+      this.map.set(block, slot);
+      this.newest = block;
+    }
     return slot.value;
   }
 
@@ -46,6 +53,7 @@ export class NodeCache<T> {
     if (weight > this.capacity) return;
     this.map.set(block, { value, weight });
     this.total += weight;
+    this.newest = block;
     for (const [key, slot] of this.map) {
       if (this.total <= this.capacity) break;
       this.map.delete(key);
@@ -68,11 +76,13 @@ export class NodeCache<T> {
     if (slot === undefined) return;
     this.map.delete(block);
     this.total -= slot.weight;
+    if (block === this.newest) this.newest = -1;
   }
 
   clear(): void {
     this.map.clear();
     this.total = 0;
+    this.newest = -1;
   }
 
   /** Total weight held. */

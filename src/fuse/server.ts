@@ -79,6 +79,26 @@ function startWorker(data: WorkerData): Worker {
   return new Worker(new URL('./worker.js', here), { workerData: data, resourceLimits });
 }
 
+/** How long the mount waits for the kernel's INIT before going on without it. */
+const INIT_WAIT_MS = 10_000;
+
+/** Resolves when the worker has answered INIT, has exited, or after `ms`. */
+function initialized(worker: Worker, exited: Promise<number>, ms: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(done, ms);
+    function onMessage(m: WorkerMessage): void {
+      if (m.type === 'initialized') done();
+    }
+    function done(): void {
+      clearTimeout(timer);
+      worker.off('message', onMessage);
+      resolve();
+    }
+    worker.on('message', onMessage);
+    void exited.then(done);
+  });
+}
+
 /** Mount `image` on `mountpoint` and serve it until unmounted. Resolves when the server is done. */
 export async function serve(image: string, mountpoint: string, options: MountOptions, hooks: ServeHooks = {}): Promise<void> {
   const log = hooks.log ?? ((line: string) => process.stderr.write(`ext4ts: ${line}\n`));
@@ -143,6 +163,11 @@ export async function serve(image: string, mountpoint: string, options: MountOpt
     }
   });
   worker.on('error', (e) => log(`server thread failed: ${e.message}`));
+  // Raise the readahead only once the INIT reply is in: the kernel sets the mount's
+  // readahead to min(itself, max_readahead) when it gets that reply, and max_readahead
+  // cannot pass its offer (128 KiB). Raised earlier, it was lost (the race was always
+  // lost: 128 KiB READs, 4,096 of them for a 512 MiB file instead of 512).
+  await initialized(worker, exited, INIT_WAIT_MS);
   raiseReadahead(realMount, Math.max(128, options.maxRead / 1024));
 
   // A watchdog that detaches the mount if this process dies without unmounting.

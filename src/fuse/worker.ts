@@ -11,6 +11,7 @@ import { isFsError } from '../errors.js';
 import { Housekeeper, WakeupFlag } from '../cache/housekeeper.js';
 import { PressureMonitor, systemPressureSources } from '../cache/pressure.js';
 import { FuseSession } from './session.js';
+import { Opcode } from './abi.js';
 import type { MountOptions } from './options.js';
 
 export interface WorkerData {
@@ -23,6 +24,8 @@ export interface WorkerData {
 export type WorkerMessage =
   /** The image is open; `warning` says why a read-write mount became read-only. */
   | { readonly type: 'opened'; readonly writable: boolean; readonly warning?: string }
+  /** The INIT reply has been written: the kernel has set up the connection (see server.ts). */
+  | { readonly type: 'initialized' }
   /** A write-back no request waited for failed (periodic flush, unmount). */
   | { readonly type: 'writeback-error'; readonly message: string }
   | { readonly type: 'error'; readonly code: string; readonly message: string }
@@ -128,6 +131,7 @@ async function serve(fd: number): Promise<void> {
   };
   const buffer = Buffer.alloc(options.maxRead + 4096);
   let requests = 0;
+  let initialized = false;
   for (;;) {
     let n: number;
     try {
@@ -139,7 +143,15 @@ async function serve(fd: number): Promise<void> {
       throw error;
     }
     requests++;
+    const init = !initialized && n >= 8 && buffer.readUInt32LE(4) === Opcode.INIT;
     session.handle(buffer.subarray(0, n));
+    if (init) {
+      // The kernel applied our INIT reply while we wrote it (process_init_reply runs in
+      // that write), capping the mount's readahead at max_readahead: only from now on
+      // may the main thread raise it.
+      initialized = true;
+      post({ type: 'initialized' });
+    }
     if (flag.take()) {
       heartbeat();
       session.housekeeping();
