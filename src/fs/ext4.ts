@@ -48,6 +48,7 @@ import { dirHashName, effectiveHashVersion, DX_HASH, type DirHash } from '../ond
 import { COOKIE_AFTER_DOT, COOKIE_AFTER_DOTDOT, HASH_KEYS, cookieAfterKey, firstKeyOfMajor, hashKey, isHashCookie, majorOfKey, resumeKey } from './readdir-cookie.js';
 import { casefoldNameOrNull } from '../ondisk/casefold.js';
 import { InodeCache } from './inode-cache.js';
+import { InodeChecksumMemo } from './inode-csum.js';
 import { NodeCache } from './node-cache.js';
 import type { ExtentNode } from '../ondisk/extent.js';
 import { Writer, type Creator, type FsCore, type SetAttr } from './writer.js';
@@ -200,6 +201,8 @@ export class Ext4 {
   private closed = false;
   /** The MMP heartbeat of a writable filesystem with the mmp feature. */
   private mmp: MultiMountProtection | undefined;
+  /** Inode-table blocks' checksums verified in one native call each (read-only; see inode-csum.ts). */
+  private readonly inodeCsums: InodeChecksumMemo | undefined;
 
   private constructor(channel: CachingChannel, sb: Superblock, features: FeatureCheck, options: Ext4Options) {
     this.channel = channel;
@@ -214,6 +217,8 @@ export class Ext4 {
     this.strictCasefold = this.casefoldFs && (sb.encodingFlags & ENCODING_FLAG_STRICT) !== 0;
     this.eaInode = (sb.featureIncompat & INCOMPAT_EA_INODE) !== 0;
     this.writer = options.write === true ? new Writer(this.core(), (g) => this.loadGroupDesc(g)) : undefined;
+    // Records are checked a table block at a time where they cannot change (read-only).
+    this.inodeCsums = this.writer === undefined && this.verify && sb.hasMetadataCsum ? new InodeChecksumMemo(sb) : undefined;
   }
 
   /** The superblock as currently written (free counts and state change on a writable filesystem). */
@@ -461,7 +466,12 @@ export class Ext4 {
     }
     const view = this.channel.view(block);
     const bytes = view.subarray(loc.blockOffset, loc.blockOffset + this.sb.inodeSize);
-    if (this.verify && this.sb.hasMetadataCsum && !verifyInodeChecksum(bytes, { inodeNo: ino, fsCsumSeed: this.sb.csumSeed })) {
+    if (
+      this.verify &&
+      this.sb.hasMetadataCsum &&
+      this.inodeCsums?.verified(ino, loc.group, loc.index, view, loc.blockOffset) !== true &&
+      !verifyInodeChecksum(bytes, { inodeNo: ino, fsCsumSeed: this.sb.csumSeed })
+    ) {
       throw corrupted('inode', 'checksum mismatch', { inode: ino, block });
     }
     const inode = decodeInode(bytes, { inodeNo: ino, inodeSize: this.sb.inodeSize, block, transient: transient && !cache });
