@@ -141,10 +141,10 @@ class Lister {
     this.visited.add(ino);
     const entries: { name: string; ino: number; dir: boolean; unknown: boolean }[] = [];
     try {
-      for (const e of this.fs.readdirInode(ino)) {
-        const name = latin1(e.rawName);
-        if (!this.hidden(name)) entries.push({ name, ino: e.ino, dir: e.kind === 'directory', unknown: e.kind === 'unknown' });
-      }
+      this.fs.forEachEntry(ino, (rawName, entryIno, kind) => {
+        const name = latin1(rawName);
+        if (!this.hidden(name)) entries.push({ name, ino: entryIno, dir: kind === 'directory', unknown: kind === 'unknown' });
+      });
     } catch (error) {
       this.reporter.error(bytesOf(path), error);
       return [];

@@ -55,7 +55,7 @@ import { Writer, type Creator, type FsCore, type SetAttr } from './writer.js';
 import type { Timestamp } from '../ondisk/time.js';
 import { mapRun, type MapContext } from './blockmap.js';
 import { MultiMountProtection, type MmpOptions } from './mmp.js';
-import { kindOfFileType, kindOfMode, type DirEntryInfo, type InodeDescription, type Stat, type StatFs } from './types.js';
+import { kindOfFileType, kindOfMode, type DirEntryInfo, type FileKind, type InodeDescription, type Stat, type StatFs } from './types.js';
 
 export const ROOT_INO = 2;
 /** Symlinks followed while resolving one path before ELOOP (the kernel's limit). */
@@ -961,6 +961,37 @@ export class Ext4 {
       }
     }
     yield* this.readdirRecords(ino, dir, cookie);
+  }
+
+  /**
+   * Every entry of directory `ino`, in `readdirInode`'s order and with its errors, handed
+   * to `visit(rawName, ino, kind)` as they are read: no generator, no entry object and no
+   * UTF-8 name per entry, for walkers over tens of thousands of entries (ls -R, get).
+   * `rawName` must not be modified. Directories listed in hash order (htree), inline or
+   * encrypted ones go through `readdirInode`.
+   */
+  forEachEntry(ino: number, visit: (rawName: Uint8Array, ino: number, kind: FileKind) => void): void {
+    const dir = this.dirInode(ino);
+    if ((this.isIndexedDir(dir) && this.htree(ino, dir).version !== DX_HASH.SIPHASH) || (dir.flags & INLINE_DATA_FL) !== 0 || this.isEncryptedDir(dir)) {
+      for (const e of this.readdirInode(ino)) visit(e.rawName, e.ino, e.kind);
+      return;
+    }
+    const blocks = this.dirBlocks(ino, dir);
+    const ctx = this.mapContext(ino, dir);
+    const indexed = (dir.flags & INDEX_FL) !== 0;
+    const fileTypes = this.hasFileType;
+    for (let lblk = 0; lblk < blocks; ) {
+      const run = mapRun(ctx, ino, dir, lblk, blocks - lblk);
+      if (run.kind !== 'data') {
+        lblk += run.count;
+        continue;
+      }
+      if (run.count > 1 && !this.channel.has(run.physical)) this.channel.readahead(run.physical, run.count);
+      for (let i = 0; i < run.count; i++, lblk++) {
+        const entries = this.dirBlockEntries(ino, dir, lblk, run.physical + i, indexed);
+        for (const e of entries) visit(e.name, e.inode, kindOfFileType(fileTypes ? e.fileType : 0));
+      }
+    }
   }
 
   /** Entries in record order (every directory's blocks, index blocks skipped) from position cookie `cookie` on. */
