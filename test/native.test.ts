@@ -14,6 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FsError } from '../src/errors.js';
+import { GOOD_OLD_INODE_SIZE, INODE_OFFSETS, inodeChecksum, setInodeChecksum, storedInodeChecksum } from '../src/ondisk/inode.js';
 import {
   FALLOC_FL_KEEP_SIZE,
   FALLOC_FL_PUNCH_HOLE,
@@ -24,6 +25,7 @@ import {
   blockZeroout,
   fallocate,
   flock,
+  inodeChecksumsOk,
   canWriteNewFile,
   isNativeAvailable,
   isNativeSyscallError,
@@ -834,5 +836,63 @@ void describe('lsetxattr', () => {
     assert.throws(() => raw(file, 'user.x', 'a string'), TypeError);
     assert.throws(() => raw(file, Buffer.from('user.x'), Buffer.from('x')), TypeError);
     assert.throws(() => raw(file, 'user.x'), TypeError);
+  });
+});
+
+void describe('inodeChecksumsOk (the batched inode checksum check)', () => {
+  /** A random record of `size` bytes with i_extra_isize `extra` (when it has an extra part) and its checksum set. */
+  function record(size: number, extra: number, seed: number, ino: number, rnd: () => number): Uint8Array {
+    const raw = new Uint8Array(size);
+    for (let i = 0; i < size; i++) raw[i] = rnd() & 0xff;
+    if (size > GOOD_OLD_INODE_SIZE) {
+      raw[INODE_OFFSETS.extraIsize] = extra & 0xff;
+      raw[INODE_OFFSETS.extraIsize + 1] = extra >> 8;
+    }
+    setInodeChecksum(raw, { inodeNo: ino, fsCsumSeed: seed });
+    return raw;
+  }
+
+  void it('agrees with the TypeScript check, record by record, for every record size and extra size', () => {
+    let state = 12345;
+    const rnd = (): number => (state = (Math.imul(state, 1103515245) + 12345) >>> 0) >>> 8;
+    for (const [size, extras] of [
+      [128, [0]],
+      [256, [0, 2, 4, 28, 32, 128]],
+      [512, [4, 32, 384]],
+    ] as const) {
+      for (const extra of extras) {
+        const seed = rnd() >>> 0;
+        const count = 16;
+        const first = 1 + (rnd() % 100000);
+        const block = new Uint8Array(size * count);
+        for (let i = 0; i < count; i++) block.set(record(size, extra, seed, first + i, rnd), i * size);
+        // Spoil some: a flipped byte, a wrong inode number's checksum, an all-zero record.
+        block[3 * size + 40] = ((block[3 * size + 40] as number) ^ 0x10) & 0xff;
+        block.set(record(size, extra, seed, first + 99, rnd), 5 * size);
+        block.fill(0, 7 * size, 8 * size);
+        const out = new Uint8Array(count);
+        const matched = inodeChecksumsOk(block, size, seed, first, out);
+        assert.notEqual(matched, undefined, 'the addon has inodeChecksumsOk');
+        let expected = 0;
+        for (let i = 0; i < count; i++) {
+          const raw = block.subarray(i * size, (i + 1) * size);
+          const ok = storedInodeChecksum(raw) === inodeChecksum(raw, { inodeNo: first + i, fsCsumSeed: seed });
+          assert.equal(out[i], ok ? 1 : 0, `record ${i} (size ${size}, extra ${extra})`);
+          if (ok) expected++;
+        }
+        assert.equal(matched, expected);
+        assert.equal(out[3], 0);
+        assert.equal(out[5], 0);
+      }
+    }
+  });
+
+  void it('rejects bad arguments', () => {
+    const out = new Uint8Array(4);
+    assert.throws(() => inodeChecksumsOk(new Uint8Array(512), 100, 0, 1, out), /EINVAL/);
+    assert.throws(() => inodeChecksumsOk(new Uint8Array(1024), 128, 0, 1, out), /EINVAL/, 'out too short');
+    const raw = native.inodeChecksumsOk as unknown as (...args: unknown[]) => number;
+    assert.throws(() => raw('x', 128, 0, 1, out), TypeError);
+    assert.equal(inodeChecksumsOk(new Uint8Array(512), 128, 0, 1, out), 0, 'all-zero records do not match (the caller accepts those itself)');
   });
 });

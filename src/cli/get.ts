@@ -173,11 +173,11 @@ class Extractor {
   private fillDir(dir: PendingDir): void {
     let names: { name: Uint8Array; ino: number }[];
     try {
-      names = [];
-      for (const e of this.fs.readdirInode(dir.ino)) {
-        const name = e.rawName;
-        if (!isDotName(name)) names.push({ name, ino: e.ino });
-      }
+      const found: { name: Uint8Array; ino: number }[] = [];
+      this.fs.forEachEntry(dir.ino, (name, ino) => {
+        if (!isDotName(name)) found.push({ name, ino });
+      });
+      names = found;
     } catch (error) {
       this.fail(dir.src, dir.dest, error);
       return;

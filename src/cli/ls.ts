@@ -24,16 +24,20 @@ export interface LsOptions extends CommonOptions {
  * sink's Latin-1 writes. A row is then one string, appended to a large buffer.
  */
 
+/** One entry of a listing: filled in as the directory is read, then stat'ed (one object per entry). */
 interface Row {
   /** The name's bytes as a Latin-1 string. */
-  readonly name: string;
-  readonly ino: number;
-  /** Undefined when the inode could not be read (printed as `?`). */
-  readonly stat: Stat | undefined;
+  name: string;
+  ino: number;
+  /** From the entry's file type (used when the inode is not read). */
+  dir: boolean;
+  unknown: boolean;
+  /** Undefined when the inode was not or could not be read (printed as `?`). */
+  stat: Stat | undefined;
   /** The symlink target's bytes as a Latin-1 string. */
-  readonly target: string | undefined;
+  target: string | undefined;
   /** Has a POSIX ACL (ls -l marks it with '+'). */
-  readonly acl: boolean;
+  acl: boolean;
 }
 
 interface Pending {
@@ -108,7 +112,9 @@ class Lister {
     const name = latin1(Buffer.from(path));
     if (st.kind !== 'directory') {
       // A single file: its line, named as given.
-      this.printRows([about(path, () => this.row(name, ino))], false);
+      const row: Row = { name, ino, dir: false, unknown: false, stat: undefined, target: undefined, acl: false };
+      about(path, () => this.describe(row));
+      this.printRows([row], false);
     } else {
       const stack: Pending[] = [{ path: name, ino }];
       for (let dir = stack.pop(); dir !== undefined; dir = stack.pop()) {
@@ -126,10 +132,29 @@ class Lister {
     return this.options.almostAll !== true && name.charCodeAt(0) === 0x2e;
   }
 
-  private row(name: string, ino: number): Row {
-    if (!this.long) return { name, ino, stat: this.fs.getattr(ino, { cache: false }), target: undefined, acl: false };
-    const d = this.fs.describeInode(ino, ACL_NAMES);
-    return { name, ino, stat: d.stat, target: d.target === undefined ? undefined : latin1(d.target), acl: d.hasXattr };
+  /** Reads the inode of `row` into it (stat; with -l the symlink target and the ACL mark). */
+  private describe(row: Row): void {
+    if (!this.long) {
+      row.stat = this.fs.getattr(row.ino, { cache: false });
+      return;
+    }
+    const d = this.fs.describeInode(row.ino, ACL_NAMES);
+    row.stat = d.stat;
+    row.target = d.target === undefined ? undefined : latin1(d.target);
+    row.acl = d.hasXattr;
+  }
+
+  /** A Buffer over the ArrayBuffer the last name was in (a directory block's names share one). */
+  private namesBuffer: Buffer | undefined;
+
+  /** `latin1(raw)` without a Buffer object per name. */
+  private nameOf(raw: Uint8Array): string {
+    let buf = this.namesBuffer;
+    if (buf === undefined || buf.buffer !== raw.buffer) {
+      buf = Buffer.from(raw.buffer, 0, raw.buffer.byteLength);
+      this.namesBuffer = buf;
+    }
+    return buf.toString('latin1', raw.byteOffset, raw.byteOffset + raw.length);
   }
 
   /** Lists one directory; returns its subdirectories to visit (with -R), in order. */
@@ -139,32 +164,32 @@ class Lister {
       return [];
     }
     this.visited.add(ino);
-    const entries: { name: string; ino: number; dir: boolean; unknown: boolean }[] = [];
+    const rows: Row[] = [];
     try {
-      for (const e of this.fs.readdirInode(ino)) {
-        const name = latin1(e.rawName);
-        if (!this.hidden(name)) entries.push({ name, ino: e.ino, dir: e.kind === 'directory', unknown: e.kind === 'unknown' });
-      }
+      this.fs.forEachEntry(ino, (rawName, entryIno, kind) => {
+        const name = this.nameOf(rawName);
+        if (!this.hidden(name)) rows.push({ name, ino: entryIno, dir: kind === 'directory', unknown: kind === 'unknown', stat: undefined, target: undefined, acl: false });
+      });
     } catch (error) {
       this.reporter.error(bytesOf(path), error);
       return [];
     }
-    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    const rows: Row[] = [];
+    rows.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const subdirs: Pending[] = [];
-    for (const e of entries) {
-      const needStat = this.long || (this.recursive && e.unknown);
-      let row: Row = { name: e.name, ino: e.ino, stat: undefined, target: undefined, acl: false };
-      if (needStat) {
+    for (const row of rows) {
+      if (this.long || (this.recursive && row.unknown)) {
         try {
-          row = this.row(e.name, e.ino);
+          this.describe(row);
         } catch (error) {
-          this.reporter.error(bytesOf(joinLatin1(path, e.name)), error);
+          // Nothing of a half-read inode is shown.
+          row.stat = undefined;
+          row.target = undefined;
+          row.acl = false;
+          this.reporter.error(bytesOf(joinLatin1(path, row.name)), error);
         }
       }
-      rows.push(row);
-      const isDir = row.stat !== undefined ? row.stat.kind === 'directory' : e.dir;
-      if (this.recursive && isDir && e.name !== '.' && e.name !== '..') subdirs.push({ path: joinLatin1(path, e.name), ino: e.ino });
+      const isDir = row.stat !== undefined ? row.stat.kind === 'directory' : row.dir;
+      if (this.recursive && isDir && row.name !== '.' && row.name !== '..') subdirs.push({ path: joinLatin1(path, row.name), ino: row.ino });
     }
     if (this.recursive) this.out.text(this.first ? `${path}:\n` : `\n${path}:\n`);
     this.first = false;

@@ -48,13 +48,14 @@ import { dirHashName, effectiveHashVersion, DX_HASH, type DirHash } from '../ond
 import { COOKIE_AFTER_DOT, COOKIE_AFTER_DOTDOT, HASH_KEYS, cookieAfterKey, firstKeyOfMajor, hashKey, isHashCookie, majorOfKey, resumeKey } from './readdir-cookie.js';
 import { casefoldNameOrNull } from '../ondisk/casefold.js';
 import { InodeCache } from './inode-cache.js';
+import { InodeChecksumMemo } from './inode-csum.js';
 import { NodeCache } from './node-cache.js';
 import type { ExtentNode } from '../ondisk/extent.js';
 import { Writer, type Creator, type FsCore, type SetAttr } from './writer.js';
 import type { Timestamp } from '../ondisk/time.js';
 import { mapRun, type MapContext } from './blockmap.js';
 import { MultiMountProtection, type MmpOptions } from './mmp.js';
-import { kindOfFileType, kindOfMode, type DirEntryInfo, type InodeDescription, type Stat, type StatFs } from './types.js';
+import { kindOfFileType, kindOfMode, type DirEntryInfo, type FileKind, type InodeDescription, type Stat, type StatFs } from './types.js';
 
 export const ROOT_INO = 2;
 /** Symlinks followed while resolving one path before ELOOP (the kernel's limit). */
@@ -200,6 +201,8 @@ export class Ext4 {
   private closed = false;
   /** The MMP heartbeat of a writable filesystem with the mmp feature. */
   private mmp: MultiMountProtection | undefined;
+  /** Inode-table blocks' checksums verified in one native call each (read-only; see inode-csum.ts). */
+  private readonly inodeCsums: InodeChecksumMemo | undefined;
 
   private constructor(channel: CachingChannel, sb: Superblock, features: FeatureCheck, options: Ext4Options) {
     this.channel = channel;
@@ -214,6 +217,8 @@ export class Ext4 {
     this.strictCasefold = this.casefoldFs && (sb.encodingFlags & ENCODING_FLAG_STRICT) !== 0;
     this.eaInode = (sb.featureIncompat & INCOMPAT_EA_INODE) !== 0;
     this.writer = options.write === true ? new Writer(this.core(), (g) => this.loadGroupDesc(g)) : undefined;
+    // Records are checked a table block at a time where they cannot change (read-only).
+    this.inodeCsums = this.writer === undefined && this.verify && sb.hasMetadataCsum ? new InodeChecksumMemo(sb) : undefined;
   }
 
   /** The superblock as currently written (free counts and state change on a writable filesystem). */
@@ -461,7 +466,12 @@ export class Ext4 {
     }
     const view = this.channel.view(block);
     const bytes = view.subarray(loc.blockOffset, loc.blockOffset + this.sb.inodeSize);
-    if (this.verify && this.sb.hasMetadataCsum && !verifyInodeChecksum(bytes, { inodeNo: ino, fsCsumSeed: this.sb.csumSeed })) {
+    if (
+      this.verify &&
+      this.sb.hasMetadataCsum &&
+      this.inodeCsums?.verified(ino, loc.group, loc.index, view, loc.blockOffset) !== true &&
+      !verifyInodeChecksum(bytes, { inodeNo: ino, fsCsumSeed: this.sb.csumSeed })
+    ) {
       throw corrupted('inode', 'checksum mismatch', { inode: ino, block });
     }
     const inode = decodeInode(bytes, { inodeNo: ino, inodeSize: this.sb.inodeSize, block, transient: transient && !cache });
@@ -951,6 +961,37 @@ export class Ext4 {
       }
     }
     yield* this.readdirRecords(ino, dir, cookie);
+  }
+
+  /**
+   * Every entry of directory `ino`, in `readdirInode`'s order and with its errors, handed
+   * to `visit(rawName, ino, kind)` as they are read: no generator, no entry object and no
+   * UTF-8 name per entry, for walkers over tens of thousands of entries (ls -R, get).
+   * `rawName` must not be modified. Directories listed in hash order (htree), inline or
+   * encrypted ones go through `readdirInode`.
+   */
+  forEachEntry(ino: number, visit: (rawName: Uint8Array, ino: number, kind: FileKind) => void): void {
+    const dir = this.dirInode(ino);
+    if ((this.isIndexedDir(dir) && this.htree(ino, dir).version !== DX_HASH.SIPHASH) || (dir.flags & INLINE_DATA_FL) !== 0 || this.isEncryptedDir(dir)) {
+      for (const e of this.readdirInode(ino)) visit(e.rawName, e.ino, e.kind);
+      return;
+    }
+    const blocks = this.dirBlocks(ino, dir);
+    const ctx = this.mapContext(ino, dir);
+    const indexed = (dir.flags & INDEX_FL) !== 0;
+    const fileTypes = this.hasFileType;
+    for (let lblk = 0; lblk < blocks; ) {
+      const run = mapRun(ctx, ino, dir, lblk, blocks - lblk);
+      if (run.kind !== 'data') {
+        lblk += run.count;
+        continue;
+      }
+      if (run.count > 1 && !this.channel.has(run.physical)) this.channel.readahead(run.physical, run.count);
+      for (let i = 0; i < run.count; i++, lblk++) {
+        const entries = this.dirBlockEntries(ino, dir, lblk, run.physical + i, indexed);
+        for (const e of entries) visit(e.name, e.inode, kindOfFileType(fileTypes ? e.fileType : 0));
+      }
+    }
   }
 
   /** Entries in record order (every directory's blocks, index blocks skipped) from position cookie `cookie` on. */

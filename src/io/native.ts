@@ -80,6 +80,7 @@ interface Binding {
   // Newer than the rest: an addon built from an older checkout lacks them.
   lgetxattr?(path: NativePath, name: string): Buffer | undefined;
   writeNewFile?(path: NativePath, data: Uint8Array, mode: number, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void;
+  inodeChecksumsOk?(records: Uint8Array, inodeSize: number, fsSeed: number, firstIno: number, out: Uint8Array): number;
 }
 
 /**
@@ -278,6 +279,20 @@ export function writeNewFile(path: NativePath, data: Uint8Array, mode: number, a
   newer('writeNewFile').call(load(), path, data, mode, atimeSec, atimeNsec, mtimeSec, mtimeNsec);
 }
 
+/**
+ * The metadata_csum check of every inode record in `records` (consecutive records of an
+ * inode table, record i being inode `firstIno + i`) in one call into C (hardware CRC32C
+ * where the CPU has it): `out[i]` = 1 when record i's stored checksum is the computed
+ * one, else 0. Returns how many matched. A record that does not match may still be
+ * acceptable (an all-zero, never-written one): callers check those one by one.
+ * Undefined when the addon is missing or older than this function: the caller then
+ * checks every record itself.
+ */
+export function inodeChecksumsOk(records: Uint8Array, inodeSize: number, fsSeed: number, firstIno: number, out: Uint8Array): number | undefined {
+  const b = tryLoad();
+  return b?.inodeChecksumsOk === undefined ? undefined : b.inodeChecksumsOk(records, inodeSize, fsSeed >>> 0, firstIno, out);
+}
+
 /** The same functions and constants as one object. */
 export const native = {
   isNativeAvailable,
@@ -297,6 +312,7 @@ export const native = {
   lgetxattr,
   writeNewFile,
   canWriteNewFile,
+  inodeChecksumsOk,
   S_IFIFO,
   S_IFCHR,
   S_IFBLK,
