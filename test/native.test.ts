@@ -15,6 +15,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FsError } from '../src/errors.js';
 import { GOOD_OLD_INODE_SIZE, INODE_OFFSETS, inodeChecksum, setInodeChecksum, storedInodeChecksum } from '../src/ondisk/inode.js';
+import { InodeChecksumMemo } from '../src/fs/inode-csum.js';
 import {
   FALLOC_FL_KEEP_SIZE,
   FALLOC_FL_PUNCH_HOLE,
@@ -894,5 +895,40 @@ void describe('inodeChecksumsOk (the batched inode checksum check)', () => {
     const raw = native.inodeChecksumsOk as unknown as (...args: unknown[]) => number;
     assert.throws(() => raw('x', 128, 0, 1, out), TypeError);
     assert.equal(inodeChecksumsOk(new Uint8Array(512), 128, 0, 1, out), 0, 'all-zero records do not match (the caller accepts those itself)');
+  });
+});
+
+void describe('InodeChecksumMemo (inode checksums a table block at a time)', () => {
+  void it('answers like the per-record check in every group, keeps bits for at most 1,024 groups at once', () => {
+    const size = 256;
+    const ipg = 16; // one 4 KiB table block per group
+    const groups = 1500;
+    const seed = 0x1234_5678;
+    const geo = { inodesCount: groups * ipg, inodesPerGroup: ipg, inodeSize: size, blockSize: 4096, csumSeed: seed };
+    const memo = new InodeChecksumMemo(geo);
+    const blocks: Uint8Array[] = [];
+    for (let g = 0; g < groups; g++) {
+      const block = new Uint8Array(ipg * size);
+      for (let i = 0; i < ipg; i++) {
+        const raw = block.subarray(i * size, (i + 1) * size);
+        raw.fill((g * 7 + i) & 0xff);
+        raw[INODE_OFFSETS.extraIsize] = 32;
+        raw[INODE_OFFSETS.extraIsize + 1] = 0;
+        setInodeChecksum(raw, { inodeNo: g * ipg + i + 1, fsCsumSeed: seed });
+      }
+      const spoil = (g % ipg) * size + 8;
+      block[spoil] = ((block[spoil] as number) ^ 0x40) & 0xff; // one spoiled record per group
+      blocks.push(block);
+    }
+    for (let pass = 0; pass < 2; pass++) {
+      for (let g = 0; g < groups; g++) {
+        for (let i = 0; i < ipg; i++) {
+          const ino = g * ipg + i + 1;
+          const got = memo.verified(ino, g, i, blocks[g] as Uint8Array, i * size);
+          assert.equal(got, i !== g % ipg, `inode ${ino} (pass ${pass})`);
+        }
+        assert.ok(memo.groupsKept <= 1024, `${memo.groupsKept} groups kept`);
+      }
+    }
   });
 });

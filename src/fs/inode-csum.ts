@@ -25,9 +25,18 @@ export interface InodeCsumGeometry {
   readonly csumSeed: number;
 }
 
+/**
+ * Groups whose bits are kept at once: 1 MiB of bits with 8,192 inodes per group. Past
+ * it the memo starts over (a walk of a 4 TiB filesystem would otherwise keep a bit for
+ * each of its 134 million inodes: 16 MiB beside a 32 MiB cache).
+ */
+const MEMO_GROUPS = 1024;
+
 export class InodeChecksumMemo {
   /** Per group, one bit per inode of the group: its record matched. */
-  private readonly good: (Uint8Array | undefined)[] = [];
+  private good: (Uint8Array | undefined)[] = [];
+  /** Groups with bits in `good`. */
+  private groups = 0;
   /** Where the native call writes one flag per record of a block. */
   private readonly flags: Uint8Array;
   private disabled = false;
@@ -41,6 +50,11 @@ export class InodeChecksumMemo {
    * `blockOffset`) is known to carry a matching checksum. False means "not known": the
    * caller must verify the record itself.
    */
+  /** Groups whose bits are held (at most MEMO_GROUPS; for tests). */
+  get groupsKept(): number {
+    return this.groups;
+  }
+
   verified(ino: number, group: number, index: number, block: Uint8Array, blockOffset: number): boolean {
     if (this.disabled) return false;
     const ipg = this.geo.inodesPerGroup;
@@ -58,8 +72,13 @@ export class InodeChecksumMemo {
     }
     if (matched === 0) return false;
     if (bits === undefined) {
+      if (this.groups >= MEMO_GROUPS) {
+        this.good = [];
+        this.groups = 0;
+      }
       bits = new Uint8Array(Math.ceil(ipg / 8));
       this.good[group] = bits;
+      this.groups++;
     }
     const flags = this.flags;
     for (let i = 0; i < count; i++) {
