@@ -976,21 +976,30 @@ export class Ext4 {
       for (const e of this.readdirInode(ino)) visit(e.rawName, e.ino, e.kind);
       return;
     }
+    const fileTypes = this.hasFileType;
+    for (const block of this.dirDataBlocks(ino, dir, 0)) {
+      for (const e of block.entries) visit(e.name, e.inode, kindOfFileType(fileTypes ? e.fileType : 0));
+    }
+  }
+
+  /**
+   * The data blocks of directory `ino` from logical block `from` on, each with its
+   * decoded records (holes skipped; each mapped run fetched with one read: all of it is
+   * wanted, in order). One step per block, not per entry.
+   */
+  private *dirDataBlocks(ino: number, dir: Inode, from: number): Generator<{ readonly lblk: number; readonly entries: readonly DirEntry[] }> {
     const blocks = this.dirBlocks(ino, dir);
     const ctx = this.mapContext(ino, dir);
     const indexed = (dir.flags & INDEX_FL) !== 0;
-    const fileTypes = this.hasFileType;
-    for (let lblk = 0; lblk < blocks; ) {
+    let lblk = from;
+    while (lblk < blocks) {
       const run = mapRun(ctx, ino, dir, lblk, blocks - lblk);
       if (run.kind !== 'data') {
         lblk += run.count;
         continue;
       }
       if (run.count > 1 && !this.channel.has(run.physical)) this.channel.readahead(run.physical, run.count);
-      for (let i = 0; i < run.count; i++, lblk++) {
-        const entries = this.dirBlockEntries(ino, dir, lblk, run.physical + i, indexed);
-        for (const e of entries) visit(e.name, e.inode, kindOfFileType(fileTypes ? e.fileType : 0));
-      }
+      for (let i = 0; i < run.count; i++, lblk++) yield { lblk, entries: this.dirBlockEntries(ino, dir, lblk, run.physical + i, indexed) };
     }
   }
 
@@ -1024,24 +1033,10 @@ export class Ext4 {
       return;
     }
     const bs = this.sb.blockSize;
-    const blocks = this.dirBlocks(ino, dir);
-    const ctx = this.mapContext(ino, dir);
-    const indexed = (dir.flags & INDEX_FL) !== 0;
-    let lblk = Math.floor(Math.max(0, from - 1) / bs);
-    while (lblk < blocks) {
-      const run = mapRun(ctx, ino, dir, lblk, blocks - lblk);
-      if (run.kind !== 'data') {
-        lblk += run.count;
-        continue;
-      }
-      // Fetch the run's blocks with one read (they are all wanted, in order).
-      if (run.count > 1 && !this.channel.has(run.physical)) this.channel.readahead(run.physical, run.count);
-      for (let i = 0; i < run.count; i++, lblk++) {
-        const entries = this.dirBlockEntries(ino, dir, lblk, run.physical + i, indexed);
-        for (const e of entries) {
-          const out = emit(e, lblk * bs + e.offset);
-          if (out !== undefined) yield out;
-        }
+    for (const { lblk, entries } of this.dirDataBlocks(ino, dir, Math.floor(Math.max(0, from - 1) / bs))) {
+      for (const e of entries) {
+        const out = emit(e, lblk * bs + e.offset);
+        if (out !== undefined) yield out;
       }
     }
   }
