@@ -514,10 +514,7 @@ export class CachingChannel implements IoChannel {
   writeBytes(offset: number, data: Uint8Array): void {
     this.assertOpen();
     if (this.passthrough) {
-      this.dropStream();
-      this.inner.writeBytes(offset, data);
-      this.counters.writeOps++;
-      this.counters.bytesWritten += data.length;
+      this.innerWriteBytes(offset, data);
       return;
     }
     if (this.inner.readOnly) throw readOnlyError(this.name, 'writeBytes');
@@ -536,10 +533,7 @@ export class CachingChannel implements IoChannel {
         const fresh = this.allocate(b, false);
         if (fresh === null) {
           this.bypasses++;
-          this.dropStream();
-          this.inner.writeBytes(abs, data.subarray(pos, pos + n));
-          this.counters.writeOps++;
-          this.counters.bytesWritten += n;
+          this.innerWriteBytes(abs, data.subarray(pos, pos + n));
           pos += n;
           continue;
         }
@@ -755,6 +749,13 @@ export class CachingChannel implements IoChannel {
     this.counters.reads += count;
     this.counters.bytesRead += count * this.inner.blockSize;
     return out;
+  }
+
+  private innerWriteBytes(offset: number, data: Uint8Array): void {
+    this.dropStream();
+    this.inner.writeBytes(offset, data);
+    this.counters.writeOps++;
+    this.counters.bytesWritten += data.length;
   }
 
   private innerWrite(block: number, count: number, data: Uint8Array): void {

@@ -1162,6 +1162,21 @@ export class Ext4 {
     return blocks;
   }
 
+  /** The htree root of directory `ino` in block `physical`, decoded (and verified with `seed`) once. */
+  private dxRootOf(ino: number, physical: number, seed: number | undefined): DxRoot {
+    return this.dxRoots.getOrDecode(physical, () =>
+      decodeDxRoot(this.channel.view(physical), {
+        blockSize: this.sb.blockSize,
+        hasChecksum: this.sb.hasMetadataCsum,
+        largeDir: (this.sb.featureIncompat & INCOMPAT_LARGEDIR) !== 0,
+        hasFileType: this.hasFileType,
+        block: physical,
+        inode: ino,
+        ...(seed === undefined ? {} : { csumSeed: seed }),
+      }),
+    );
+  }
+
   /** Live entries of one directory block (the dx root yields '.' and '..'; dx nodes nothing). */
   private dirBlockEntries(ino: number, dir: Inode, lblk: number, physical: number, indexed: boolean): readonly DirEntry[] {
     const bs = this.sb.blockSize;
@@ -1169,17 +1184,7 @@ export class Ext4 {
     const csum = this.sb.hasMetadataCsum;
     const seed = this.verify && csum ? inodeCsumSeed(this.sb.csumSeed, ino, dir.generation) : undefined;
     if (indexed && lblk === 0) {
-      const root = this.dxRoots.getOrDecode(physical, () =>
-        decodeDxRoot(view, {
-          blockSize: bs,
-          hasChecksum: csum,
-          largeDir: (this.sb.featureIncompat & INCOMPAT_LARGEDIR) !== 0,
-          hasFileType: this.hasFileType,
-          block: physical,
-          inode: ino,
-          ...(seed === undefined ? {} : { csumSeed: seed }),
-        }),
-      );
+      const root = this.dxRootOf(ino, physical, seed);
       return [
         { inode: root.dotInode, name: DOT, fileType: 2, offset: 0, recLen: 12 },
         { inode: root.dotdotInode, name: DOTDOT, fileType: 2, offset: 12, recLen: bs - 12 },
@@ -1389,14 +1394,7 @@ export class Ext4 {
     };
     const rootPhys = physicalOf(0);
     const common = { blockSize: bs, hasChecksum: csum, inode: ino, ...(seed === undefined ? {} : { csumSeed: seed }) };
-    const root = this.dxRoots.getOrDecode(rootPhys, () =>
-      decodeDxRoot(this.channel.view(rootPhys), {
-        ...common,
-        block: rootPhys,
-        largeDir: (this.sb.featureIncompat & INCOMPAT_LARGEDIR) !== 0,
-        hasFileType: this.hasFileType,
-      }),
-    );
+    const root = this.dxRootOf(ino, rootPhys, seed);
     const version = effectiveHashVersion(root.hashVersion, this.sb.flags);
     const hashOptions = { version, seed: this.sb.hashSeed, casefold: this.isCasefoldDir(dir) };
     return {

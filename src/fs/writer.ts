@@ -320,11 +320,8 @@ export class Writer {
    * shorter ones (small files, tails) stay in the cache until the next write-back.
    */
   private putData(block: number, count: number, data: Uint8Array): void {
-    if (count < DIRECT_DATA_BLOCKS) {
-      this.put(block, count, data);
-      return;
-    }
-    this.core.channel.writeDirect(block, count, data);
+    if (count < DIRECT_DATA_BLOCKS) this.core.channel.write(block, count, data);
+    else this.core.channel.writeDirect(block, count, data);
     this.core.invalidateBlocks(block, count);
   }
 

@@ -460,8 +460,9 @@ export const StructSize = {
   NOTIFY_DELETE_OUT: 24,
 } as const;
 
-const IN_HEADER = { len: 0, opcode: 4, unique: 8, nodeid: 16, uid: 24, gid: 28, pid: 32, totalExtlen: 36 } as const;
-const OUT_HEADER = { len: 0, error: 4, unique: 8 } as const;
+/** Field offsets of fuse_in_header, fuse_out_header and fuse_read_in/fuse_write_in (exported for the session's READ fast path). */
+export const IN_HEADER = { len: 0, opcode: 4, unique: 8, nodeid: 16, uid: 24, gid: 28, pid: 32, totalExtlen: 36 } as const;
+export const OUT_HEADER = { len: 0, error: 4, unique: 8 } as const;
 const ATTR = {
   ino: 0,
   size: 8,
@@ -550,7 +551,7 @@ const CREATE_IN = { flags: 0, mode: 4, umask: 8, openFlags: 12 } as const;
 const RELEASE_IN = { fh: 0, flags: 8, releaseFlags: 12, lockOwner: 16 } as const;
 const FLUSH_IN = { fh: 0, lockOwner: 16 } as const;
 /** fuse_read_in and fuse_write_in share this layout. */
-const RW_IN = { fh: 0, offset: 8, size: 16, rwFlags: 20, lockOwner: 24, flags: 32 } as const;
+export const RW_IN = { fh: 0, offset: 8, size: 16, rwFlags: 20, lockOwner: 24, flags: 32 } as const;
 const FSYNC_IN = { fh: 0, fsyncFlags: 8 } as const;
 const SETXATTR_IN = { size: 0, flags: 4, setxattrFlags: 8 } as const;
 const LSEEK_IN = { fh: 0, offset: 8, whence: 16 } as const;

@@ -96,7 +96,7 @@ import { PROTOCOL_BEFORE_INIT, Reply, decodeRequest, needsReply, negotiateInit, 
 
 /** The request of one opcode (or of several that share a handler). */
 type RequestOf<K extends FuseRequest['op']> = Extract<FuseRequest, { readonly op: K }>;
-import { Opcode, StructSize, decodeInHeader, type IoctlIn, type SetattrIn } from './abi.js';
+import { IN_HEADER, OUT_HEADER, Opcode, RW_IN, StructSize, decodeInHeader, type IoctlIn, type SetattrIn } from './abi.js';
 
 const ROOT_NODEID = 1;
 const EXT4_ROOT = 2;
@@ -501,13 +501,15 @@ export class FuseSession {
     }
     const view = this.fastView as DataView;
     const at = bytes.byteOffset;
-    if (view.getUint32(at + 4, true) !== Opcode.READ || view.getUint32(at, true) !== len || view.getUint16(at + 36, true) !== 0) return false;
-    const nodeHigh = view.getUint32(at + 20, true);
-    const offsetHigh = view.getUint32(at + StructSize.IN_HEADER + 12, true);
+    const body = at + StructSize.IN_HEADER;
+    if (view.getUint32(at + IN_HEADER.opcode, true) !== Opcode.READ || view.getUint32(at + IN_HEADER.len, true) !== len || view.getUint16(at + IN_HEADER.totalExtlen, true) !== 0) return false;
+    // u64 fields as two little-endian halves: the high one must keep the value below 2^53.
+    const nodeHigh = view.getUint32(at + IN_HEADER.nodeid + 4, true);
+    const offsetHigh = view.getUint32(body + RW_IN.offset + 4, true);
     if (nodeHigh >= SAFE_HIGH || offsetHigh >= SAFE_HIGH) return false;
-    const nodeid = nodeHigh * 0x1_0000_0000 + view.getUint32(at + 16, true);
-    const offset = offsetHigh * 0x1_0000_0000 + view.getUint32(at + StructSize.IN_HEADER + 8, true);
-    const size = Math.min(view.getUint32(at + StructSize.IN_HEADER + 16, true), this.options.maxRead);
+    const nodeid = nodeHigh * 0x1_0000_0000 + view.getUint32(at + IN_HEADER.nodeid, true);
+    const offset = offsetHigh * 0x1_0000_0000 + view.getUint32(body + RW_IN.offset, true);
+    const size = Math.min(view.getUint32(body + RW_IN.size, true), this.options.maxRead);
     this.readBuffer ??= new Uint8Array(this.options.maxRead);
     let data: Uint8Array;
     try {
@@ -517,10 +519,10 @@ export class FuseSession {
     }
     this.counts.set('READ', (this.counts.get('READ') ?? 0) + 1);
     const header = this.readHeader;
-    header.setUint32(0, StructSize.OUT_HEADER + data.length, true);
-    header.setInt32(4, 0, true);
-    header.setUint32(8, view.getUint32(at + 8, true), true); // unique, copied raw
-    header.setUint32(12, view.getUint32(at + 12, true), true);
+    header.setUint32(OUT_HEADER.len, StructSize.OUT_HEADER + data.length, true);
+    header.setInt32(OUT_HEADER.error, 0, true);
+    header.setUint32(OUT_HEADER.unique, view.getUint32(at + IN_HEADER.unique, true), true); // copied raw
+    header.setUint32(OUT_HEADER.unique + 4, view.getUint32(at + IN_HEADER.unique + 4, true), true);
     try {
       this.send([this.readHeaderBytes, data]);
     } catch (error) {

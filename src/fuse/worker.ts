@@ -11,7 +11,7 @@ import { isFsError } from '../errors.js';
 import { Housekeeper, WakeupFlag } from '../cache/housekeeper.js';
 import { PressureMonitor, systemPressureSources } from '../cache/pressure.js';
 import { FuseSession } from './session.js';
-import { Opcode } from './abi.js';
+import { IN_HEADER, Opcode, StructSize } from './abi.js';
 import type { MountOptions } from './options.js';
 
 export interface WorkerData {
@@ -143,7 +143,7 @@ async function serve(fd: number): Promise<void> {
       throw error;
     }
     requests++;
-    const init = !initialized && n >= 8 && buffer.readUInt32LE(4) === Opcode.INIT;
+    const init = !initialized && n >= StructSize.IN_HEADER && buffer.readUInt32LE(IN_HEADER.opcode) === Opcode.INIT;
     session.handle(buffer.subarray(0, n));
     if (init) {
       // The kernel applied our INIT reply while we wrote it (process_init_reply runs in
