@@ -48,6 +48,7 @@ import {
   S_IFDIR,
   S_IFMT,
   S_IFREG,
+  RecordSlab,
   S_ISGID,
   type Inode,
 } from '../ondisk/inode.js';
@@ -157,8 +158,14 @@ function now(): Timestamp {
   return { seconds: Math.floor(ms / 1000), nanoseconds: (ms % 1000) * 1_000_000 + Number(ns) };
 }
 
+/**
+ * Records of inodes being changed: they live for one operation (putInode stores a copy,
+ * never these), so their slabs die young.
+ */
+const changing = new RecordSlab();
+
 function cloneInode(inode: Inode): MutableInode {
-  return withRaw(inode, inode.raw.slice(), inode.checksumLo, inode.checksumHi);
+  return withRaw(inode, changing.copy(inode.raw, 0, inode.raw.length), inode.checksumLo, inode.checksumHi);
 }
 
 /**
