@@ -24,7 +24,7 @@ import { Ext4 } from '../src/fs/ext4.js';
 import { IoctlCmd, IoctlFlag, Opcode, FsXflag, NotifyCode } from '../src/fuse/abi.js';
 import { SessionClient, struct } from './helpers/fuse-client.js';
 import { scratchDir } from './helpers/images.js';
-import { alive, cleanupMounts, freshMountpoint, isMounted, loopMount, loopUnmount, mountExt4ts, umountExt4ts, type Ext4tsMount } from './helpers/mount.js';
+import { cleanupMounts, freshMountpoint, loopMount, loopUnmount, mountExt4ts, umountExt4ts, umountOk } from './helpers/mount.js';
 
 // ------------------------------------------------------------------ helpers
 
@@ -112,13 +112,6 @@ function execOk(cmd: string, args: readonly string[]): string {
 function assertFsck(img: string): void {
   const r = spawnSync('e2fsck', ['-fn', img], { encoding: 'utf8' });
   assert.equal(r.status, 0, `e2fsck -fn: ${r.stdout}${r.stderr}`);
-}
-
-async function umountOk(m: Ext4tsMount): Promise<void> {
-  const r = await umountExt4ts(m.mnt);
-  assert.equal(r.status, 0, `ext4ts umount: ${r.stderr}`);
-  assert.ok(!isMounted(m.mnt), 'still mounted after umount');
-  assert.ok(!alive(m.pid), 'the server still runs after umount returned');
 }
 
 // ------------------------------------------------------------------ the session alone

@@ -38,7 +38,7 @@ import { join } from 'node:path';
 import { scratchDir } from './helpers/images.js';
 import { randomBytes, writeSparse } from './helpers/tree.js';
 import { REPO, runChild, snapshot, type EntrySnapshot } from './helpers/cli.js';
-import { alive, cleanupMounts, freshMountpoint, isMounted, loopMount, loopUnmount, mountAt, mountExt4ts, mountProcesses, umountExt4ts, waitUntil, ext4ts, type Ext4tsMount } from './helpers/mount.js';
+import { alive, cleanupMounts, freshMountpoint, isMounted, loopMount, loopUnmount, mountAt, mountExt4ts, mountProcesses, umountExt4ts, umountOk, waitUntil, ext4ts } from './helpers/mount.js';
 
 const VERBOSE = process.env.FUSE_WRITE_VERBOSE !== undefined;
 function log(line: string): void {
@@ -113,13 +113,6 @@ async function withLoop<T>(img: string, fn: (mnt: string) => Promise<T> | T): Pr
   } finally {
     loopUnmount(k);
   }
-}
-
-async function umountOk(m: Ext4tsMount): Promise<void> {
-  const r = await umountExt4ts(m.mnt);
-  assert.equal(r.status, 0, `ext4ts umount: ${r.stderr}`);
-  assert.ok(!isMounted(m.mnt), 'still mounted after umount');
-  assert.ok(!alive(m.pid), 'the server still runs after umount returned');
 }
 
 // ------------------------------------------------------------------ the source tree

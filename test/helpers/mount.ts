@@ -10,6 +10,7 @@
  * Nothing is left behind: every mount made here is registered and, at process exit,
  * lazily unmounted if still there; every ext4ts server still alive is killed by pid.
  */
+import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, realpathSync, rmdirSync, rmSync, statSync, type BigIntStats, type Dirent } from 'node:fs';
 import { runCliAsync, type CliResult } from './cli.js';
@@ -241,6 +242,14 @@ export async function mountExt4ts(image: string, mnt: string, options: readonly 
 /** `ext4ts umount [--lazy] MNT` (waits for the server to exit). */
 export async function umountExt4ts(mnt: string, lazy = false): Promise<CliResult> {
   return ext4ts(['umount', ...(lazy ? ['--lazy'] : []), mnt]);
+}
+
+/** `ext4ts umount MNT`, asserting it succeeded, the mount is gone and the server has exited. */
+export async function umountOk(m: Ext4tsMount): Promise<void> {
+  const r = await umountExt4ts(m.mnt);
+  assert.equal(r.status, 0, `ext4ts umount: ${r.stderr}`);
+  assert.ok(!isMounted(m.mnt), 'still mounted after umount');
+  assert.ok(!alive(m.pid), 'the server still runs after umount returned');
 }
 
 /** Run the CLI (node --import tsx src/cli/main.ts ...). */
