@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { Ext4 } from '../src/fs/ext4.js';
+import { Ext4, ROOT_INO } from '../src/fs/ext4.js';
 import { FsError } from '../src/errors.js';
 import { makeImage, scratchDir } from './helpers/images.js';
 import { unmountLeftovers } from './helpers/kernel.js';
@@ -246,6 +246,26 @@ describe('write-side behaviour', () => {
     fsys.close();
     const after = execFileSync('dumpe2fs', ['-h', image], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
     assert.match(after, /Filesystem state:\s+clean/);
+    fsckClean(image);
+  });
+
+  it('refuses user.* xattrs on symlinks and special files with EPERM, as the kernel does; other namespaces are allowed', () => {
+    const image = fresh('userxattr');
+    const fsys = Ext4.openFile(image, { write: true });
+    fsys.symlink('target', '/link');
+    fsys.mknodInode(ROOT_INO, 'fifo', 0o10644, { uid: 0, gid: 0 });
+    fsys.writeFile('/file', 'x');
+    const value = new Uint8Array([1, 2, 3]);
+    for (const path of ['/link', '/fifo']) {
+      assert.throws(() => fsys.setxattr(path, 'user.one', value), { code: 'EPERM' }, path);
+      assert.throws(() => fsys.removexattr(path, 'user.one'), { code: 'EPERM' }, path);
+    }
+    fsys.setxattr('/link', 'trusted.one', value);
+    fsys.setxattr('/file', 'user.one', value);
+    fsys.setxattr('/', 'user.one', value);
+    assert.deepEqual(fsys.listxattr('/link'), ['trusted.one']);
+    assert.deepEqual(fsys.getxattr('/file', 'user.one'), value);
+    fsys.close();
     fsckClean(image);
   });
 

@@ -61,6 +61,7 @@ import {
   encodeXattrBlock,
   compareXattrEntries,
   splitXattrName,
+  XATTR_INDEX,
   type XattrEntry,
 } from '../ondisk/xattr.js';
 import { isInlineDataXattr } from '../ondisk/inline-data.js';
@@ -865,6 +866,12 @@ export class Writer {
     if (value !== null && value.length > XATTR_SIZE_MAX) throw new FsError('E2BIG', 'xattr value too large', { inode: ino });
     const inode = this.mutable(ino);
     if ((inode.flags & (IMMUTABLE_FL | APPEND_FL)) !== 0) throw new FsError('EPERM', 'the file is immutable or append-only', { inode: ino });
+    // As the kernel's VFS (xattr_permission): user.* attributes belong to regular files
+    // and directories only; on a symlink, device, fifo or socket they cannot be set or
+    // removed.
+    if (split.index === XATTR_INDEX.USER && !isReg(inode.mode) && !isDir(inode.mode)) {
+      throw new FsError('EPERM', `user.* attributes are for regular files and directories only (${name})`, { inode: ino });
+    }
     let stored = value;
     if (value !== null && (name === 'system.posix_acl_access' || name === 'system.posix_acl_default')) {
       const acl = decodeVfsAcl(value);
