@@ -826,7 +826,16 @@ export class FuseSession {
   private opWrite(request: RequestOf<'WRITE'>, ino: number, reply: Reply): void {
     this.rw();
     if ((request.args.writeFlags & WriteFlag.KILL_SUIDGID) !== 0) this.killPriv(ino, undefined, request.header);
-    reply.replyWrite(this.fs.write(ino, request.args.offset, request.args.data));
+    const size = request.args.data.length;
+    const written = this.fs.write(ino, request.args.offset, request.args.data);
+    if (written < size && (request.args.writeFlags & WriteFlag.CACHE) !== 0) {
+      // The page cache's write-back (writeback_cache): the kernel takes a short count as
+      // the pages written and drops the rest without an error. Only a write(2) that
+      // reached us directly may be short (the caller sees it and retries, getting the
+      // ENOSPC); here the failure must be the answer, for fsync and close to report.
+      throw new FsError('ENOSPC', `no space left: ${written} of ${size} bytes written back at offset ${request.args.offset}`, { inode: ino });
+    }
+    reply.replyWrite(written);
   }
 
   private opFallocate(request: RequestOf<'FALLOCATE'>, ino: number, reply: Reply): void {

@@ -50,7 +50,7 @@ import { inodeCsumSeed, setInodeChecksum } from '../../src/ondisk/inode.js';
 import { decodeSuperblock, superblockChecksum, type Superblock } from '../../src/ondisk/superblock.js';
 import { setXattrBlockChecksum } from '../../src/ondisk/xattr.js';
 import { scratchDir } from './images.js';
-import { Opcode, SessionClient, struct, type DirentPlus, type FuseReply } from './fuse-client.js';
+import { Opcode, SessionClient, struct, WRITE_CACHE, type DirentPlus, type FuseReply } from './fuse-client.js';
 
 const HERE = fileURLToPath(import.meta.url);
 /** The repository root (where `tsx` resolves from). */
@@ -2233,7 +2233,8 @@ class Walker {
       const fh = req('OPEN', f.nodeid, () => client.open(f.nodeid, false, 0o2));
       if (fh !== undefined && 'fh' in fh) {
         const end = f.size > 1n << 20n ? 1n << 20n : f.size;
-        req('WRITE', f.nodeid, () => client.write(f.nodeid, fh.fh, Number(end), data.subarray(0, 5000)));
+        // Odd files: as the page cache writes back (WRITE_CACHE: all or an error); even: a direct write(2).
+        req('WRITE', f.nodeid, () => client.write(f.nodeid, fh.fh, Number(end), data.subarray(0, 5000), i % 2 === 1 ? WRITE_CACHE : 0));
         req('SETATTR', f.nodeid, () => client.request(Opcode.SETATTR, f.nodeid, struct(88, (v) => (v.setUint32(0, 1 << 3, true), u64(v, 16, end / 2n)))));
         req('FLUSH', f.nodeid, () => client.request(Opcode.FLUSH, f.nodeid, struct(24, (v) => u64(v, 0, fh.fh))));
         if (i % 2 === 0) req('UNLINK', f.parent, () => client.request(Opcode.UNLINK, f.parent, struct(0, undefined, Buffer.concat([f.name, Buffer.from([0])]))));

@@ -1,0 +1,73 @@
+/**
+ * WRITE through a FuseSession (no kernel) when the filesystem runs out of space half-way
+ * through a request. A write(2) that reached the server directly may be acknowledged
+ * short (the caller sees the short count and retries into ENOSPC); a write-back from the
+ * page cache (FUSE_WRITE_CACHE, writeback_cache mounts) must not be: the kernel takes a
+ * short count as the pages written and drops the rest without an error, so the server
+ * answers ENOSPC and fsync/close report it. Either way e2fsck finds the image clean.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { Ext4 } from '../src/fs/ext4.js';
+import { FsError } from '../src/errors.js';
+import { scratchDir } from './helpers/images.js';
+import { SessionClient, WRITE_CACHE } from './helpers/fuse-client.js';
+import { fsckClean } from './helpers/twin.js';
+
+const ENOSPC = 28;
+const KIB = 1024;
+
+/** A 1 KiB-block image whose data blocks are all taken but one; returns its path and /f's inode. */
+function nearlyFull(name: string): { image: string; ino: number } {
+  const image = join(scratchDir(), `${name}.img`);
+  fs.rmSync(image, { force: true });
+  execFileSync('mke2fs', ['-q', '-F', '-t', 'ext4', '-b', '1024', '-m', '0', image, '2M'], { stdio: 'ignore' });
+  const fsys = Ext4.openFile(image, { write: true });
+  fsys.writeFile('/f', '');
+  fsys.writeFile('/filler', '');
+  const filler = fsys.stat('/filler').ino;
+  const chunk = new Uint8Array(KIB).fill(0x66);
+  let size = 0;
+  for (;;) {
+    try {
+      if (fsys.write(filler, size, chunk) < chunk.length) break;
+    } catch (error) {
+      if (error instanceof FsError && error.code === 'ENOSPC') break;
+      throw error;
+    }
+    size += KIB;
+  }
+  // Give one block back: the last of the filler's data.
+  fsys.truncate(filler, size - KIB);
+  const ino = fsys.stat('/f').ino;
+  fsys.close();
+  return { image, ino };
+}
+
+describe('WRITE through the session when the space runs out half-way', () => {
+  for (const cache of [false, true]) {
+    it(cache ? 'a page-cache write-back (WRITE_CACHE) fails with ENOSPC instead of a short count' : 'a direct write is acknowledged short: the bytes that fit', () => {
+      const { image, ino } = nearlyFull(`session-enospc-${cache ? 'cache' : 'direct'}`);
+      const fsys = Ext4.openFile(image, { write: true });
+      const client = new SessionClient(fsys);
+      client.init();
+      const opened = client.open(ino, false, 0o2);
+      assert.ok('fh' in opened, 'OPEN');
+      const data = new Uint8Array(3 * KIB).fill(0x5a);
+      const result = client.write(ino, opened.fh, 0, data, cache ? WRITE_CACHE : 0);
+      if (cache) assert.equal(result, -ENOSPC);
+      else assert.equal(result, KIB, 'the one free block, and no more');
+      assert.equal(client.release(ino, opened.fh, false), 0);
+      fsys.close();
+      fsckClean(image);
+      // What was written stays written, readable and accounted for.
+      const back = Ext4.openFile(image);
+      assert.equal(back.stat('/f').size, KIB);
+      assert.deepEqual(back.readFile('/f'), data.subarray(0, KIB));
+      back.close();
+    });
+  }
+});
