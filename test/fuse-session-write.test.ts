@@ -4,7 +4,8 @@
  * short (the caller sees the short count and retries into ENOSPC); a write-back from the
  * page cache (FUSE_WRITE_CACHE, writeback_cache mounts) must not be: the kernel takes a
  * short count as the pages written and drops the rest without an error, so the server
- * answers ENOSPC and fsync/close report it. Either way e2fsck finds the image clean.
+ * answers ENOSPC and fsync/close report it. COPY_FILE_RANGE counts what it wrote. Either
+ * way e2fsck finds the image clean.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,7 +15,7 @@ import { join } from 'node:path';
 import { Ext4 } from '../src/fs/ext4.js';
 import { FsError } from '../src/errors.js';
 import { scratchDir } from './helpers/images.js';
-import { SessionClient, WRITE_CACHE } from './helpers/fuse-client.js';
+import { Opcode, SessionClient, struct, WRITE_CACHE } from './helpers/fuse-client.js';
 import { fsckClean } from './helpers/twin.js';
 
 const ENOSPC = 28;
@@ -27,6 +28,7 @@ function nearlyFull(name: string): { image: string; ino: number } {
   execFileSync('mke2fs', ['-q', '-F', '-t', 'ext4', '-b', '1024', '-m', '0', image, '2M'], { stdio: 'ignore' });
   const fsys = Ext4.openFile(image, { write: true });
   fsys.writeFile('/f', '');
+  fsys.writeFile('/src', new Uint8Array(3 * KIB).fill(0x5a));
   fsys.writeFile('/filler', '');
   const filler = fsys.stat('/filler').ino;
   const chunk = new Uint8Array(KIB).fill(0x66);
@@ -70,4 +72,21 @@ describe('WRITE through the session when the space runs out half-way', () => {
       back.close();
     });
   }
+
+  it('COPY_FILE_RANGE reports the bytes it copied, not the bytes it read', () => {
+    const { image, ino } = nearlyFull('session-enospc-copy');
+    const fsys = Ext4.openFile(image, { write: true });
+    const src = fsys.stat('/src').ino;
+    const client = new SessionClient(fsys);
+    client.init();
+    // fuse_copy_file_range_in: fh_in, off_in, nodeid_out, fh_out, off_out, len, flags
+    const r = client.request(Opcode.COPY_FILE_RANGE, src, struct(56, (v) => (v.setBigUint64(16, BigInt(ino), true), v.setBigUint64(40, BigInt(3 * KIB), true))));
+    assert.equal(r.errno, 0);
+    assert.equal(r.body.readUInt32LE(0), KIB, 'one block fitted');
+    fsys.close();
+    fsckClean(image);
+    const back = Ext4.openFile(image);
+    assert.equal(back.stat('/f').size, KIB);
+    back.close();
+  });
 });

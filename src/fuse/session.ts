@@ -854,9 +854,10 @@ export class FuseSession {
     while (done < total) {
       const chunk = this.fs.read(ino, offIn + done, Math.min(COPY_CHUNK, total - done));
       if (chunk.length === 0) break;
-      this.fs.write(out, offOut + done, chunk);
-      done += chunk.length;
-      if (chunk.length < Math.min(COPY_CHUNK, total - done + chunk.length)) break;
+      // Out of space half-way: report what was copied (a short copy), never more.
+      const written = this.fs.write(out, offOut + done, chunk);
+      done += written;
+      if (written < chunk.length || chunk.length < Math.min(COPY_CHUNK, total - done + chunk.length)) break;
     }
     reply.replyCopyFileRange(done);
   }
