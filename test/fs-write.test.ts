@@ -294,6 +294,9 @@ describe('write-side behaviour', () => {
     assert.equal(code(() => fsys.rename('/old/small.txt', '/old/deep')), 'EISDIR');
     assert.equal(code(() => fsys.rename('/old/deep', '/old/small.txt')), 'ENOTDIR');
     assert.equal(code(() => fsys.link('/old', '/oldlink')), 'EPERM');
+    // The new name is checked first, as the kernel does: EEXIST before EPERM.
+    assert.equal(code(() => fsys.link('/old', '/old')), 'EEXIST');
+    assert.equal(code(() => fsys.link('/old', '/old/small.txt')), 'EEXIST');
     assert.equal(code(() => fsys.writeFile('/old', 'x')), 'EISDIR');
     assert.equal(code(() => fsys.mkdir('/' + 'n'.repeat(256))), 'ENAMETOOLONG');
     fsys.close();

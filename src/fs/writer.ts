@@ -1181,13 +1181,15 @@ export class Writer {
   /** A hard link: `name` in `parentIno` -> existing `ino`. */
   hardlink(ino: number, parentIno: number, name: Uint8Array): void {
     this.checkName(name);
+    // The kernel's order (do_linkat): the new name first (its directory, EEXIST), then
+    // what may be linked (EPERM for a directory, immutable, append-only; ENOENT; EMLINK).
+    const parent = this.dirForChange(parentIno);
+    if (this.core.find(parentIno, name) !== undefined) throw new FsError('EEXIST', 'file exists', { inode: parentIno });
     const inode = this.mutable(ino);
     if (isDir(inode.mode)) throw new FsError('EPERM', 'hard links to directories are not allowed', { inode: ino });
     if ((inode.flags & (IMMUTABLE_FL | APPEND_FL)) !== 0) throw new FsError('EPERM', 'the file is immutable or append-only', { inode: ino });
     if (inode.linksCount >= LINK_MAX) throw new FsError('EMLINK', 'too many links', { inode: ino });
     if (inode.linksCount === 0) throw new FsError('ENOENT', 'the file was removed', { inode: ino });
-    const parent = this.dirForChange(parentIno);
-    if (this.core.find(parentIno, name) !== undefined) throw new FsError('EEXIST', 'file exists', { inode: parentIno });
     this.link(parentIno, parent, name, ino, inode.mode);
     inode.linksCount++;
     this.stamp(inode, { c: true });
