@@ -148,7 +148,7 @@ for (const variant of VARIANTS) {
             fs.rmSync(dir, { recursive: true, force: true });
           }
         }),
-        { numRuns: RUNS, seed: SEED, endOnFailure: true },
+        { numRuns: RUNS, seed: SEED, endOnFailure: true, includeErrorInReport: true },
       );
     });
   });
