@@ -39,7 +39,9 @@ type Op =
   | { kind: 'symlink'; target: string; path: string }
   | { kind: 'chmod'; path: string; mode: number }
   | { kind: 'setxattr'; path: string; name: string; size: number; seed: number }
-  | { kind: 'removexattr'; path: string; name: string };
+  | { kind: 'removexattr'; path: string; name: string }
+  | { kind: 'chown'; path: string; uid: number; gid: number }
+  | { kind: 'rmTree'; path: string };
 
 const size = fc.oneof(fc.integer({ min: 0, max: 3000 }), fc.integer({ min: 0, max: 200_000 }));
 const seed = fc.integer({ min: 1, max: 1_000_000 });
@@ -58,6 +60,8 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('chmod' as const), path, mode: fc.constantFrom(0o600, 0o755, 0o4711, 0o1777) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('setxattr' as const), path, name: xname, size: fc.integer({ min: 0, max: 300 }), seed }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('removexattr' as const), path, name: xname }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('chown' as const), path, uid: fc.constantFrom(0, 1000, 65534), gid: fc.constantFrom(0, 100, 65534) }) },
+  { weight: 1, arbitrary: path.map((p) => ({ kind: 'rmTree' as const, path: p })) },
 );
 
 function apply(t: Twin, op: Op): void {
@@ -97,6 +101,12 @@ function apply(t: Twin, op: Op): void {
       return;
     case 'removexattr':
       t.removexattr(op.path, op.name);
+      return;
+    case 'chown':
+      t.chown(op.path, op.uid, op.gid);
+      return;
+    case 'rmTree':
+      t.rmTree(op.path);
       return;
   }
 }
