@@ -164,7 +164,7 @@ Examples:
 
   program
     .command('umount')
-    .description('Unmount an ext4ts mount and wait until its server has flushed everything and exited.')
+    .description('Unmount an ext4ts mount and wait until its server has flushed everything and exited. A mount still busy after a second (files open on it, a shell inside it) is reported (EBUSY); --lazy detaches it anyway.')
     .argument('<mountpoint>', 'where the image is mounted')
     .option('-l, --lazy', 'detach now even if busy; the server exits when the last user is gone')
     .option('--timeout <seconds>', 'how long to wait for the server to exit', '60')

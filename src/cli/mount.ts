@@ -96,6 +96,9 @@ export function serverEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return env.MALLOC_ARENA_MAX === undefined ? { ...env, MALLOC_ARENA_MAX: '1' } : env;
 }
 
+/** How long `ext4ts umount` retries a busy mount point before reporting EBUSY. */
+const BUSY_RETRY_MS = 1000;
+
 /** Unmount and wait for the server to flush, close the image and exit. */
 export async function umount(mountpoint: string, options: { lazy?: boolean; timeout?: string }): Promise<void> {
   // This process serves no mount, so resolving the path through it is safe.
@@ -110,9 +113,17 @@ export async function umount(mountpoint: string, options: { lazy?: boolean; time
   } catch {
     pid = undefined;
   }
-  const err = unmount(real, options.lazy === true);
-  if (err !== undefined) {
+  // Busy can be momentary: a program that has just exited may still be closing its
+  // files on the mount. Try again for up to BUSY_RETRY_MS before saying so.
+  const busyUntil = Date.now() + BUSY_RETRY_MS;
+  for (;;) {
+    const err = unmount(real, options.lazy === true);
+    if (err === undefined) break;
     const busy = /busy/i.test(err);
+    if (busy && Date.now() < busyUntil) {
+      await new Promise((r) => setTimeout(r, 100));
+      continue;
+    }
     throw new Failure(mountpoint, new FsError(busy ? 'EBUSY' : 'EIO', busy ? 'target is busy (files are open on it; try --lazy)' : err));
   }
   if (pid === undefined || !Number.isInteger(pid) || pid <= 0) return;
