@@ -222,9 +222,10 @@ describe('inode cache', () => {
     // A symlink whose target is in a data block, and one with an xattr block: describeInode
     // reads more through the cache for those (the record must not be read in place then).
     e.symlink(`/${'long/'.repeat(40)}target`, '/long-link');
-    e.setxattrInode(e.resolve('/long-link', false), 'user.mark', new Uint8Array(600).fill(7));
+    // (trusted.*: user.* attributes are for regular files and directories only.)
+    e.setxattrInode(e.resolve('/long-link', false), 'trusted.mark', new Uint8Array(600).fill(7));
     e.sync();
-    const names = ['user.mark', 'user.other'] as const;
+    const names = ['user.mark', 'user.other', 'trusted.mark'] as const;
     // The default cache, and one of two blocks, where every other read recycles a buffer.
     for (const cacheSize of [undefined, 2048]) {
       const channel = new MemoryChannel(bytes, { blockSize: 1024 });
