@@ -423,6 +423,19 @@ describe('CachingChannel: sequential direct reads', () => {
     assert.deepEqual(far, mem.contents.slice(900 * BS, 901 * BS));
   });
 
+  it('readDirectView on a read-only channel: cached blocks are the device\'s, so the window is handed out as it is', () => {
+    const mem = new MemoryChannel(filled(1024), { blockSize: BS, readOnly: true });
+    const cache = new CachingChannel(mem, { cacheSize: 64 * BS });
+    cache.read(12, 1); // cached (clean: it cannot be written)
+    const into = new Uint8Array(2 * BS);
+    cache.readDirectView(10, 1, into.subarray(0, BS));
+    for (let b = 11; b < 40; b += 2) {
+      const got = cache.readDirectView(b, 2, into);
+      assert.deepEqual(got, mem.contents.slice(b * BS, (b + 2) * BS), `blocks ${b}..${b + 1}`);
+      assert.notEqual(got.buffer, into.buffer, `blocks ${b}..${b + 1}: no copy`);
+    }
+  });
+
   it('reads random and large requests as they come, and drops the window when the device changes', () => {
     const { mem, rec, cache } = setup(1024, 64);
     cache.readDirect(500, 1);

@@ -367,18 +367,31 @@ export class CachingChannel implements IoChannel {
     return (block - this.streamFirst) * bs;
   }
 
-  /** Whether one of a few blocks (at most half a window) is cached. */
+  /**
+   * Whether cached copies may differ from the device, so that direct reads must be
+   * overlaid with them: not on a read-only channel, where every cached block was read
+   * from the device as the window was (looking each block up was 1% of `get`).
+   */
+  private overlays(): boolean {
+    return this.map.size > 0 && !this.inner.readOnly;
+  }
+
+  /** Whether one of a few blocks (at most half a window) is cached with contents the device may not have. */
   private anyCached(block: number, count: number): boolean {
-    if (this.map.size === 0) return false;
+    if (!this.overlays()) return false;
     for (let b = block; b < block + count; b++) if (this.map.has(b)) return true;
     return false;
   }
 
-  /** Lays the cached copies of a few blocks (at most half a window: looked up one by one, no forRange list) over `out`, and counts hits and misses. */
+  /**
+   * Lays the cached copies of a few blocks (at most half a window: looked up one by one,
+   * no forRange list) over `out` where they may differ (see `overlays`), and counts
+   * hits (blocks overlaid) and misses.
+   */
   private overlay(block: number, count: number, out: Uint8Array): void {
     const bs = this.inner.blockSize;
     let overlaid = 0;
-    if (this.map.size > 0) {
+    if (this.overlays()) {
       for (let b = block; b < block + count; b++) {
         const buf = this.map.get(b);
         if (buf === undefined) continue;
