@@ -401,6 +401,41 @@ describe('CachingChannel: sequential direct reads', () => {
     assert.deepEqual(rec.ops, [['read', 11, window]]);
   });
 
+  it('readDirectView: the window itself when no block of the request is cached, else a copy with the cached ones laid over', () => {
+    const { mem, rec, cache } = setup(1024, 64);
+    const window = STREAM_WINDOW_BYTES / BS;
+    cache.write(12, 1, block(0xee)); // cached and dirty: newer than the device
+    const into = new Uint8Array(2 * BS);
+    cache.readDirectView(10, 1, into.subarray(0, BS)); // not sequential yet: read through
+    rec.ops.length = 0;
+    for (let b = 11; b < 40; b += 2) {
+      const got = cache.readDirectView(b, 2, into);
+      const want = mem.contents.slice(b * BS, (b + 2) * BS);
+      const cached = b <= 12 && 12 < b + 2;
+      if (cached) want.set(block(0xee), (12 - b) * BS);
+      assert.deepEqual(got, want, `blocks ${b}..${b + 1}`);
+      assert.equal(got.buffer === into.buffer, cached, `blocks ${b}..${b + 1}: a copy only where a block is cached`);
+    }
+    assert.deepEqual(rec.ops, [['read', 11, window]]);
+    // A random request is read into \`into\`, as readDirect does.
+    const far = cache.readDirectView(900, 1, into.subarray(0, BS));
+    assert.equal(far.buffer, into.buffer);
+    assert.deepEqual(far, mem.contents.slice(900 * BS, 901 * BS));
+  });
+
+  it('readDirectView on a read-only channel: cached blocks are the device\'s, so the window is handed out as it is', () => {
+    const mem = new MemoryChannel(filled(1024), { blockSize: BS, readOnly: true });
+    const cache = new CachingChannel(mem, { cacheSize: 64 * BS });
+    cache.read(12, 1); // cached (clean: it cannot be written)
+    const into = new Uint8Array(2 * BS);
+    cache.readDirectView(10, 1, into.subarray(0, BS));
+    for (let b = 11; b < 40; b += 2) {
+      const got = cache.readDirectView(b, 2, into);
+      assert.deepEqual(got, mem.contents.slice(b * BS, (b + 2) * BS), `blocks ${b}..${b + 1}`);
+      assert.notEqual(got.buffer, into.buffer, `blocks ${b}..${b + 1}: no copy`);
+    }
+  });
+
   it('reads random and large requests as they come, and drops the window when the device changes', () => {
     const { mem, rec, cache } = setup(1024, 64);
     cache.readDirect(500, 1);

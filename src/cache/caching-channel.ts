@@ -302,6 +302,33 @@ export class CachingChannel implements IoChannel {
   }
 
   /**
+   * `readDirect` into `into`, except that when the direct-read window serves the request
+   * and holds the only copy of its blocks (none is cached), the result is a view of the
+   * window itself: no copy. Valid until the next call on this channel; the caller must
+   * not modify it. For a reader that hands the bytes on at once (copying files out).
+   */
+  readDirectView(block: number, count: number, into: Uint8Array): Uint8Array {
+    this.assertOpen();
+    if (this.passthrough) return this.innerRead(block, count, into);
+    const out = this.readTarget(block, count, into);
+    if (count === 0) return out;
+    const at = this.streamAt(block, count);
+    if (at < 0) {
+      this.readThrough(block, count, out);
+      return out;
+    }
+    const bs = this.inner.blockSize;
+    const window = (this.stream as Uint8Array).subarray(at, at + count * bs);
+    if (!this.anyCached(block, count)) {
+      this.misses += count;
+      return window;
+    }
+    out.set(window);
+    this.overlay(block, count, out);
+    return out;
+  }
+
+  /**
    * A direct read from the window, refilled with one device read when the request lies
    * ahead of the previous one, close enough that the reads are walking the device
    * (copying files stored one after the other). Cached copies are laid over the result
@@ -309,13 +336,26 @@ export class CachingChannel implements IoChannel {
    * sequential (a random reader must not pay for a window it will not use).
    */
   private readStreamed(block: number, count: number, out: Uint8Array): boolean {
+    const at = this.streamAt(block, count);
+    if (at < 0) return false;
+    out.set((this.stream as Uint8Array).subarray(at, at + count * this.inner.blockSize));
+    this.overlay(block, count, out);
+    return true;
+  }
+
+  /**
+   * Where blocks [block, block + count) start in the window (bytes), refilling it when
+   * the request follows the previous one (see readStreamed); -1 when the window does
+   * not serve the request.
+   */
+  private streamAt(block: number, count: number): number {
     const bs = this.inner.blockSize;
     const windowBlocks = Math.floor(STREAM_WINDOW_BYTES / bs);
     const previous = this.directNext;
     this.directNext = block + count;
-    if (count * 2 > windowBlocks) return false;
+    if (count * 2 > windowBlocks) return -1;
     if (block < this.streamFirst || block + count > this.streamFirst + this.streamCount) {
-      if (previous < 0 || block < previous || block - previous > windowBlocks) return false;
+      if (previous < 0 || block < previous || block - previous > windowBlocks) return -1;
       const deviceBlocks = Math.floor(this.inner.sizeBytes / bs);
       const n = Math.min(windowBlocks, deviceBlocks - block);
       const window = (this.stream ??= new Uint8Array(windowBlocks * bs));
@@ -324,12 +364,34 @@ export class CachingChannel implements IoChannel {
       this.streamFirst = block;
       this.streamCount = n;
     }
-    const window = this.stream as Uint8Array;
-    const at = (block - this.streamFirst) * bs;
-    out.set(window.subarray(at, at + count * bs));
+    return (block - this.streamFirst) * bs;
+  }
+
+  /**
+   * Whether cached copies may differ from the device, so that direct reads must be
+   * overlaid with them: not on a read-only channel, where every cached block was read
+   * from the device as the window was (looking each block up was 1% of `get`).
+   */
+  private overlays(): boolean {
+    return this.map.size > 0 && !this.inner.readOnly;
+  }
+
+  /** Whether one of a few blocks (at most half a window) is cached with contents the device may not have. */
+  private anyCached(block: number, count: number): boolean {
+    if (!this.overlays()) return false;
+    for (let b = block; b < block + count; b++) if (this.map.has(b)) return true;
+    return false;
+  }
+
+  /**
+   * Lays the cached copies of a few blocks (at most half a window: looked up one by one,
+   * no forRange list) over `out` where they may differ (see `overlays`), and counts
+   * hits (blocks overlaid) and misses.
+   */
+  private overlay(block: number, count: number, out: Uint8Array): void {
+    const bs = this.inner.blockSize;
     let overlaid = 0;
-    if (this.map.size > 0) {
-      // A few blocks (count <= half a window): looked up one by one, no forRange list.
+    if (this.overlays()) {
       for (let b = block; b < block + count; b++) {
         const buf = this.map.get(b);
         if (buf === undefined) continue;
@@ -339,7 +401,6 @@ export class CachingChannel implements IoChannel {
     }
     this.hits += overlaid;
     this.misses += count - overlaid;
-    return true;
   }
 
   /** Forget the direct-read window: the device is about to change under it. */

@@ -59,6 +59,39 @@ interface PendingDir {
   readonly plain: boolean;
 }
 
+/** A regular file being created by `get`: opened on first need (O_EXCL, mode 0600), written at offsets, closed once. */
+class NewFile {
+  fd = -1;
+  created = false;
+
+  constructor(private readonly path: Buffer) {}
+
+  /** Creates the file unless done already. */
+  create(): void {
+    if (this.created) return;
+    this.fd = nodefs.openSync(this.path, nodefs.constants.O_WRONLY | nodefs.constants.O_CREAT | nodefs.constants.O_EXCL, 0o600);
+    this.created = true;
+  }
+
+  /** All of `data` at `pos` (creating the file first if needed). */
+  write(pos: number, data: Uint8Array): void {
+    this.create();
+    for (let done = 0; done < data.length; ) done += nodefs.writeSync(this.fd, data, done, data.length - done, pos + done);
+  }
+
+  /** Closes the descriptor (its error is thrown). */
+  close(): void {
+    const fd = this.fd;
+    this.fd = -1;
+    nodefs.closeSync(fd);
+  }
+
+  /** Closes the descriptor if it is still open (after a failure). */
+  abandon(): void {
+    if (this.fd >= 0) this.close();
+  }
+}
+
 class Extractor {
   private readonly linkMap = new Map<number, Buffer>();
   private readonly visited = new Set<number>();
@@ -312,65 +345,62 @@ class Extractor {
    * calls: `applyOpenFile`), the metadata goes on before the close too: fchown, xattrs,
    * fchmod, close, then the times; returns true then (nothing left to queue).
    *
-   * A file whose data is one run (most are) and that needs no chown and no xattrs is
-   * written in one call (`ops.writeNewFile`: open with its final mode, write, futimens,
-   * close) when `plain` says the mode it is created with is the one it gets (umask 0, no
-   * default ACL: see `plainIn`); such a file is created when its data has been read, so
-   * an unreadable one is not left behind empty.
+   * A file whose data is one run (most are) and that needs nothing more (see
+   * `quickRecord`) is written in one call instead (`ops.writeNewFile`: open with its
+   * final mode, write, futimens, close); such a file is created when its data has been
+   * read, so an unreadable one is not left behind empty.
    */
   private writeFile(src: Buffer, dest: Buffer, ino: number, st: Stat, ownGroup: boolean, plain: boolean): boolean {
-    const applyOpenFile = this.ops.applyOpenFile;
     // A new file already has our ids: when they are the wanted owner, no fchown (one
     // syscall per file saved when root extracts root's files).
     const chown = this.isRoot && !(ownGroup && st.uid === this.myEuid && st.gid === this.myEgid);
-    const writeNew = this.ops.writeNewFile;
-    let record: MetaRecord | undefined;
-    let quick: MetaRecord | undefined;
-    if (writeNew !== undefined && plain && !chown && st.size <= CHUNK) {
-      record = this.record(dest, st, this.xattrs(src, ino));
-      // Without CAP_FSETID, writing clears setuid/setgid: those files take the long way.
-      if (record.xattrs.length === 0 && (this.isRoot || (record.mode & 0o6000) === 0)) quick = record;
-    }
-    let fd = -1;
-    let open = false;
-    const create = (): void => {
-      fd = nodefs.openSync(dest, nodefs.constants.O_WRONLY | nodefs.constants.O_CREAT | nodefs.constants.O_EXCL, 0o600);
-      open = true;
-    };
-    const close = (): void => {
-      open = false;
-      nodefs.closeSync(fd);
-    };
-    let written = false;
+    const record = this.quickRecord(src, dest, ino, st, plain, chown);
+    const quick = record !== undefined && record.xattrs.length === 0 && (this.isRoot || (record.mode & 0o6000) === 0) ? record : undefined;
+    const file = new NewFile(dest);
     try {
-      this.dataBuffer ??= new Uint8Array(CHUNK);
+      if (quick === undefined) file.create();
+      let whole = false; // written by writeNewFile
       let end = 0; // the file's size so far
-      if (quick === undefined) create();
+      this.dataBuffer ??= new Uint8Array(CHUNK);
       about(src, () =>
         this.fs.readDataRuns(ino, this.dataBuffer as Uint8Array, (pos, data) => {
-          if (quick !== undefined && !open && !written && pos === 0 && data.length === st.size) {
+          if (quick !== undefined && !whole && !file.created && pos === 0 && data.length === st.size) {
             this.writeNew(quick, data);
-            written = true;
+            whole = true;
           } else {
-            if (!open) create();
-            for (let done = 0; done < data.length; ) done += nodefs.writeSync(fd, data, done, data.length - done, pos + done);
+            file.write(pos, data);
           }
           end = pos + data.length;
           this.progress.data(data.length);
         }),
       );
-      if (quick !== undefined && !written && !open && st.size === 0) {
+      if (!whole && quick !== undefined && !file.created && st.size === 0) {
         this.writeNew(quick, new Uint8Array(0));
-        written = true;
+        whole = true;
       }
-      if (written) return true;
-      if (!open) create();
-      if (end !== st.size) nodefs.ftruncateSync(fd, st.size);
-      if (applyOpenFile !== undefined) this.report(applyOpenFile(fd, record ?? this.record(dest, st, this.xattrs(src, ino)), chown, close));
+      if (whole) return true;
+      file.create();
+      if (end !== st.size) nodefs.ftruncateSync(file.fd, st.size);
+      const applyOpenFile = this.ops.applyOpenFile;
+      if (applyOpenFile === undefined) return false;
+      this.report(applyOpenFile(file.fd, record ?? this.record(dest, st, this.xattrs(src, ino)), chown, () => file.close()));
+      return true;
     } finally {
-      if (open) nodefs.closeSync(fd);
+      file.abandon();
     }
-    return applyOpenFile !== undefined;
+  }
+
+  /**
+   * The metadata of a file that may be written in one call (`ops.writeNewFile`): one
+   * that needs no chown, small enough for one run, and created in a directory where it
+   * gets exactly the mode it is created with (`plain`: umask 0, no default ACL; see
+   * `plainIn`). Undefined otherwise. The caller still checks the record: a file with
+   * xattrs, or one whose setuid/setgid bits writing would clear (without CAP_FSETID),
+   * takes the long way.
+   */
+  private quickRecord(src: Buffer, dest: Buffer, ino: number, st: Stat, plain: boolean, chown: boolean): MetaRecord | undefined {
+    if (this.ops.writeNewFile === undefined || !plain || chown || st.size > CHUNK) return undefined;
+    return this.record(dest, st, this.xattrs(src, ino));
   }
 
   /** `ops.writeNewFile`; a failure to create or write names the destination, as openSync's would. */

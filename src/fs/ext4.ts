@@ -592,8 +592,9 @@ export class Ext4 {
 
   /**
    * The written data of a regular file (or symlink), in order, for copying it out with
-   * its holes: `visit(offset, bytes)` per stretch of data, `bytes` being a view of `into`
-   * that the next stretch overwrites. Holes and unwritten extents (which read as zeros)
+   * its holes: `visit(offset, bytes)` per stretch of data, `bytes` being a view of `into`,
+   * or of the block cache's read window (no copy: see CachingChannel.readDirectView),
+   * that the next stretch or the next call on the filesystem overwrites. Holes and unwritten extents (which read as zeros)
    * are skipped; inline data is one stretch of the whole size. A stretch is at most
    * `into.length` bytes, which must hold a block. One mapping pass, no allocation per
    * call: what `get` does for every file, where mapping runs first and reading them
@@ -624,7 +625,7 @@ export class Ext4 {
         for (let done = 0; done < run.count; ) {
           const count = Math.min(run.count - done, maxBlocks);
           const from = (lblk + done) * bs;
-          const bytes = this.channel.readDirect(run.physical + done, count, into.subarray(0, count * bs));
+          const bytes = this.channel.readDirectView(run.physical + done, count, into.subarray(0, count * bs));
           visit(from, bytes.subarray(0, Math.min(count * bs, size - from)));
           done += count;
         }

@@ -41,7 +41,7 @@
  */
 import { hostname } from 'node:os';
 import { basename } from 'node:path';
-import { randomInt } from 'node:crypto';
+import { randomInt } from './random.js';
 import { corrupted, FsError } from '../errors.js';
 import type { IoChannel } from '../io/channel.js';
 import type { Superblock } from '../ondisk/superblock.js';
