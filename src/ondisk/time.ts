@@ -50,7 +50,7 @@ export function decodeTime(lo: number, extra?: number): Timestamp {
   const base = signed32(lo);
   if (extra === undefined) return { seconds: base, nanoseconds: 0 };
   const epoch = extra & EXTRA_EPOCH_MASK;
-  // Epoch 0 (every time before 2038) keeps \`base\` a small integer: \`base + 0 * TWO_32\` is
+  // Epoch 0 (every time before 2038) keeps `base` a small integer: `base + 0 * TWO_32` is
   // a heap number in unoptimized code, which turns the seconds field of every Timestamp
   // from small-integer to double and throws away the optimized code that reads them
   // (decodeInode, statOf and their callers were compiled twice in a tree walk).
