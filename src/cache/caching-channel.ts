@@ -294,11 +294,7 @@ export class CachingChannel implements IoChannel {
    * over the result. Metadata in the cache is neither evicted nor promoted.
    */
   readDirect(block: number, count: number, into?: Uint8Array): Uint8Array {
-    this.assertOpen();
-    if (this.passthrough) return this.innerRead(block, count, into);
-    const out = this.readTarget(block, count, into);
-    if (count > 0 && !this.readStreamed(block, count, out)) this.readThrough(block, count, out);
-    return out;
+    return this.direct(block, count, into, false);
   }
 
   /**
@@ -308,6 +304,15 @@ export class CachingChannel implements IoChannel {
    * not modify it. For a reader that hands the bytes on at once (copying files out).
    */
   readDirectView(block: number, count: number, into: Uint8Array): Uint8Array {
+    return this.direct(block, count, into, true);
+  }
+
+  /**
+   * readDirect (and with `view`, readDirectView): served from the direct-read window
+   * when streamAt says it serves the request, the cached copies laid over it; else one
+   * backing read (readThrough).
+   */
+  private direct(block: number, count: number, into: Uint8Array | undefined, view: boolean): Uint8Array {
     this.assertOpen();
     if (this.passthrough) return this.innerRead(block, count, into);
     const out = this.readTarget(block, count, into);
@@ -317,9 +322,8 @@ export class CachingChannel implements IoChannel {
       this.readThrough(block, count, out);
       return out;
     }
-    const bs = this.inner.blockSize;
-    const window = (this.stream as Uint8Array).subarray(at, at + count * bs);
-    if (!this.anyCached(block, count)) {
+    const window = (this.stream as Uint8Array).subarray(at, at + count * this.inner.blockSize);
+    if (view && !this.anyCached(block, count)) {
       this.misses += count;
       return window;
     }
@@ -329,24 +333,11 @@ export class CachingChannel implements IoChannel {
   }
 
   /**
-   * A direct read from the window, refilled with one device read when the request lies
-   * ahead of the previous one, close enough that the reads are walking the device
-   * (copying files stored one after the other). Cached copies are laid over the result
-   * as readThrough does. False when the request is left to readThrough: large, or not
-   * sequential (a random reader must not pay for a window it will not use).
-   */
-  private readStreamed(block: number, count: number, out: Uint8Array): boolean {
-    const at = this.streamAt(block, count);
-    if (at < 0) return false;
-    out.set((this.stream as Uint8Array).subarray(at, at + count * this.inner.blockSize));
-    this.overlay(block, count, out);
-    return true;
-  }
-
-  /**
-   * Where blocks [block, block + count) start in the window (bytes), refilling it when
-   * the request follows the previous one (see readStreamed); -1 when the window does
-   * not serve the request.
+   * Where blocks [block, block + count) start in the direct-read window (bytes), or -1
+   * when the window does not serve the request: large, or not sequential (a random
+   * reader must not pay for a window it will not use). The window is refilled with one
+   * device read when the request lies ahead of the previous one, close enough that the
+   * reads are walking the device (copying files stored one after the other).
    */
   private streamAt(block: number, count: number): number {
     const bs = this.inner.blockSize;

@@ -852,12 +852,13 @@ export class FuseSession {
     const total = Math.min(len, COPY_MAX, request.op === 'COPY_FILE_RANGE' ? 0xffff_ffff : COPY_MAX);
     let done = 0;
     while (done < total) {
-      const chunk = this.fs.read(ino, offIn + done, Math.min(COPY_CHUNK, total - done));
+      const want = Math.min(COPY_CHUNK, total - done);
+      const chunk = this.fs.read(ino, offIn + done, want);
       if (chunk.length === 0) break;
       // Out of space half-way: report what was copied (a short copy), never more.
       const written = this.fs.write(out, offOut + done, chunk);
       done += written;
-      if (written < chunk.length || chunk.length < Math.min(COPY_CHUNK, total - done + chunk.length)) break;
+      if (written < chunk.length || chunk.length < want) break; // short write, or end of file
     }
     reply.replyCopyFileRange(done);
   }

@@ -288,10 +288,6 @@ export class RecordSlab {
 /** Records of decoded and encoded inodes: what the inode cache keeps. */
 const records = new RecordSlab();
 
-function copyRecord(bytes: Uint8Array, start: number, size: number): Uint8Array {
-  return records.copy(bytes, start, size);
-}
-
 /** A timestamp field and, when the record holds it, its extra field. */
 function timeAt(v: DataView, extraIsize: number, field: number, extraField: number): Timestamp {
   return decodeTime(v.getUint32(field, true), fits(extraIsize, extraField, 4) ? v.getUint32(extraField, true) : undefined);
@@ -310,7 +306,7 @@ export function decodeInode(bytes: Uint8Array, options: InodeDecodeOptions): Ino
   if (!Number.isInteger(start) || start < 0 || start + inodeSize > bytes.length) {
     throw new FsError('EINVAL', `inode record [${start}, ${start + inodeSize}) outside ${bytes.length} bytes`, context(inodeNo, options.block));
   }
-  const raw = options.transient === true ? bytes.subarray(start, start + inodeSize) : copyRecord(bytes, start, inodeSize);
+  const raw = options.transient === true ? bytes.subarray(start, start + inodeSize) : records.copy(bytes, start, inodeSize);
   const v = new DataView(raw.buffer, raw.byteOffset, inodeSize);
   const o = INODE_OFFSETS;
   const extraIsize = inodeSize <= GOOD_OLD_INODE_SIZE ? 0 : v.getUint16(o.extraIsize, true);
@@ -396,7 +392,7 @@ export function encodeInode(inode: Inode): Uint8Array {
 
   // Byte stores, not a DataView: this runs for every inode change (several per file
   // created), and making a DataView over a fresh 256-byte copy cost more than the stores.
-  const raw = copyRecord(inode.raw, 0, inodeSize);
+  const raw = records.copy(inode.raw, 0, inodeSize);
   writeU16(raw, o.mode, inode.mode);
   writeU16(raw, o.uidLo, inode.uid & 0xffff);
   writeU16(raw, o.uidHi, inode.uid >>> 16);
