@@ -100,6 +100,8 @@ import { IN_HEADER, OUT_HEADER, Opcode, RW_IN, StructSize, decodeInHeader, type 
 
 const ROOT_NODEID = 1;
 const EXT4_ROOT = 2;
+/** btime of a STATX reply whose mask leaves StatxMask.BTIME out (the kernel ignores it). */
+const NO_BIRTH_TIME: Timestamp = Object.freeze({ seconds: 0, nanoseconds: 0 });
 
 export interface SessionOptions {
   /** Seconds the kernel may cache attributes. */
@@ -1065,7 +1067,9 @@ export class FuseSession {
 
   private statx(st: Stat): FuseStatx {
     const owner = this.options.owner;
-    const base = {
+    // One object shape whether or not there is a birth time (the mask says which): a
+    // spread adding btime to a 19-property object cost ~2.5 us per STATX in V8 11.
+    return {
       mask: StatxMask.BASIC_STATS | (st.birthtime === undefined ? 0 : StatxMask.BTIME),
       blksize: st.blksize,
       attributes: 0,
@@ -1084,8 +1088,8 @@ export class FuseSession {
       rdevMinor: st.rdevMinor,
       devMajor: 0,
       devMinor: 0,
+      btime: st.birthtime ?? NO_BIRTH_TIME,
     };
-    return st.birthtime === undefined ? base : { ...base, btime: st.birthtime };
   }
 
   /**
