@@ -268,9 +268,17 @@ describe('ext4ts CLI', () => {
     fs.mkdirSync(join(merged, 'dir'));
     fs.chownSync(join(merged, 'dir'), 0, 4242);
     fs.chmodSync(join(merged, 'dir'), 0o2775);
-    const runs = await Promise.all([setgid, foreign, merged].map((dest) => runCliAsync(['get', ext4.image, '/dir', dest])));
+    // Merged into without the setgid bit: of a foreign group (new files get ours: chown
+    // needed), and of our own (new files get exactly ours: a chown may be left out).
+    const mergedForeign = freshDir('get-owner-merged-foreign');
+    fs.mkdirSync(join(mergedForeign, 'dir'));
+    fs.chownSync(join(mergedForeign, 'dir'), 0, 4242);
+    const mergedOwn = freshDir('get-owner-merged-own');
+    fs.mkdirSync(join(mergedOwn, 'dir'));
+    const dests = [setgid, foreign, merged, mergedForeign, mergedOwn];
+    const runs = await Promise.all(dests.map((dest) => runCliAsync(['get', ext4.image, '/dir', dest])));
     for (const r of runs) assert.equal(r.status, 0, r.stderr);
-    for (const dest of [setgid, foreign, merged]) {
+    for (const dest of dests) {
       const got = snapshot(join(dest, 'dir'));
       assert.equal(got.size, expected.size, dest);
       for (const [k, e] of got) {

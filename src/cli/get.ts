@@ -121,8 +121,18 @@ class Extractor {
   ) {
     this.ops = chooseSysOps(() => (this.scratch = mkdtempSync(join(this.destRoot, '.ext4ts-tmp-'))));
     this.rootPlain = this.plainIn(this.destRoot);
-    const root = nodefs.statSync(destRoot, { throwIfNoEntry: false });
-    this.rootOwnGroup = root !== undefined && root.gid === this.myEgid && (root.mode & 0o2000) === 0;
+    this.rootOwnGroup = this.ownGroupIn(destRoot);
+  }
+
+  /**
+   * Whether what is created in the existing directory `dir` gets our effective ids (so
+   * that a chown to them would change nothing): it is of our group and not setgid. The
+   * new entry's group then comes out as ours whether the system takes it from our egid
+   * or from the directory (setgid parents, grpid mounts).
+   */
+  private ownGroupIn(dir: string | Buffer): boolean {
+    const st = nodefs.statSync(dir, { throwIfNoEntry: false });
+    return st !== undefined && st.gid === this.myEgid && (st.mode & 0o2000) === 0;
   }
 
   /**
@@ -269,8 +279,8 @@ class Extractor {
    * a chown to those ids would change nothing). True for a directory we made whose
    * parent had the property, starting from a destination directory of our group without
    * the setgid bit: whether the group comes from our egid, a setgid parent or the
-   * parent's group (grpid mounts), it is then ours. A merged, pre-existing directory is
-   * not trusted.
+   * parent's group (grpid mounts), it is then ours. A pre-existing directory merged
+   * into is judged the same way as the destination (`ownGroupIn`).
    */
   private entry(src: Buffer, dest: Buffer, ino: number, fresh = false, ownGroup = this.rootOwnGroup, plain = this.rootPlain): void {
     try {
@@ -295,7 +305,9 @@ class Extractor {
           const made = this.prepare(dest, true, fresh) === 'absent';
           if (made) nodefs.mkdirSync(dest, { mode: 0o700 });
           // A directory we make inherits its parent's default ACL (none when `plain`).
-          this.stack.push({ src, dest, ino, fresh: made, ownGroup: made && ownGroup, plain: made ? plain : this.plainIn(dest) });
+          // A directory merged into (the destination itself, for `get IMG / DIR`) is
+          // judged by what it is now.
+          this.stack.push({ src, dest, ino, fresh: made, ownGroup: made ? ownGroup : this.ownGroupIn(dest), plain: made ? plain : this.plainIn(dest) });
           const record = this.record(dest, st, this.xattrs(src, ino));
           this.checkPrecision(record);
           this.dirRecords.push(record);
