@@ -27,7 +27,7 @@
  */
 import { FsError, corrupted } from '../errors.js';
 import type { CachingChannel } from '../cache/caching-channel.js';
-import { encodeGroupDesc, BG_BLOCK_UNINIT, BG_INODE_UNINIT, BG_INODE_ZEROED, type GroupDesc } from '../ondisk/group-desc.js';
+import { changedGroupDesc, encodeGroupDesc, BG_BLOCK_UNINIT, BG_INODE_UNINIT, BG_INODE_ZEROED, type GroupDesc, type GroupDescChange } from '../ondisk/group-desc.js';
 import { withBlockBitmapChecksum, withInodeBitmapChecksum } from '../ondisk/bitmap.js';
 import { descriptorBlockFor, groupBlockCount, groupFirstBlock, groupLayout } from '../ondisk/layout.js';
 import type { Superblock } from '../ondisk/superblock.js';
@@ -144,8 +144,8 @@ export class Allocator {
     return this.freeInodesTotal;
   }
 
-  private update(g: number, change: Partial<Omit<GroupDesc, 'group' | 'raw'>>): void {
-    this.descs[g] = { ...this.desc(g), ...change };
+  private update(g: number, change: GroupDescChange): void {
+    this.descs[g] = changedGroupDesc(this.desc(g), change);
     this.dirtyDescs.add(g);
   }
 

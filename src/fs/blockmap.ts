@@ -67,8 +67,17 @@ function mapExtent(ctx: MapContext, ino: number, inode: Inode, lblk: number, max
       continue;
     }
     const view = ctx.cache.view(entry.leaf);
-    const opts = { ...common, capacity: sb.blockSize, block: entry.leaf, expectedDepth: node.header.depth - 1, firstLogical: entry.block };
-    node = decodeExtentNode(view, ctx.csumSeed === undefined ? opts : { ...opts, csumSeed: ctx.csumSeed });
+    // One literal of one shape (a spread adding csumSeed took V8's slow clone path).
+    node = decodeExtentNode(view, {
+      capacity: sb.blockSize,
+      inode: ino,
+      block: entry.leaf,
+      expectedDepth: node.header.depth - 1,
+      firstLogical: entry.block,
+      totalBlocks: sb.blocksCount,
+      firstDataBlock: sb.firstDataBlock,
+      csumSeed: ctx.csumSeed,
+    });
     ctx.nodes?.set(entry.leaf, node);
   }
   const i = findExtent(node.entries, lblk);

@@ -218,19 +218,20 @@ class Dir {
       blockSize: this.bs,
       hasFileType: ctx.hasFileType,
       hasChecksumTail: ctx.metadataCsum,
-      ...(ctx.metadataCsum ? { csumSeed: ctx.csumSeed } : {}),
+      csumSeed: ctx.metadataCsum ? ctx.csumSeed : undefined,
     };
     this.dxWrite = {
       blockSize: this.bs,
       hasChecksum: ctx.metadataCsum,
       hasFileType: ctx.hasFileType,
-      ...(ctx.metadataCsum ? { csumSeed: ctx.csumSeed } : {}),
+      csumSeed: ctx.metadataCsum ? ctx.csumSeed : undefined,
     };
     this.maxLevels = ctx.largeDir ? HTREE_LEVEL : HTREE_LEVEL_COMPAT;
   }
 
-  private get verifySeed(): { csumSeed: number } | Record<string, never> {
-    return this.ctx.metadataCsum && this.ctx.verifyChecksums !== false ? { csumSeed: this.ctx.csumSeed } : {};
+  /** The seed reads verify checksums with; undefined when they do not. */
+  private get verifySeed(): number | undefined {
+    return this.ctx.metadataCsum && this.ctx.verifyChecksums !== false ? this.ctx.csumSeed : undefined;
   }
 
   blocks(): number {
@@ -281,7 +282,7 @@ class Dir {
       hasChecksumTail: this.ctx.metadataCsum,
       inode: this.ctx.ino,
       block: lblk,
-      ...(this.store.trusted?.(lblk) === true ? {} : this.verifySeed),
+      csumSeed: this.store.trusted?.(lblk) === true ? undefined : this.verifySeed,
     };
   }
 
@@ -305,7 +306,7 @@ class Dir {
 
   /** The entries of dx node `lblk` (a copy the caller may change). */
   node(lblk: number): DxEntry[] {
-    const decode = (): DxNode => decodeDxNode(this.peek(lblk), { blockSize: this.bs, hasChecksum: this.ctx.metadataCsum, inode: this.ctx.ino, block: lblk, ...this.verifySeed });
+    const decode = (): DxNode => decodeDxNode(this.peek(lblk), { blockSize: this.bs, hasChecksum: this.ctx.metadataCsum, inode: this.ctx.ino, block: lblk, csumSeed: this.verifySeed });
     return [...(this.store.decodedNode === undefined ? decode() : this.store.decodedNode(lblk, decode)).entries];
   }
 
@@ -317,7 +318,7 @@ class Dir {
       hasFileType: this.ctx.hasFileType,
       inode: this.ctx.ino,
       block: 0,
-      ...this.verifySeed,
+      csumSeed: this.verifySeed,
     });
   }
 
@@ -794,6 +795,6 @@ export function newDirBlock(ctx: DirContext, self: number, parent: number): Uint
       { inode: self, name: DOT, fileType: FT.DIR },
       { inode: parent, name: DOTDOT, fileType: FT.DIR },
     ],
-    { blockSize, hasFileType: ctx.hasFileType, hasChecksumTail: ctx.metadataCsum, ...(ctx.metadataCsum ? { csumSeed: ctx.csumSeed } : {}) },
+    { blockSize, hasFileType: ctx.hasFileType, hasChecksumTail: ctx.metadataCsum, csumSeed: ctx.metadataCsum ? ctx.csumSeed : undefined },
   );
 }

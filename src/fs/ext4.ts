@@ -725,8 +725,14 @@ export class Ext4 {
     if (block === 0) return NO_XATTRS;
     if (block <= this.sb.firstDataBlock || block >= this.sb.blocksCount) throw corrupted('inode', `xattr block ${block} is outside the filesystem`, { inode: ino });
     const view = this.channel.view(block);
-    const options = { blockNo: block, inode: ino, eaInode: this.eaInode, inodesCount: this.sb.inodesCount, firstIno: this.sb.firstIno };
-    const decoded = decodeXattrBlock(view, this.verify && this.sb.hasMetadataCsum ? { ...options, csumSeed: this.sb.csumSeed } : options);
+    const decoded = decodeXattrBlock(view, {
+      blockNo: block,
+      inode: ino,
+      eaInode: this.eaInode,
+      inodesCount: this.sb.inodesCount,
+      firstIno: this.sb.firstIno,
+      csumSeed: this.verify && this.sb.hasMetadataCsum ? this.sb.csumSeed : undefined,
+    });
     return decoded.entries;
   }
 
@@ -1173,7 +1179,7 @@ export class Ext4 {
         hasFileType: this.hasFileType,
         block: physical,
         inode: ino,
-        ...(seed === undefined ? {} : { csumSeed: seed }),
+        csumSeed: seed,
       }),
     );
   }
@@ -1205,7 +1211,7 @@ export class Ext4 {
       inode: ino,
       block: physical,
       hashInDirent,
-      ...(seed === undefined ? {} : { csumSeed: seed }),
+      csumSeed: seed,
     });
     if (!hashInDirent) this.dirLeaves.set(physical, decoded.entries);
     return decoded.entries;
@@ -1235,7 +1241,7 @@ export class Ext4 {
         inodesCount: this.sb.inodesCount,
         inode: ino,
         block: physical,
-        ...(this.verify && csum ? { csumSeed: inodeCsumSeed(this.sb.csumSeed, ino, dir.generation) } : {}),
+        csumSeed: this.verify && csum ? inodeCsumSeed(this.sb.csumSeed, ino, dir.generation) : undefined,
       },
       name,
     );
@@ -1394,7 +1400,7 @@ export class Ext4 {
       return run.physical;
     };
     const rootPhys = physicalOf(0);
-    const common = { blockSize: bs, hasChecksum: csum, inode: ino, ...(seed === undefined ? {} : { csumSeed: seed }) };
+    const common = { blockSize: bs, hasChecksum: csum, inode: ino, csumSeed: seed };
     const root = this.dxRootOf(ino, rootPhys, seed);
     const version = effectiveHashVersion(root.hashVersion, this.sb.flags);
     const hashOptions = { version, seed: this.sb.hashSeed, casefold: this.isCasefoldDir(dir) };

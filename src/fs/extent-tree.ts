@@ -567,7 +567,7 @@ export class ExtentTree {
       firstLogical: e.block,
       totalBlocks,
       firstDataBlock,
-      ...(csumSeed !== undefined ? { csumSeed } : {}),
+      csumSeed,
     };
     return toNode(decodeExtentNode(bytes, options), block);
   }

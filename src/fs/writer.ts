@@ -21,7 +21,7 @@
 import { randomInt } from './random.js';
 import { FsError, corrupted } from '../errors.js';
 import type { CachingChannel } from '../cache/caching-channel.js';
-import { encodeSuperblock, STATE_VALID, SUPERBLOCK_OFFSET, type Superblock } from '../ondisk/superblock.js';
+import { changedSuperblock, encodeSuperblock, STATE_VALID, SUPERBLOCK_OFFSET, type Superblock } from '../ondisk/superblock.js';
 import { RO_COMPAT_DIR_NLINK, RO_COMPAT_HUGE_FILE, RO_COMPAT_LARGE_FILE, INCOMPAT_CASEFOLD, INCOMPAT_EXTENTS, INCOMPAT_FILETYPE, INCOMPAT_LARGEDIR, COMPAT_DIR_INDEX } from '../ondisk/features.js';
 import {
   blankInode,
@@ -269,14 +269,14 @@ export class Writer {
     this.processOrphans();
     const t = Math.floor(Date.now() / 1000);
     const maxCount = this.sb.mntCount + 1;
-    this.writeSuperblock({ ...this.sb, state: this.sb.state & ~STATE_VALID, mntCount: Math.min(0xffff, maxCount), mtime: t, wtime: t });
+    this.writeSuperblock(changedSuperblock(this.sb, { state: this.sb.state & ~STATE_VALID, mntCount: Math.min(0xffff, maxCount), mtime: t, wtime: t }));
     this.core.channel.flush();
   }
 
   private writeSuperblock(sb: Superblock): void {
     const bytes = encodeSuperblock(sb);
     this.core.channel.writeBytes(SUPERBLOCK_OFFSET, bytes);
-    this.core.setSuperblock({ ...sb, raw: bytes, checksum: sb.hasMetadataCsum ? (bytes[0x3fc]! | (bytes[0x3fd]! << 8) | (bytes[0x3fe]! << 16) | (bytes[0x3ff]! << 24)) >>> 0 : sb.checksum });
+    this.core.setSuperblock(changedSuperblock(sb, { raw: bytes, checksum: sb.hasMetadataCsum ? (bytes[0x3fc]! | (bytes[0x3fd]! << 8) | (bytes[0x3fe]! << 16) | (bytes[0x3ff]! << 24)) >>> 0 : sb.checksum }));
   }
 
   /**
@@ -288,14 +288,13 @@ export class Writer {
     const kb = Math.floor(this.kbytesWritten / 1024);
     this.kbytesWritten -= kb * 1024;
     const state = clean && this.wasClean ? this.sb.state | STATE_VALID : this.sb.state;
-    const next: Superblock = {
-      ...this.sb,
+    const next = changedSuperblock(this.sb, {
       freeBlocksCount: counts.freeBlocks * this.sb.clusterRatio,
       freeInodesCount: counts.freeInodes,
       kbytesWritten: this.sb.kbytesWritten + kb,
       wtime: Math.floor(Date.now() / 1000),
       state,
-    };
+    });
     if (clean) {
       // The clean state goes last: everything else must be on the device first.
       this.core.channel.flush();
@@ -486,9 +485,9 @@ export class Writer {
     if (block === 0) return;
     const sb = this.sb;
     const view = this.core.channel.read(block, 1);
-    const decoded = decodeXattrBlock(view, { blockNo: block, inode: ino, ...(sb.hasMetadataCsum ? { csumSeed: sb.csumSeed } : {}) });
+    const decoded = decodeXattrBlock(view, { blockNo: block, inode: ino, csumSeed: sb.hasMetadataCsum ? sb.csumSeed : undefined });
     if (decoded.header.refcount > 1) {
-      const next = encodeXattrBlock(decoded.entries, { blockSize: this.bs, blockNo: block, refcount: decoded.header.refcount - 1, ...(sb.hasMetadataCsum ? { csumSeed: sb.csumSeed } : {}) }, { hashes: 'keep' });
+      const next = encodeXattrBlock(decoded.entries, { blockSize: this.bs, blockNo: block, refcount: decoded.header.refcount - 1, csumSeed: sb.hasMetadataCsum ? sb.csumSeed : undefined }, { hashes: 'keep' });
       this.put(block, 1, next);
     } else {
       this.alloc.freeBlocks(block, 1);
@@ -922,7 +921,7 @@ export class Writer {
       if (oldBlock !== 0) this.dropXattrBlock(ino, inode);
       return;
     }
-    const seed = sb.hasMetadataCsum ? { csumSeed: sb.csumSeed } : {};
+    const seed = sb.hasMetadataCsum ? sb.csumSeed : undefined;
     // Check that the entries fit before any block changes hands.
     try {
       encodeXattrBlock(entries, { blockSize: this.bs, blockNo: 0 });
@@ -932,7 +931,7 @@ export class Writer {
     }
     let target = oldBlock;
     if (oldBlock !== 0) {
-      const header = decodeXattrBlock(this.core.channel.read(oldBlock, 1), { blockNo: oldBlock, inode: ino, ...seed }).header;
+      const header = decodeXattrBlock(this.core.channel.read(oldBlock, 1), { blockNo: oldBlock, inode: ino, csumSeed: seed }).header;
       if (header.refcount > 1) {
         this.dropXattrBlock(ino, inode);
         target = 0;
@@ -945,7 +944,7 @@ export class Writer {
       inode.fileAclLo = target % 2 ** 32;
       inode.fileAclHi = Math.floor(target / 2 ** 32);
     }
-    const bytes = encodeXattrBlock(entries, { blockSize: this.bs, blockNo: target, ...seed });
+    const bytes = encodeXattrBlock(entries, { blockSize: this.bs, blockNo: target, csumSeed: seed });
     this.put(target, 1, bytes);
   }
 
@@ -1265,7 +1264,7 @@ export class Writer {
   /** Push an inode on the superblock's orphan list (i_dtime links the list). */
   private addOrphan(ino: number, inode: MutableInode): void {
     inode.dtime = this.sb.lastOrphan;
-    this.core.setSuperblock({ ...this.sb, lastOrphan: ino });
+    this.core.setSuperblock(changedSuperblock(this.sb, { lastOrphan: ino }));
     this.orphans.add(ino);
   }
 
@@ -1275,7 +1274,7 @@ export class Writer {
     inode.dtime = 0;
     this.orphans.delete(ino);
     if (this.sb.lastOrphan === ino) {
-      this.core.setSuperblock({ ...this.sb, lastOrphan: next });
+      this.core.setSuperblock(changedSuperblock(this.sb, { lastOrphan: next }));
       return;
     }
     let cur = this.sb.lastOrphan;
@@ -1307,7 +1306,7 @@ export class Writer {
       const inode = cloneInode(this.core.readInode(cur));
       const next = inode.dtime;
       inode.dtime = 0;
-      this.core.setSuperblock({ ...this.sb, lastOrphan: next });
+      this.core.setSuperblock(changedSuperblock(this.sb, { lastOrphan: next }));
       this.orphans.delete(cur);
       if (inode.linksCount === 0) {
         this.freeInode(cur, inode);

@@ -12,7 +12,7 @@
  * checking: callers build it in memory and skip verification.
  */
 import { crc32cRaw } from './crc.js';
-import type { GroupDesc } from './group-desc.js';
+import { changedGroupDesc, type GroupDesc } from './group-desc.js';
 import type { Superblock } from './superblock.js';
 
 type BitmapGeometry = Pick<Superblock, 'csumSeed' | 'clustersPerGroup' | 'inodesPerGroup' | 'descSize' | 'hasMetadataCsum'>;
@@ -60,13 +60,13 @@ export function verifyInodeBitmapChecksum(sb: BitmapGeometry, desc: Pick<GroupDe
 }
 
 /** `desc` with its block bitmap checksum set for `bitmap` (unchanged without metadata_csum). */
-export function withBlockBitmapChecksum<T extends GroupDesc>(sb: BitmapGeometry, desc: T, bitmap: Uint8Array): T {
+export function withBlockBitmapChecksum(sb: BitmapGeometry, desc: GroupDesc, bitmap: Uint8Array): GroupDesc {
   if (!sb.hasMetadataCsum) return desc;
-  return { ...desc, blockBitmapCsum: stored(sb, blockBitmapChecksum(sb, bitmap)) };
+  return changedGroupDesc(desc, { blockBitmapCsum: stored(sb, blockBitmapChecksum(sb, bitmap)) });
 }
 
 /** `desc` with its inode bitmap checksum set for `bitmap` (unchanged without metadata_csum). */
-export function withInodeBitmapChecksum<T extends GroupDesc>(sb: BitmapGeometry, desc: T, bitmap: Uint8Array): T {
+export function withInodeBitmapChecksum(sb: BitmapGeometry, desc: GroupDesc, bitmap: Uint8Array): GroupDesc {
   if (!sb.hasMetadataCsum) return desc;
-  return { ...desc, inodeBitmapCsum: stored(sb, inodeBitmapChecksum(sb, bitmap)) };
+  return changedGroupDesc(desc, { inodeBitmapCsum: stored(sb, inodeBitmapChecksum(sb, bitmap)) });
 }

@@ -180,13 +180,14 @@ export interface DirBlockOptions extends DirFormatOptions {
   /** For error context: the block number (physical or logical, the caller's choice). */
   readonly block?: number;
   /** When given, the tail checksum is verified with this per-inode seed (mismatch = EUCLEAN). */
-  readonly csumSeed?: number;
+  readonly csumSeed?: number | undefined;
 }
 
+/** Always all four keys (one object shape for the walkers; undefined = not known). */
 interface RegionContext {
   readonly structure: string;
-  readonly block?: number;
-  readonly inode?: number;
+  readonly block: number | undefined;
+  readonly inode: number | undefined;
   /** Offset of the region's first byte in whatever the caller reports offsets against. */
   readonly base: number;
 }
@@ -414,7 +415,7 @@ function checkLeafBlock(bytes: Uint8Array, options: DirBlockOptions): { ctx: Reg
   const { blockSize } = options;
   checkBlockSize(blockSize);
   if (bytes.length !== blockSize) throw new FsError('EINVAL', `directory block buffer of ${bytes.length} bytes, block size ${blockSize}`);
-  const ctx: RegionContext = { structure: 'directory block', base: 0, ...optionalContext(options) };
+  const ctx: RegionContext = { structure: 'directory block', block: options.block, inode: options.inode, base: 0 };
   let tail: DirTail | null = null;
   if (options.hasChecksumTail) {
     if (!hasDirBlockTail(bytes, blockSize)) {
@@ -460,7 +461,7 @@ export interface DirWriteOptions {
   readonly hasChecksumTail: boolean;
   readonly hashInDirent?: boolean;
   /** When given (with `hasChecksumTail`), the tail checksum is filled in. */
-  readonly csumSeed?: number;
+  readonly csumSeed?: number | undefined;
 }
 
 function checkInput(entry: DirEntryInput): void {
@@ -700,13 +701,14 @@ export function decodeInlineDir(iblock: Uint8Array, systemData: Uint8Array | nul
   }
   const first = walkRegion(iblock, INLINE_DOTDOT_SIZE, INLINE_IBLOCK_SIZE, 0, options, {
     structure: 'inline directory (i_block)',
+    block: undefined,
+    inode: options.inode,
     base: INLINE_DOTDOT_SIZE,
-    ...extra,
   }).map((r): InlineDirEntry => ({ ...r, region: 'i_block' }));
   const second =
     systemData === null || systemData.length === 0
       ? []
-      : walkRegion(systemData, 0, systemData.length, 0, options, { structure: 'inline directory (system.data)', base: 0, ...extra }).map(
+      : walkRegion(systemData, 0, systemData.length, 0, options, { structure: 'inline directory (system.data)', block: undefined, inode: options.inode, base: 0 }).map(
           (r): InlineDirEntry => ({ ...r, region: 'system.data' }),
         );
   const records = [...first, ...second];

@@ -105,7 +105,7 @@ export interface ExtentNodeOptions {
   /** s_first_data_block: physical blocks must lie after it (it holds the superblock). */
   readonly firstDataBlock: number;
   /** Per-inode checksum seed: when given, a tree block's tail checksum is verified. */
-  readonly csumSeed?: number;
+  readonly csumSeed?: number | undefined;
 }
 
 const TWO_32 = 0x1_0000_0000;

@@ -167,6 +167,33 @@ export function verifyGroupDescChecksum(sb: GeometryForDesc, group: number, byte
  * Throws EUCLEAN on a checksum mismatch, on bitmaps or inode table outside the
  * filesystem or overlapping the primary superblock, and on counts above the group's size.
  */
+/** The fields of a descriptor that change as the filesystem is written. */
+export type GroupDescChange = Partial<Omit<GroupDesc, 'group' | 'raw'>>;
+
+/**
+ * `desc` with `change` applied, built field by field in the decoder's order: one object
+ * shape for every descriptor (a spread of two objects takes V8's slow clone path, and
+ * descriptors change on every allocation).
+ */
+export function changedGroupDesc(desc: GroupDesc, change: GroupDescChange): GroupDesc {
+  return {
+    group: desc.group,
+    blockBitmap: change.blockBitmap ?? desc.blockBitmap,
+    inodeBitmap: change.inodeBitmap ?? desc.inodeBitmap,
+    inodeTable: change.inodeTable ?? desc.inodeTable,
+    freeBlocksCount: change.freeBlocksCount ?? desc.freeBlocksCount,
+    freeInodesCount: change.freeInodesCount ?? desc.freeInodesCount,
+    usedDirsCount: change.usedDirsCount ?? desc.usedDirsCount,
+    flags: change.flags ?? desc.flags,
+    excludeBitmap: change.excludeBitmap ?? desc.excludeBitmap,
+    blockBitmapCsum: change.blockBitmapCsum ?? desc.blockBitmapCsum,
+    inodeBitmapCsum: change.inodeBitmapCsum ?? desc.inodeBitmapCsum,
+    itableUnused: change.itableUnused ?? desc.itableUnused,
+    checksum: change.checksum ?? desc.checksum,
+    raw: desc.raw,
+  };
+}
+
 export function decodeGroupDesc(bytes: Uint8Array, offset: number, sb: GeometryForDesc, group: number, options: DecodeGroupDescOptions = {}): GroupDesc {
   const size = sb.descSize;
   checkRange(bytes, offset, size);

@@ -121,7 +121,7 @@ export interface DxBlockOptions {
   /** metadata_csum: limits leave room for a dx_tail. */
   readonly hasChecksum: boolean;
   /** When given (with `hasChecksum`), the dx_tail checksum is verified (mismatch = EUCLEAN). */
-  readonly csumSeed?: number;
+  readonly csumSeed?: number | undefined;
   /** For error context. */
   readonly block?: number;
   readonly inode?: number;
@@ -384,7 +384,7 @@ export interface DxWriteOptions {
   /** The filetype feature (default true): '.'/'..' get file_type DIR. */
   readonly hasFileType?: boolean;
   /** With `hasChecksum`: fill in the dx_tail checksum. */
-  readonly csumSeed?: number;
+  readonly csumSeed?: number | undefined;
 }
 
 function writeEntries(bytes: Uint8Array, countOffset: number, limit: number, entries: readonly DxEntry[], options: DxWriteOptions): void {

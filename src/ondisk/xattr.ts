@@ -427,7 +427,7 @@ export interface XattrBlockDecodeOptions extends XattrDecodeOptions {
   /** Block number of the block (error messages and checksum). */
   readonly blockNo: number;
   /** Filesystem checksum seed; when given (metadata_csum), h_checksum is verified. */
-  readonly csumSeed?: number;
+  readonly csumSeed?: number | undefined;
 }
 
 /** Decode and validate an external xattr block (the whole block: its length is the block size). */
@@ -627,7 +627,7 @@ export interface XattrBlockEncodeParams {
   /** Block number the block will be written to (checksum). */
   readonly blockNo: number;
   /** Filesystem checksum seed: with metadata_csum, h_checksum is set; without, it is 0. */
-  readonly csumSeed?: number;
+  readonly csumSeed?: number | undefined;
   /** h_refcount, default 1. */
   readonly refcount?: number;
   /** h_reserved to write back (12 bytes), default zeros. */
