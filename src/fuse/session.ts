@@ -1159,8 +1159,7 @@ export class FuseSession {
 
   /** Pack one entry (with its lookup reply for READDIRPLUS); false when it does not fit. */
   private addDirent(packer: DirentPacker, e: DirEntryInfo, dirIno: number, plus: boolean, entryTimeout: number): boolean {
-    const dirent = { ino: e.ino, off: e.next, type: DIRENT_TYPE[e.kind], name: e.rawName };
-    if (!plus) return packer.add(dirent);
+    if (!plus) return packer.add({ ino: e.ino, off: e.next, type: DIRENT_TYPE[e.kind], name: e.rawName });
     const dot = isDotName(e.rawName);
     let entry: EntryOut = { nodeid: 0, generation: 0, entryTimeout: 0, attrTimeout: 0, attr: EMPTY_ATTR };
     if (!dot) {
@@ -1173,6 +1172,8 @@ export class FuseSession {
         if (!isFsError(error)) throw error;
       }
     }
-    return packer.addPlus(entry.nodeid === 0 ? dirent : { ...dirent, type: DIRENT_TYPE[kindOfMode(entry.attr.mode)] }, entry);
+    // The type the attributes give (they are what the kernel will believe) when there are any.
+    const type = entry.nodeid === 0 ? DIRENT_TYPE[e.kind] : DIRENT_TYPE[kindOfMode(entry.attr.mode)];
+    return packer.addPlus({ ino: e.ino, off: e.next, type, name: e.rawName }, entry);
   }
 }
