@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { Ext4, ROOT_INO } from '../src/fs/ext4.js';
 import { FsError } from '../src/errors.js';
+import { RENAME_EXCHANGE, RENAME_NOREPLACE } from '../src/fs/writer.js';
 import { makeImage, scratchDir } from './helpers/images.js';
 import { unmountLeftovers } from './helpers/kernel.js';
 import { Twin, copyImage, fsckClean } from './helpers/twin.js';
@@ -293,6 +294,19 @@ describe('write-side behaviour', () => {
     assert.equal(code(() => fsys.rename('/old', '/old/deep/inside')), 'EINVAL');
     assert.equal(code(() => fsys.rename('/old/small.txt', '/old/deep')), 'EISDIR');
     assert.equal(code(() => fsys.rename('/old/deep', '/old/small.txt')), 'ENOTDIR');
+    // The kernel's order (do_renameat2, then vfs_rename), checked against a host directory:
+    // a target that is an ancestor of the source's directory is ENOTEMPTY whatever the
+    // types (EINVAL for an exchange), after NOREPLACE's EEXIST; NOREPLACE onto another
+    // name of the same inode is EEXIST, a plain rename there does nothing.
+    const oldDir = fsys.resolve('/old', false);
+    assert.equal(code(() => fsys.rename('/old/small.txt', '/old')), 'ENOTEMPTY');
+    assert.equal(code(() => fsys.renameInode(oldDir, 'small.txt', ROOT_INO, 'old', RENAME_EXCHANGE)), 'EINVAL');
+    assert.equal(code(() => fsys.renameInode(oldDir, 'small.txt', ROOT_INO, 'old', RENAME_NOREPLACE)), 'EEXIST');
+    fsys.link('/old/small.txt', '/old/small-link.txt');
+    assert.equal(code(() => fsys.renameInode(oldDir, 'small.txt', oldDir, 'small-link.txt', RENAME_NOREPLACE)), 'EEXIST');
+    assert.equal(code(() => fsys.renameInode(oldDir, 'small.txt', oldDir, 'small-link.txt')), 'ok');
+    assert.equal(fsys.stat('/old/small.txt').nlink, 2);
+    fsys.unlink('/old/small-link.txt');
     assert.equal(code(() => fsys.link('/old', '/oldlink')), 'EPERM');
     // The new name is checked first, as the kernel does: EEXIST before EPERM.
     assert.equal(code(() => fsys.link('/old', '/old')), 'EEXIST');

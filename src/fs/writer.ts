@@ -1365,20 +1365,31 @@ export class Writer {
     const newDir = oldDirIno === newDirIno ? oldDir : this.dirForChange(newDirIno);
     const srcIno = this.core.lookup(oldDirIno, oldName);
     const src = this.mutable(srcIno);
-    if ((src.flags & (IMMUTABLE_FL | APPEND_FL)) !== 0) throw new FsError('EPERM', 'the file is immutable or append-only', { inode: srcIno });
+    const srcIsDir = isDir(src.mode);
     const dstIno = this.core.find(newDirIno, newName);
+    // The checks in the order of the kernel's do_renameat2 and vfs_rename, so that each
+    // case fails with the errno it gets there.
+    if ((flags & RENAME_NOREPLACE) !== 0 && dstIno !== undefined) throw new FsError('EEXIST', 'file exists', { inode: newDirIno });
+    if ((flags & RENAME_EXCHANGE) !== 0 && dstIno === undefined) throw new FsError('ENOENT', 'no such file to exchange with', { inode: newDirIno });
+    if (newDirIno !== oldDirIno) {
+      // lock_rename's traps: the source may not be an ancestor of the target's directory,
+      // nor the target an ancestor of the source's (whatever the types involved).
+      if (srcIsDir && this.isAncestor(srcIno, newDirIno)) throw new FsError('EINVAL', 'cannot move a directory into itself', { inode: srcIno });
+      if (dstIno !== undefined && isDir(this.core.liveInode(dstIno).mode) && this.isAncestor(dstIno, oldDirIno)) {
+        throw new FsError((flags & RENAME_EXCHANGE) !== 0 ? 'EINVAL' : 'ENOTEMPTY', 'the target is an ancestor of the source', { inode: dstIno });
+      }
+    }
     if (dstIno === srcIno) {
       // Two names of the same inode (or the same name): nothing to do (POSIX).
       return;
     }
-    const srcIsDir = isDir(src.mode);
-    if (srcIsDir && newDirIno !== oldDirIno && this.isAncestor(srcIno, newDirIno)) throw new FsError('EINVAL', 'cannot move a directory into itself', { inode: srcIno });
+    if ((src.flags & (IMMUTABLE_FL | APPEND_FL)) !== 0) throw new FsError('EPERM', 'the file is immutable or append-only', { inode: srcIno });
     const t = now();
     if ((flags & RENAME_EXCHANGE) !== 0) {
       if (dstIno === undefined) throw new FsError('ENOENT', 'no such file to exchange with', { inode: newDirIno });
       const dst = this.mutable(dstIno);
       const dstIsDir = isDir(dst.mode);
-      if (dstIsDir && newDirIno !== oldDirIno && this.isAncestor(dstIno, oldDirIno)) throw new FsError('EINVAL', 'cannot move a directory into itself', { inode: dstIno });
+      if ((dst.flags & (IMMUTABLE_FL | APPEND_FL)) !== 0) throw new FsError('EPERM', 'the target is immutable or append-only', { inode: dstIno });
       this.uninlineDir(oldDirIno, oldDir);
       if (newDir !== oldDir) this.uninlineDir(newDirIno, newDir);
       replaceEntry(this.dirStore(newDirIno, newDir), this.dirContext(newDirIno, newDir), this.indexed(newDir), newName, srcIno, this.fileType(src.mode));
@@ -1406,7 +1417,6 @@ export class Writer {
       return;
     }
     if (dstIno !== undefined) {
-      if ((flags & RENAME_NOREPLACE) !== 0) throw new FsError('EEXIST', 'file exists', { inode: newDirIno });
       const dst = this.mutable(dstIno);
       const dstIsDir = isDir(dst.mode);
       if ((dst.flags & (IMMUTABLE_FL | APPEND_FL)) !== 0) throw new FsError('EPERM', 'the target is immutable or append-only', { inode: dstIno });
