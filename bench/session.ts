@@ -5,7 +5,10 @@
  * file on a read-write mount (LOOKUP, CREATE, GETXATTR security.capability, WRITE,
  * SETATTR, FLUSH, RELEASE, GETATTR of the parent; 1,000 files per directory) on a fresh
  * image in /dev/shm, and prints the server's time per request kind and per file over
- * the second half of the run (the first half warms V8 up). The mount benchmarks add the
+ * the second half of the run (the first half warms V8 up). `--workload cp` sends what
+ * `cp -a` adds per file instead (after WRITE: SETATTR of the times, SETATTR of the owner,
+ * SETXATTR system.posix_acl_access, SETATTR of the mode the ACL gives; seen with
+ * `ext4ts mount -o debug`). The mount benchmarks add the
  * kernel's round trips and the client on top of these numbers; this one isolates the
  * session, protocol and library work that ext4ts itself controls. The image must pass
  * `e2fsck -fn` at the end.
@@ -19,15 +22,17 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import type * as Ext4Module from '../src/fs/ext4.js';
 import type * as SessionModule from '../src/fuse/session.js';
 import type * as AbiModule from '../src/fuse/abi.js';
-import { commandLine, intOption } from './lib/options.js';
+import { commandLine, intOption, UsageError } from './lib/options.js';
 
-const HELP = `Usage: npm run bench:session -- [--files N] [--dir DIR] [--dist DIR]
+const HELP = `Usage: npm run bench:session -- [--files N] [--workload create|cp] [--dir DIR] [--dist DIR]
 
 Creates N small files (2,500 bytes; 1,000 per directory) by feeding FuseSession the
 requests of a read-write FUSE mount, without the kernel, and prints the server's
 microseconds per request kind and per file over the second half (the first warms up).
 
 Options:
+  --workload <w>  create: what a program writing new files sends (default); cp: what
+                cp -a sends (its times, owner and ACL on top: 11 requests per file)
   --files <n>   files to create (default 40000)
   --dir <dir>   where the 2 GiB scratch image goes (default /dev/shm, else the temp dir)
   --dist <dir>  the compiled ext4ts to measure (default: the project's dist/, built by
@@ -37,14 +42,18 @@ Options:
 
 interface Config {
   readonly files: number;
+  readonly workload: 'create' | 'cp';
   readonly dir: string;
   readonly dist: string;
 }
 
 const cfg = commandLine<Config>('bench:session', HELP, (argv) => {
-  const { values } = parseArgs({ args: [...argv], options: { files: { type: 'string' }, dir: { type: 'string' }, dist: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+  const { values } = parseArgs({ args: [...argv], options: { files: { type: 'string' }, workload: { type: 'string' }, dir: { type: 'string' }, dist: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
   if (values.help === true) return 'help';
+  const workload = values.workload ?? 'create';
+  if (workload !== 'create' && workload !== 'cp') throw new UsageError(`--workload: '${workload}' is not create or cp`);
   return {
+    workload,
     files: values.files === undefined ? 40_000 : intOption('--files', values.files, 2, 1_000_000),
     dir: values.dir ?? (fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir()),
     dist: path.resolve(values.dist ?? fileURLToPath(new URL('../dist', import.meta.url))),
@@ -63,7 +72,7 @@ async function load<T>(relative: string): Promise<T> {
 }
 const { Ext4, ROOT_INO } = await load<typeof Ext4Module>('fs/ext4.js');
 const { FuseSession } = await load<typeof SessionModule>('fuse/session.js');
-const { Opcode } = await load<typeof AbiModule>('fuse/abi.js');
+const { Opcode, FATTR } = await load<typeof AbiModule>('fuse/abi.js');
 
 const image = path.join(cfg.dir, `ext4ts-bench-session-${process.pid}.img`);
 // The 2 GiB scratch image in /dev/shm is RAM: a detached watcher removes it when this
@@ -128,9 +137,31 @@ request(
 );
 const mkdir = (name: string): number => nodeOf(request(Opcode.MKDIR, 1, body(8, (v) => (v.setUint32(0, 0o755, true), v.setUint32(4, 0o022, true)), cstr(name))));
 const data = new Uint8Array(2500).fill(0x5a);
-const KINDS = ['LOOKUP', 'CREATE', 'GETXATTR', 'WRITE', 'SETATTR', 'FLUSH', 'RELEASE', 'GETATTR'] as const;
+const cp = cfg.workload === 'cp';
+const KINDS = cp
+  ? (['LOOKUP', 'CREATE', 'GETXATTR', 'WRITE', 'SETATTR', 'SETATTR owner', 'SETXATTR', 'SETATTR mode', 'FLUSH', 'RELEASE', 'GETATTR'] as const)
+  : (['LOOKUP', 'CREATE', 'GETXATTR', 'WRITE', 'SETATTR', 'FLUSH', 'RELEASE', 'GETATTR'] as const);
+type Kind = (typeof KINDS)[number];
+// cp -a's ACL: the one its mode gives (u::rw-, g::r--, o::r--), in the VFS xattr format.
+const ACL_ENTRIES: readonly (readonly [number, number])[] = [
+  [0x01, 6],
+  [0x04, 4],
+  [0x20, 4],
+];
+const aclXattr = cstr('system.posix_acl_access');
+const aclBody = body(16, (v) => v.setUint32(0, 4 + ACL_ENTRIES.length * 8, true), new Uint8Array(aclXattr.length + 4 + ACL_ENTRIES.length * 8));
+{
+  const v = new DataView(aclBody.buffer, 16 + aclXattr.length);
+  aclBody.set(aclXattr, 16);
+  v.setUint32(0, 2, true);
+  ACL_ENTRIES.forEach(([tag, perm], i) => {
+    v.setUint16(4 + i * 8, tag, true);
+    v.setUint16(6 + i * 8, perm, true);
+    v.setUint32(8 + i * 8, 0xffff_ffff, true);
+  });
+}
 const spent = new Map<string, bigint>(KINDS.map((k) => [k, 0n]));
-const timed = <T>(kind: (typeof KINDS)[number], f: () => T): T => {
+const timed = <T>(kind: Kind, f: () => T): T => {
   const result = f();
   spent.set(kind, (spent.get(kind) ?? 0n) + handled);
   return result;
@@ -154,8 +185,16 @@ for (let i = 0; i < cfg.files; i++) {
   const ino = nodeOf(timed('CREATE', () => request(Opcode.CREATE, dir, body(16, (v) => (v.setUint32(0, 0o1101, true), v.setUint32(4, 0o100644, true), v.setUint32(8, 0o022, true)), cstr(name)))));
   timed('GETXATTR', () => request(Opcode.GETXATTR, ino, body(8, () => undefined, cstr('security.capability'))));
   timed('WRITE', () => request(Opcode.WRITE, ino, body(40, (v) => v.setUint32(16, data.length, true), data)));
-  // mtime and ctime, as the kernel's writeback cache sends them at close
-  timed('SETATTR', () => request(Opcode.SETATTR, ino, body(88, (v) => (v.setUint32(0, (1 << 5) | (1 << 10), true), v.setBigUint64(40, 1_700_000_000n, true), v.setBigUint64(48, 1_700_000_000n, true)))));
+  if (cp) {
+    // futimens (with the file handle), fchown, the ACL, and the mode the kernel derives from it
+    timed('SETATTR', () => request(Opcode.SETATTR, ino, body(88, (v) => (v.setUint32(0, FATTR.ATIME | FATTR.MTIME | FATTR.CTIME | FATTR.FH, true), v.setBigUint64(32, 1_600_000_000n, true), v.setBigUint64(40, 1_600_000_000n, true), v.setBigUint64(48, 1_700_000_000n, true)))));
+    timed('SETATTR owner', () => request(Opcode.SETATTR, ino, body(88, (v) => (v.setUint32(0, FATTR.UID | FATTR.GID | FATTR.FH, true), v.setUint32(76, 0, true), v.setUint32(80, 0, true)))));
+    timed('SETXATTR', () => request(Opcode.SETXATTR, ino, aclBody));
+    timed('SETATTR mode', () => request(Opcode.SETATTR, ino, body(88, (v) => (v.setUint32(0, FATTR.MODE | FATTR.CTIME, true), v.setBigUint64(48, 1_700_000_000n, true), v.setUint32(68, 0o100644, true)))));
+  } else {
+    // mtime and ctime, as the kernel's writeback cache sends them at close
+    timed('SETATTR', () => request(Opcode.SETATTR, ino, body(88, (v) => (v.setUint32(0, FATTR.MTIME | FATTR.CTIME, true), v.setBigUint64(40, 1_700_000_000n, true), v.setBigUint64(48, 1_700_000_000n, true)))));
+  }
   timed('FLUSH', () => request(Opcode.FLUSH, ino, body(24, () => undefined)));
   timed('RELEASE', () => request(Opcode.RELEASE, ino, body(24, () => undefined)));
   timed('GETATTR', () => request(Opcode.GETATTR, dir, body(16, () => undefined)));
@@ -194,9 +233,9 @@ fs.rmSync(image, { force: true });
 
 const us = (ns: bigint): string => (Number(ns) / 1000 / (cfg.files - half)).toFixed(1).padStart(7);
 // (created.length === cfg.files - half: the same divisor for the removal.)
-process.stdout.write(`ext4ts FUSE session, ${cfg.files.toLocaleString('en-US')} files created (us per file over the second half; node ${process.version})\n`);
-for (const k of KINDS) process.stdout.write(`  ${k.padEnd(9)}${us(spent.get(k) ?? 0n)} us\n`);
-process.stdout.write(`  per file  ${perFile.toFixed(1).padStart(6)} us   (in FuseSession.handle; fuse2fs through a mount, kernel included: ~290 us; see README)\n`);
+process.stdout.write(`ext4ts FUSE session, ${cfg.files.toLocaleString('en-US')} files created${cp ? ' as cp -a does' : ''} (us per file over the second half; node ${process.version})\n`);
+for (const k of KINDS) process.stdout.write(`  ${k.padEnd(13)}${us(spent.get(k) ?? 0n)} us\n`);
+process.stdout.write(`  per file  ${perFile.toFixed(1).padStart(6)} us   (in FuseSession.handle${cp ? '' : '; fuse2fs through a mount, kernel included: ~290 us; see README'})\n`);
 process.stdout.write(`  wall/file ${wallPerFile.toFixed(1).padStart(6)} us   (with this benchmark building the requests and reading the replies)\n`);
 process.stdout.write(`  cpu/file  ${cpuPerFile.toFixed(1).padStart(6)} us   (user + system time of the process, all threads, as wall/file)\n`);
 process.stdout.write(`then the same ${created.length.toLocaleString('en-US')} files removed (us per file):\n`);
