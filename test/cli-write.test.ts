@@ -355,6 +355,30 @@ describe('ext4ts CLI write commands', () => {
     });
   });
 
+  it('put out of space: stops with ENOSPC, removes the file it could not finish, the image stays clean and usable', () => {
+    const image = mkfs('put-enospc', ['-t', 'ext4', '-b', '1024'], '4M');
+    const dir = freshDir('put-enospc-src');
+    const small = randomBytes(5, 3000);
+    fs.writeFileSync(join(dir, 'a-small'), small);
+    fs.writeFileSync(join(dir, 'big'), randomBytes(6, 8 << 20)); // twice the image
+    fs.writeFileSync(join(dir, 'c-after'), small);
+    const r = runCli(['put', image, dir, '/in']);
+    assert.equal(r.status, 1, r.stderr);
+    assert.deepEqual(
+      r.stderr.split('\n').filter((l) => l !== ''),
+      ['ext4ts: /in/big: no free blocks left on the filesystem', 'ext4ts: /in/big: the copy stops here'],
+    );
+    fsck(image, 'after ENOSPC');
+    withMount(image, false, (mnt) => {
+      // Copied before the failure; the failed file gone (not half-written); nothing after.
+      assert.deepEqual(fs.readdirSync(join(mnt, 'in')).sort(), ['a-small']);
+      assert.ok(fs.readFileSync(join(mnt, 'in', 'a-small')).equals(small));
+    });
+    // Its blocks were given back: the rest fits now.
+    assertOk(runCli(['put', image, join(dir, 'c-after'), '/in']), 'put after ENOSPC');
+    fsck(image, 'after the put that fits');
+  });
+
   it('put shows a progress bar on a terminal; --help explains every write command', async () => {
     const image = mkfs('progress', ['-t', 'ext4']);
     const command = [process.execPath, '--import', 'tsx', join(REPO, 'src', 'cli', 'main.ts'), 'put', image, join(src, 'dir'), '/'].join(' ');

@@ -184,7 +184,7 @@ function registerWriteCommands(program: Command): void {
       .command('put')
       .usage('[options] <image> <src...> <dest>')
       .description(
-        'Copy host files or whole trees into the image, like `cp -a`: types (files, directories, symlinks, hard links, devices, fifos, sockets), modes with setuid/setgid/sticky, numeric owners, atime and mtime to the nanosecond (directories too), xattrs (user.*, trusted.*, security.*) and POSIX ACLs; all-zero blocks are left as holes. If DEST is a directory of the image, each SRC goes inside it (a SRC ending in "/." fills DEST itself); otherwise, with one SRC, DEST is its new name. Existing files are replaced, existing directories merged into.',
+        'Copy host files or whole trees into the image, like `cp -a`: types (files, directories, symlinks, hard links, devices, fifos, sockets), modes with setuid/setgid/sticky, numeric owners, atime and mtime to the nanosecond (directories too), xattrs (user.*, trusted.*, security.*) and POSIX ACLs; all-zero blocks are left as holes. If DEST is a directory of the image, each SRC goes inside it (a SRC ending in "/." fills DEST itself); otherwise, with one SRC, DEST is its new name. Existing files are replaced, existing directories merged into. Out of space (or on an I/O error) the copy stops, and the file it could not finish is removed, not left half-written.',
       )
       .argument('<image>', 'filesystem image or block device (written)')
       .argument('<paths...>', 'SRC... DEST: host files or directories, then the destination inside the image')

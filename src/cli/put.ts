@@ -19,7 +19,8 @@
  *
  * Errors about one entry print one line (`ext4ts: PATH: reason`: the host path for a
  * failure to read it, the image path for a failure to write it) and the copy goes on;
- * ENOSPC, EIO and EROFS stop it (nothing more would fit or be written). Exit status 1
+ * ENOSPC, EIO and EROFS stop it (nothing more would fit or be written); a file whose
+ * data could not all be copied is removed, not left half-written. Exit status 1
  * when anything failed. The image is closed (written back, marked clean) in every case.
  */
 import { spawnSync } from 'node:child_process';
@@ -275,7 +276,18 @@ class Putter {
       switch (type) {
         case S_IFREG:
           ino = this.fs.mknodInode(parent, name, S_IFREG | perm, who);
-          this.copyData(src, ino);
+          try {
+            this.copyData(src, ino);
+          } catch (error) {
+            // A file whose data did not all get in does not stay behind looking copied
+            // (out of space, the freed blocks also go back). The first error is reported.
+            try {
+              this.fs.unlinkInode(parent, name);
+            } catch {
+              // the image is failing (EIO): the error below says so
+            }
+            throw error;
+          }
           break;
         case S_IFLNK: {
           const linkTarget = nodefs.readlinkSync(src, { encoding: 'buffer' });
