@@ -289,6 +289,39 @@ describe('ext4ts CLI', () => {
     }
   });
 
+  it('get into a destination that fills up: stops at ENOSPC, leaves no partly written file', () => {
+    const image = makeImage({
+      name: 'cli-get-full',
+      size: '8M',
+      mkfsArgs: ['-t', 'ext4'],
+      populate: (dir) => {
+        fs.mkdirSync(join(dir, 'd'));
+        // Written in one call (one run) and in several (holes, several runs), past the tmpfs.
+        for (let i = 0; i < 40; i++) fs.writeFileSync(join(dir, 'd', `f${String(i).padStart(2, '0')}`), pseudo(8192 + i * 100, i + 1));
+        const sparse = Buffer.alloc(300 * 1024);
+        for (let at = 0; at < sparse.length; at += 64 * 1024) pseudo(4096, at + 7).copy(sparse, at);
+        fs.writeFileSync(join(dir, 'd', 'g-sparse'), sparse);
+      },
+    });
+    const dest = freshDir('get-full');
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=160k', 'tmpfs', dest]);
+    try {
+      const r = runCli(['get', '--no-progress', image, '/d', dest]);
+      assert.equal(r.status, 1, r.stderr);
+      const lines = r.stderr.split('\n').filter((l) => l !== '');
+      assert.equal(lines.length, 2, r.stderr);
+      assert.match(lines[0] ?? '', /^ext4ts: .*\/d\/\S+: No space left on device$/);
+      assert.match(lines[1] ?? '', /^ext4ts: .*\/d\/\S+: the copy stops here$/);
+      // What is there is whole; the file that did not fit is not.
+      const got = fs.readdirSync(join(dest, 'd'));
+      assert.ok(got.length > 0 && got.length < 41, `${got.length} files copied`);
+      const src = join(scratchDir(), 'cli-get-full.src', 'd');
+      for (const name of got) assert.ok(fs.readFileSync(join(dest, 'd', name)).equals(fs.readFileSync(join(src, name))), `${name} is whole`);
+    } finally {
+      execFileSync('umount', [dest]);
+    }
+  });
+
   it('get gives exact modes where the destination has a default ACL, and in directories merged into', async () => {
     // Files are created with their final mode under umask 0 where nothing else decides
     // it; a default ACL decides it instead (and is inherited by the directories made

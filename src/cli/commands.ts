@@ -87,7 +87,7 @@ export function registerCommands(program: Command): void {
     program
       .command('get')
       .description(
-        'Copy a file or a whole tree out of the image, like `cp -a`: types, modes with setuid/setgid/sticky, owners (as root), atime and mtime to the nanosecond (directories too), symlinks, hard links, devices, fifos and sockets, user.* xattrs and ACLs. If DEST is an existing directory, PATH is copied into it (PATH "/" fills DEST itself).',
+        'Copy a file or a whole tree out of the image, like `cp -a`: types, modes with setuid/setgid/sticky, owners (as root), atime and mtime to the nanosecond (directories too), symlinks, hard links, devices, fifos and sockets, user.* xattrs and ACLs. If DEST is an existing directory, PATH is copied into it (PATH "/" fills DEST itself). When DEST fills up (ENOSPC, EDQUOT) or is read-only, the copy stops there, and a file whose data could not all be written is removed, not left half-written.',
       )
       .argument('<image>', 'filesystem image or block device')
       .argument('<path>', 'file or directory inside the image (a symlink is copied as a symlink)')

@@ -37,6 +37,9 @@ export interface GetOptions extends CommonOptions {
 }
 
 /** Files per metadata batch (one helper process each with the python3 backend). */
+/** Destination errors after which nothing more can be copied: the copy stops. */
+const DEST_FATAL = new Set(['ENOSPC', 'EDQUOT', 'EROFS']);
+
 const BATCH_FILES = 2048;
 const BATCH_BYTES = 16 << 20;
 
@@ -76,7 +79,40 @@ class NewFile {
   /** All of `data` at `pos` (creating the file first if needed). */
   write(pos: number, data: Uint8Array): void {
     this.create();
-    for (let done = 0; done < data.length; ) done += nodefs.writeSync(this.fd, data, done, data.length - done, pos + done);
+    try {
+      for (let done = 0; done < data.length; ) done += nodefs.writeSync(this.fd, data, done, data.length - done, pos + done);
+    } catch (error) {
+      this.remove();
+      throw new Failure(this.path, error); // the destination's error, not the image's
+    }
+  }
+
+  /** Gives the file its size (it ends in a hole). */
+  truncate(size: number): void {
+    try {
+      nodefs.ftruncateSync(this.fd, size);
+    } catch (error) {
+      this.remove();
+      throw new Failure(this.path, error);
+    }
+  }
+
+  /**
+   * After a failure to write it: closes and unlinks the file (we created it: O_EXCL),
+   * so that it does not stay behind looking copied. Best effort: the write's error is
+   * the one reported.
+   */
+  private remove(): void {
+    try {
+      this.abandon();
+    } catch {
+      // closing after a failed write may fail too
+    }
+    try {
+      nodefs.unlinkSync(this.path);
+    } catch {
+      // gone already, or the destination refuses: the write's error says what happened
+    }
   }
 
   /** Closes the descriptor (its error is thrown). */
@@ -225,13 +261,29 @@ class Extractor {
       this.fail(dir.src, dir.dest, error);
       return;
     }
-    for (const { name, ino } of names) this.entry(joinPath(dir.src, name), joinPath(dir.dest, name), ino, dir.fresh, dir.ownGroup, dir.plain);
+    for (const { name, ino } of names) {
+      if (this.stopped) return;
+      this.entry(joinPath(dir.src, name), joinPath(dir.dest, name), ino, dir.fresh, dir.ownGroup, dir.plain);
+    }
   }
 
   private fail(src: Buffer, dest: Buffer, error: unknown): void {
     if (error instanceof Failure) this.reporter.error(error.what, error.error);
     else if (isSystemError(error)) this.reporter.error(dest, error);
     else this.reporter.error(src, error);
+    const cause = error instanceof Failure ? error.error : error;
+    if (isSystemError(cause)) this.checkFatal(dest, cause.code);
+  }
+
+  /** True once the destination is full or read-only: nothing more is tried. */
+  private stopped = false;
+
+  /** After ENOSPC, EDQUOT or EROFS from the destination, the copy stops (saying so once). */
+  private checkFatal(dest: Buffer, code: string | undefined): void {
+    if (code !== undefined && DEST_FATAL.has(code) && !this.stopped) {
+      this.stopped = true;
+      this.reporter.fail(dest, 'the copy stops here');
+    }
   }
 
   /**
@@ -283,6 +335,7 @@ class Extractor {
    * into is judged the same way as the destination (`ownGroupIn`).
    */
   private entry(src: Buffer, dest: Buffer, ino: number, fresh = false, ownGroup = this.rootOwnGroup, plain = this.rootPlain): void {
+    if (this.stopped) return;
     try {
       const st = about(src, () => this.fs.getattr(ino));
       if (st.kind !== 'directory' && st.nlink > 1) {
@@ -392,7 +445,7 @@ class Extractor {
       }
       if (whole) return true;
       file.create();
-      if (end !== st.size) nodefs.ftruncateSync(file.fd, st.size);
+      if (end !== st.size) file.truncate(st.size);
       const applyOpenFile = this.ops.applyOpenFile;
       if (applyOpenFile === undefined) return false;
       this.report(applyOpenFile(file.fd, record ?? this.record(dest, st, this.xattrs(src, ino)), chown, () => file.close()));
@@ -420,6 +473,14 @@ class Extractor {
     try {
       this.report((this.ops.writeNewFile as NonNullable<SysOps['writeNewFile']>)(record, data));
     } catch (error) {
+      // Created (O_EXCL) but its data not all written: not left behind looking copied.
+      if ((error as { syscall?: unknown }).syscall === 'write') {
+        try {
+          nodefs.unlinkSync(record.path);
+        } catch {
+          // the write's error is the one reported
+        }
+      }
       throw new Failure(record.path, error);
     }
   }
@@ -458,6 +519,7 @@ class Extractor {
         continue;
       }
       this.reporter.fail(f.path, `cannot ${f.op}: ${f.message}`);
+      this.checkFatal(f.path, f.code);
     }
   }
 }
