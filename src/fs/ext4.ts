@@ -1400,7 +1400,6 @@ export class Ext4 {
       return run.physical;
     };
     const rootPhys = physicalOf(0);
-    const common = { blockSize: bs, hasChecksum: csum, inode: ino, csumSeed: seed };
     const root = this.dxRootOf(ino, rootPhys, seed);
     const version = effectiveHashVersion(root.hashVersion, this.sb.flags);
     const hashOptions = { version, seed: this.sb.hashSeed, casefold: this.isCasefoldDir(dir) };
@@ -1410,7 +1409,7 @@ export class Ext4 {
       physicalOf,
       node: (lblk) => {
         const phys = physicalOf(lblk);
-        return this.dxNodes.getOrDecode(phys, () => decodeDxNode(this.channel.view(phys), { ...common, block: phys })).entries;
+        return this.dxNodes.getOrDecode(phys, () => decodeDxNode(this.channel.view(phys), { blockSize: bs, hasChecksum: csum, inode: ino, csumSeed: seed, block: phys })).entries;
       },
       // The hash the index files a name under (casefolded in casefold directories), as
       // the writer (dir-write.ts) computes it.
