@@ -36,10 +36,10 @@ export interface GetOptions extends CommonOptions {
   readonly progress?: boolean;
 }
 
-/** Files per metadata batch (one helper process each with the python3 backend). */
 /** Destination errors after which nothing more can be copied: the copy stops. */
 const DEST_FATAL = new Set(['ENOSPC', 'EDQUOT', 'EROFS']);
 
+/** Files per metadata batch (one helper process each with the python3 backend). */
 const BATCH_FILES = 2048;
 const BATCH_BYTES = 16 << 20;
 
@@ -144,6 +144,8 @@ class Extractor {
   private progress: CopyProgress = new CopyProgress('get', undefined);
   private scratch: string | undefined;
   private xattrWarned = false;
+  /** True once the destination is full or read-only: nothing more is tried. */
+  private stopped = false;
   /** Whether files created directly in `destRoot` get exactly the mode they are created with. */
   private readonly rootPlain: boolean;
   /** Whether what is created directly in `destRoot` gets our ids (see `entry`). */
@@ -250,6 +252,7 @@ class Extractor {
   }
 
   private fillDir(dir: PendingDir): void {
+    if (this.stopped) return;
     let names: { name: Uint8Array; ino: number }[];
     try {
       const found: { name: Uint8Array; ino: number }[] = [];
@@ -274,9 +277,6 @@ class Extractor {
     const cause = error instanceof Failure ? error.error : error;
     if (isSystemError(cause)) this.checkFatal(dest, cause.code);
   }
-
-  /** True once the destination is full or read-only: nothing more is tried. */
-  private stopped = false;
 
   /** After ENOSPC, EDQUOT or EROFS from the destination, the copy stops (saying so once). */
   private checkFatal(dest: Buffer, code: string | undefined): void {
