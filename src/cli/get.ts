@@ -62,6 +62,15 @@ interface PendingDir {
   readonly plain: boolean;
 }
 
+/** Removes a file `get` created and could not finish; best effort (the write's error is the one reported). */
+function unlinkQuietly(path: Buffer): void {
+  try {
+    nodefs.unlinkSync(path);
+  } catch {
+    // gone already, or the destination refuses: the write's error says what happened
+  }
+}
+
 /** A regular file being created by `get`: opened on first need (O_EXCL, mode 0600), written at offsets, closed once. */
 class NewFile {
   fd = -1;
@@ -79,39 +88,32 @@ class NewFile {
   /** All of `data` at `pos` (creating the file first if needed). */
   write(pos: number, data: Uint8Array): void {
     this.create();
-    try {
+    this.changing(() => {
       for (let done = 0; done < data.length; ) done += nodefs.writeSync(this.fd, data, done, data.length - done, pos + done);
-    } catch (error) {
-      this.remove();
-      throw new Failure(this.path, error); // the destination's error, not the image's
-    }
+    });
   }
 
   /** Gives the file its size (it ends in a hole). */
   truncate(size: number): void {
-    try {
-      nodefs.ftruncateSync(this.fd, size);
-    } catch (error) {
-      this.remove();
-      throw new Failure(this.path, error);
-    }
+    this.changing(() => nodefs.ftruncateSync(this.fd, size));
   }
 
   /**
-   * After a failure to write it: closes and unlinks the file (we created it: O_EXCL),
-   * so that it does not stay behind looking copied. Best effort: the write's error is
-   * the one reported.
+   * Runs a change of the file's data; if it fails, the file is closed and removed (we
+   * created it: O_EXCL) so that it does not stay behind looking copied, and the error
+   * is thrown naming the destination (not the image).
    */
-  private remove(): void {
+  private changing(change: () => void): void {
     try {
-      this.abandon();
-    } catch {
-      // closing after a failed write may fail too
-    }
-    try {
-      nodefs.unlinkSync(this.path);
-    } catch {
-      // gone already, or the destination refuses: the write's error says what happened
+      change();
+    } catch (error) {
+      try {
+        this.abandon();
+      } catch {
+        // closing after a failed write may fail too
+      }
+      unlinkQuietly(this.path);
+      throw new Failure(this.path, error);
     }
   }
 
@@ -159,17 +161,16 @@ class Extractor {
   ) {
     this.ops = chooseSysOps(() => (this.scratch = mkdtempSync(join(this.destRoot, '.ext4ts-tmp-'))));
     this.rootPlain = this.plainIn(this.destRoot);
-    this.rootOwnGroup = this.ownGroupIn(destRoot);
+    this.rootOwnGroup = this.ownGroupIn(nodefs.statSync(destRoot, { throwIfNoEntry: false }));
   }
 
   /**
-   * Whether what is created in the existing directory `dir` gets our effective ids (so
-   * that a chown to them would change nothing): it is of our group and not setgid. The
-   * new entry's group then comes out as ours whether the system takes it from our egid
-   * or from the directory (setgid parents, grpid mounts).
+   * Whether what is created in an existing directory (`st`, its stat) gets our
+   * effective ids (so that a chown to them would change nothing): it is of our group and
+   * not setgid. The new entry's group then comes out as ours whether the system takes it
+   * from our egid or from the directory (setgid parents, grpid mounts).
    */
-  private ownGroupIn(dir: string | Buffer): boolean {
-    const st = nodefs.statSync(dir, { throwIfNoEntry: false });
+  private ownGroupIn(st: nodefs.Stats | undefined): boolean {
     return st !== undefined && st.gid === this.myEgid && (st.mode & 0o2000) === 0;
   }
 
@@ -287,15 +288,16 @@ class Extractor {
   }
 
   /**
-   * Makes room for `dest`: 'absent' to create it, 'merge' when it is a directory to fill.
+   * Makes room for `dest`: 'absent' to create it, or the stat of the directory it is,
+   * to fill.
    * In a directory this run created (`fresh`) nothing can be in the way: no lstat. (Two
    * entries of one name, in a corrupted image, then fail with EEXIST when created.)
    */
-  private prepare(dest: Buffer, isDir: boolean, fresh: boolean): 'absent' | 'merge' {
+  private prepare(dest: Buffer, isDir: boolean, fresh: boolean): 'absent' | nodefs.Stats {
     if (fresh) return 'absent';
     const existing = nodefs.lstatSync(dest, { throwIfNoEntry: false });
     if (existing === undefined) return 'absent';
-    if (isDir && existing.isDirectory()) return 'merge';
+    if (isDir && existing.isDirectory()) return existing;
     if (this.options.force !== true) throw destError('EEXIST', 'File exists (use --force to replace it)');
     if (existing.isDirectory()) throw destError('EISDIR', 'cannot replace a directory with a non-directory');
     nodefs.unlinkSync(dest);
@@ -335,7 +337,6 @@ class Extractor {
    * into is judged the same way as the destination (`ownGroupIn`).
    */
   private entry(src: Buffer, dest: Buffer, ino: number, fresh = false, ownGroup = this.rootOwnGroup, plain = this.rootPlain): void {
-    if (this.stopped) return;
     try {
       const st = about(src, () => this.fs.getattr(ino));
       if (st.kind !== 'directory' && st.nlink > 1) {
@@ -355,12 +356,13 @@ class Extractor {
             return;
           }
           this.visited.add(ino);
-          const made = this.prepare(dest, true, fresh) === 'absent';
+          const existing = this.prepare(dest, true, fresh);
+          const made = existing === 'absent';
           if (made) nodefs.mkdirSync(dest, { mode: 0o700 });
           // A directory we make inherits its parent's default ACL (none when `plain`).
           // A directory merged into (the destination itself, for `get IMG / DIR`) is
           // judged by what it is now.
-          this.stack.push({ src, dest, ino, fresh: made, ownGroup: made ? ownGroup : this.ownGroupIn(dest), plain: made ? plain : this.plainIn(dest) });
+          this.stack.push({ src, dest, ino, fresh: made, ownGroup: existing === 'absent' ? ownGroup : this.ownGroupIn(existing), plain: made ? plain : this.plainIn(dest) });
           const record = this.record(dest, st, this.xattrs(src, ino));
           this.checkPrecision(record);
           this.dirRecords.push(record);
@@ -474,13 +476,7 @@ class Extractor {
       this.report((this.ops.writeNewFile as NonNullable<SysOps['writeNewFile']>)(record, data));
     } catch (error) {
       // Created (O_EXCL) but its data not all written: not left behind looking copied.
-      if ((error as { syscall?: unknown }).syscall === 'write') {
-        try {
-          nodefs.unlinkSync(record.path);
-        } catch {
-          // the write's error is the one reported
-        }
-      }
+      if ((error as { syscall?: unknown }).syscall === 'write') unlinkQuietly(record.path);
       throw new Failure(record.path, error);
     }
   }
