@@ -12,7 +12,9 @@
  * for reference, and ext4ts with its block cache on (default size) and off
  * (`--cache-size 0`): wall time and blocks read from the device (`--stats`).
  *
- * Every measured command is pinned to one CPU (`taskset -c`). "cold" runs start with
+ * Measured commands get the whole machine by default (`--cpu N` pins them to one CPU
+ * with `taskset -c`): `ext4ts get` writes the destination on a second thread, which
+ * pinning would serialize; debugfs is single-threaded either way. "cold" runs start with
  * the OS page cache dropped (`sync; echo 3 > /proc/sys/vm/drop_caches`, root only),
  * "warm" ones with the image read into it. Each cell (tool x operation x cold/warm)
  * runs `--reps` times, tools interleaved, stopping early once a cell has used
@@ -57,7 +59,9 @@ Options:
   --ext2fs-warm         also run the ext2fs package warm (default: cold only; it is CPU-bound)
   --cli <main.js>       the ext4ts CLI to run (default: src/ compiled with tsc into
                         .bench/read-cli/, rebuilt when src/ changed)
-  --cpu <n>             CPU every measured command is pinned to (default 1; --cpu -1: no pinning)
+  --cpu <n>             pin every measured command to CPU n (default -1: no pinning; ext4ts
+                        get writes the destination on a second thread, which pinning
+                        serializes; the cpu column is user + system time either way)
   --dest <dir>          where extractions go (default /dev/shm: tmpfs, so the destination's
                         disk does not weigh in; each extraction is removed after it)
   --profile             CPU-profile (node --cpu-prof) the ext4ts walk and extract once (warm)
@@ -121,7 +125,7 @@ function parseConfig(argv: readonly string[]): Config | 'help' {
         'ext2fs-timeout': { type: 'string', default: '120' },
         'ext2fs-warm': { type: 'boolean', default: false },
         cli: { type: 'string' },
-        cpu: { type: 'string', default: '1' },
+        cpu: { type: 'string', default: '-1' },
         dest: { type: 'string' },
         profile: { type: 'boolean' },
         'no-profile': { type: 'boolean', default: false },
@@ -314,6 +318,15 @@ function runCli(ctx: Ctx, tool: Tool, op: Op, dest: string): Omit<Sample, 'tool'
     complete: true,
   };
 }
+
+/**
+ * Node loads the CA bundle NODE_EXTRA_CA_CERTS names at every start, before any script
+ * runs: ~30-70 ms per ext4ts command on the machines this was written on, which set it
+ * for their npm registry. Not part of what is measured: the measured commands run
+ * without it (reported in the set-up lines).
+ */
+const CA_CERTS_UNSET = process.env.NODE_EXTRA_CA_CERTS !== undefined;
+delete process.env.NODE_EXTRA_CA_CERTS;
 
 const DEBUGFS_ENV = { ...process.env, PAGER: '__none__', DEBUGFS_PAGER: '__none__' };
 
@@ -985,7 +998,7 @@ function main(): number {
     `  ext4ts       ${cli.main === undefined ? `CLI not available (${cli.note}): library rows only` : `CLI ${path.relative(PROJECT_ROOT, cli.main)}: ${cli.note}${cli.hasLs ? '' : '; no ls command'}${cli.hasGet ? '' : '; no get command'}`}`,
     `  debugfs      ${debugfsVersion}; walk = one "ls -l DIR" per directory in a -f command file; extract = rdump / DEST`,
     `  ext2fs       ${cfg.ext2fs ? `npm ext2fs ${ext2fsVersion ?? '?'} (libext2fs in WASM), ${cfg.ext2fsReps} run(s) per cell, ${cfg.ext2fsWarm ? 'cold and warm' : 'cold only'}, capped at ${cfg.ext2fsTimeout} s per run (~ = extrapolated from a capped run)` : 'skipped (--no-ext2fs)'}`,
-    `  runs         up to ${cfg.reps} per cell (stopping once a cell used ${cfg.cellBudget} s), tools interleaved; medians; pinned: ${cfg.cpu === undefined || !pinningAvailable() ? 'no' : `taskset -c ${cfg.cpu}`}`,
+    `  runs         up to ${cfg.reps} per cell (stopping once a cell used ${cfg.cellBudget} s), tools interleaved; medians; pinned: ${cfg.cpu === undefined || !pinningAvailable() ? 'no' : `taskset -c ${cfg.cpu}`}${CA_CERTS_UNSET ? '; NODE_EXTRA_CA_CERTS unset (its CA bundle costs every node start ~30-70 ms)' : ''}`,
     `  cold/warm    cold = page cache dropped (sync; echo 3 > drop_caches) before every run; warm = image read into the page cache before every run`,
     `  timing       "process" = wall time of the whole command (Node start-up included); "in-process" = inside the Node process, start-up excluded;`,
     `               CPU s = user + system CPU of the whole process tree (for in-process rows, Node and tsx start-up included)`,

@@ -27,6 +27,8 @@ import {
   fallocate,
   flock,
   inodeChecksumsOk,
+  BackgroundFileWriter,
+  canWriteInBackground,
   canWriteNewFile,
   isNativeAvailable,
   isNativeSyscallError,
@@ -670,6 +672,102 @@ void describe('writeNewFile', () => {
     const raw = native.writeNewFile as unknown as (...args: unknown[]) => void;
     assert.throws(() => raw(file, 'text', 0o600, 0, 0, 0, 0), TypeError);
     assert.throws(() => raw(file, pattern(4), 0o600, 0, 0, 0), TypeError);
+    assert.equal(fs.existsSync(file), false);
+  });
+});
+
+void describe('BackgroundFileWriter', () => {
+  let sub: string;
+  before(() => {
+    sub = path.join(dir, 'background');
+    fs.mkdirSync(sub);
+  });
+
+  void it('writes every file added (data, mode less the umask, ns times) across many batches; the data is copied at add', () => {
+    assert.ok(canWriteInBackground());
+    const writer = new BackgroundFileWriter();
+    const reused = Buffer.alloc(5000);
+    const expected: Buffer[] = [];
+    const oldMask = process.umask(0o022);
+    try {
+      // 1,000 files (several batches of 256, so both threads work), then 3 large ones
+      // (2 MiB batches fill up by bytes), from one buffer overwritten after each add.
+      for (let i = 0; i < 1003; i++) {
+        const size = i < 1000 ? (i * 37) % 5000 : 1_500_000;
+        const data = size <= reused.length ? reused.subarray(0, size) : Buffer.alloc(size);
+        pattern(size, i).copy(data);
+        expected.push(Buffer.from(data));
+        const name = i === 7 ? Buffer.concat([Buffer.from(sub + '/'), NON_UTF8]) : path.join(sub, `f${i}`);
+        assert.equal(writer.add(name, data, i % 2 === 0 ? 0o644 : 0o777, 1000 + i, i, -5 - i, 999_999_999 - i), 0);
+        data.fill(0);
+      }
+      assert.equal(writer.busy, true);
+      assert.deepEqual(writer.drain(), []);
+      assert.equal(writer.busy, false);
+    } finally {
+      process.umask(oldMask);
+    }
+    for (let i = 0; i < 1003; i++) {
+      const file = i === 7 ? Buffer.concat([Buffer.from(sub + '/'), NON_UTF8]) : path.join(sub, `f${i}`);
+      const st = fs.lstatSync(file, { bigint: true });
+      assert.deepEqual(fs.readFileSync(file), expected[i], `f${i}'s data`);
+      assert.equal(Number(st.mode) & 0o7777, i % 2 === 0 ? 0o644 : 0o755, `f${i}'s mode`);
+      assert.equal(st.atimeNs, ns(1000 + i, i));
+      assert.equal(st.mtimeNs, ns(-5 - i, 999_999_999 - i));
+    }
+  });
+
+  void it('reports what it could not create, naming the path and the syscall; the rest is written', () => {
+    fs.writeFileSync(path.join(sub, 'taken'), 'old');
+    const writer = new BackgroundFileWriter();
+    writer.add(path.join(sub, 'taken'), pattern(10), 0o600, 0, 0, 0, 0);
+    writer.add(path.join(sub, 'no-dir', 'f'), pattern(10), 0o600, 0, 0, 0, 0);
+    writer.add(path.join(sub, 'fine'), pattern(10), 0o600, 0, 0, 0, 0);
+    const failures = writer.drain();
+    assert.deepEqual(
+      failures.map((f) => [f.path.toString(), f.error.code, f.error.errno, f.error.syscall]),
+      [
+        [path.join(sub, 'taken'), 'EEXIST', 17, 'open'],
+        [path.join(sub, 'no-dir', 'f'), 'ENOENT', 2, 'open'],
+      ],
+    );
+    assert.ok(failures.every((f) => isNativeSyscallError(f.error) && /^E[A-Z]+: .*, open$/.test(f.error.message)));
+    assert.equal(fs.readFileSync(path.join(sub, 'taken'), 'utf8'), 'old');
+    assert.deepEqual(fs.readFileSync(path.join(sub, 'fine')), pattern(10));
+    assert.deepEqual(writer.take(), [], 'taken once');
+  });
+
+  void it('on a full destination: the file that did not fit is removed, nothing after it is tried, one failure', (t) => {
+    if (process.getuid?.() !== 0) {
+      t.skip('needs root to mount a small tmpfs');
+      return;
+    }
+    const small = path.join(sub, 'small');
+    fs.mkdirSync(small);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', small]);
+    try {
+      const writer = new BackgroundFileWriter();
+      for (let i = 0; i < 20; i++) writer.add(path.join(small, `f${i}`), pattern(16 * 1024, i), 0o600, 0, 0, 0, 0);
+      const failures = writer.drain();
+      assert.equal(failures.length, 1, JSON.stringify(failures));
+      assert.equal(failures[0]?.error.code, 'ENOSPC');
+      assert.equal(failures[0]?.error.syscall, 'write');
+      const names = fs.readdirSync(small);
+      assert.ok(names.length >= 1 && names.length < 20, names.join(' '));
+      assert.ok(!names.includes(path.basename(failures[0]?.path.toString() ?? '')), 'the partly written file is gone');
+      for (const name of names) assert.deepEqual(fs.readFileSync(path.join(small, name)), pattern(16 * 1024, Number(name.slice(1))), `${name} is whole`);
+    } finally {
+      execFileSync('umount', [small]);
+    }
+  });
+
+  void it('rejects bad arguments at add, before queueing anything', () => {
+    const writer = new BackgroundFileWriter();
+    const file = path.join(sub, 'bad');
+    assertErrno(() => writer.add(file, pattern(4), 0o10000, 0, 0, 0, 0), 'EINVAL', 22);
+    assertErrno(() => writer.add(file, pattern(4), 0o600, 0, 1_000_000_000, 0, 0), 'EINVAL', 22);
+    assertErrno(() => writer.add(`${file}\0x`, pattern(4), 0o600, 0, 0, 0, 0), 'EINVAL', 22);
+    assert.deepEqual(writer.drain(), []);
     assert.equal(fs.existsSync(file), false);
   });
 });

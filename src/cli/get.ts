@@ -28,6 +28,7 @@ import type { CommonOptions } from './options.js';
 import { joinPath } from './ls.js';
 import { isDotName } from '../ondisk/dirent.js';
 import { chooseSysOps, type MetaRecord, type OpFailure, type SysOps } from './sysops.js';
+import type { BackgroundFileWriter } from '../io/native.js';
 import { CHUNK } from './cat.js';
 
 export interface GetOptions extends CommonOptions {
@@ -143,6 +144,8 @@ class Extractor {
   private readonly myEuid = process.geteuid?.() ?? -1;
   private readonly myEgid = process.getegid?.() ?? -1;
   private readonly ops: SysOps;
+  /** Where files written in one call go (a thread of their own), when the system calls are native. */
+  private writer: BackgroundFileWriter | undefined;
   private progress: CopyProgress = new CopyProgress('get', undefined);
   private scratch: string | undefined;
   private xattrWarned = false;
@@ -160,6 +163,7 @@ class Extractor {
     private readonly destRoot: string,
   ) {
     this.ops = chooseSysOps(() => (this.scratch = mkdtempSync(join(this.destRoot, '.ext4ts-tmp-'))));
+    this.writer = this.ops.backgroundWriter?.();
     this.rootPlain = this.plainIn(this.destRoot);
     this.rootOwnGroup = this.ownGroupIn(nodefs.statSync(destRoot, { throwIfNoEntry: false }));
   }
@@ -195,12 +199,15 @@ class Extractor {
     try {
       this.entry(Buffer.from(src), target, srcIno);
       for (let dir = this.stack.pop(); dir !== undefined; dir = this.stack.pop()) this.fillDir(dir);
+      this.settleWriter(true);
       this.flush();
       this.removeScratch(); // before the directories' times: it lives in one of them
       // Directories last, deepest first: nothing will be created in them any more.
       const dirs = this.dirRecords.reverse();
       for (let i = 0; i < dirs.length; i += BATCH_FILES) this.report(this.ops.apply(dirs.slice(i, i + BATCH_FILES), this.isRoot));
     } finally {
+      // Before the umask changes back: the files still queued are created under it.
+      this.settleWriter(true);
       if (umask !== undefined) process.umask(umask);
       this.progress.stop();
       this.reporter.beforeWrite = undefined;
@@ -343,6 +350,7 @@ class Extractor {
         const first = this.linkMap.get(ino);
         if (first !== undefined) {
           this.prepare(dest, false, fresh);
+          if (this.writer?.busy === true) this.settleWriter(true); // `first` may still be queued
           nodefs.linkSync(first, dest);
           this.progress.entry();
           return;
@@ -470,14 +478,41 @@ class Extractor {
     return this.record(dest, st, this.xattrs(src, ino));
   }
 
-  /** `ops.writeNewFile`; a failure to create or write names the destination, as openSync's would. */
+  /**
+   * `ops.writeNewFile`; a failure to create or write names the destination, as
+   * openSync's would. With the background writer, the file is queued and its failures
+   * are reported when they come back (`settleWriter`).
+   */
   private writeNew(record: MetaRecord, data: Uint8Array): void {
+    const writer = this.writer;
+    if (writer !== undefined) {
+      const r = record;
+      if (writer.add(r.path, data, r.mode & 0o7777, r.atime.seconds, r.atime.nanoseconds, r.mtime.seconds, r.mtime.nanoseconds) > 0) this.settleWriter(false);
+      return;
+    }
     try {
       this.report((this.ops.writeNewFile as NonNullable<SysOps['writeNewFile']>)(record, data));
     } catch (error) {
       // Created (O_EXCL) but its data not all written: not left behind looking copied.
       if ((error as { syscall?: unknown }).syscall === 'write') unlinkQuietly(record.path);
       throw new Failure(record.path, error);
+    }
+  }
+
+  /**
+   * Reports what the background writer could not write: all of it once every queued
+   * file is written (`drain`), or what failed so far. A file not created or not fully
+   * written is an error about it (a partly written one is removed by the writer); times
+   * not set, a failure like the other metadata's. Once the copy has stopped (the
+   * destination is full or read-only), files queued before that fail the same way: not
+   * reported again.
+   */
+  private settleWriter(drain: boolean): void {
+    const writer = this.writer;
+    if (writer === undefined) return;
+    for (const { path, error } of drain ? writer.drain() : writer.take()) {
+      if (error.syscall === 'futimens') this.report([{ path, op: 'set times', code: error.code, message: strerror(error.code) }]);
+      else if (!(this.stopped && DEST_FATAL.has(error.code))) this.fail(path, path, new Failure(path, error));
     }
   }
 

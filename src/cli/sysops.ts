@@ -26,7 +26,7 @@ import { spawnSync } from 'node:child_process';
 import * as nodefs from 'node:fs';
 import { join } from 'node:path';
 import type { FileKind, Timestamp } from '../fs/types.js';
-import { canWriteNewFile, isNativeAvailable, lgetxattr, lsetxattr, lutimens, mknod, writeNewFile } from '../io/native.js';
+import { BackgroundFileWriter, canWriteInBackground, canWriteNewFile, isNativeAvailable, lgetxattr, lsetxattr, lutimens, mknod, writeNewFile } from '../io/native.js';
 import { CliError, strerror } from './errors.js';
 
 /** What to set on a path once its content is in place. */
@@ -83,6 +83,11 @@ export interface SysOps {
    * the times is returned. The file is left behind by a failure after its creation.
    */
   readonly writeNewFile?: ((record: MetaRecord, data: Uint8Array) => OpFailure[]) | undefined;
+  /**
+   * A writer that does what `writeNewFile` does on a thread of its own (native only;
+   * see BackgroundFileWriter): the caller goes on while the destination is written.
+   */
+  readonly backgroundWriter?: (() => BackgroundFileWriter) | undefined;
   /**
    * Whether a file created in directory `dir` gets exactly the mode it is created with
    * (under umask 0): false when `dir` has a default ACL (which replaces the umask), or
@@ -154,6 +159,8 @@ class NativeOps implements SysOps {
         return [];
       }
     : undefined;
+
+  readonly backgroundWriter = canWriteInBackground() ? () => new BackgroundFileWriter() : undefined;
 
   readonly plainCreation = canWriteNewFile()
     ? (dir: string | Buffer): boolean => {

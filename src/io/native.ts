@@ -81,6 +81,23 @@ interface Binding {
   lgetxattr?(path: NativePath, name: string): Buffer | undefined;
   writeNewFile?(path: NativePath, data: Uint8Array, mode: number, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void;
   inodeChecksumsOk?(records: Uint8Array, inodeSize: number, fsSeed: number, firstIno: number, out: Uint8Array): number;
+  fileWriterCreate?(): WriterHandle;
+  fileWriterAdd?(writer: WriterHandle, path: NativePath, data: Uint8Array, mode: number, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): number;
+  fileWriterTake?(writer: WriterHandle): RawWriterFailure[];
+  fileWriterDrain?(writer: WriterHandle): RawWriterFailure[];
+}
+
+/** The addon's file writer (an opaque external value). */
+declare const writerHandle: unique symbol;
+type WriterHandle = { readonly [writerHandle]: true };
+
+/** A failure as the addon's file writer reports it. */
+interface RawWriterFailure {
+  readonly path: Buffer;
+  readonly code: string;
+  readonly errno: number;
+  readonly syscall: string;
+  readonly message: string;
 }
 
 /**
@@ -293,6 +310,75 @@ export function inodeChecksumsOk(records: Uint8Array, inodeSize: number, fsSeed:
   return b?.inodeChecksumsOk === undefined ? undefined : b.inodeChecksumsOk(records, inodeSize, fsSeed >>> 0, firstIno, out);
 }
 
+/** A file {@link BackgroundFileWriter} could not write: `error` is shaped like a failed syscall's (code, errno, syscall). */
+export interface BackgroundWriteFailure {
+  readonly path: Buffer;
+  readonly error: NativeSyscallError;
+}
+
+/**
+ * New regular files written on a thread of the addon's own, so that the caller goes on
+ * while the syscalls are made (`ext4ts get`: reading the image overlaps writing the
+ * destination when there are two CPUs). `add` does what {@link writeNewFile} does for
+ * one file (open O_CREAT|O_EXCL with `mode`, less the umask; write; futimens; close),
+ * later, in the order added; the data is copied, so the caller may reuse its buffer.
+ * Files go over in batches (256 files or 4 MiB); when two batches wait, `add` waits
+ * too, so memory stays bounded.
+ *
+ * Failures come back from `take` (those so far) and `drain` (which first waits until
+ * every file added is written): a file whose data could not all be written is removed
+ * (it was created by us), and after ENOSPC, EDQUOT or EROFS the files not yet written
+ * are dropped (only that failure is reported). The umask in force when a file is
+ * written applies: change it only after `drain`. Anything that needs the files to
+ * exist (a hard link to one, its directory's times) must `drain` first.
+ */
+export class BackgroundFileWriter {
+  private readonly handle: WriterHandle;
+  private readonly binding: Binding;
+  /** Files added since the last drain. */
+  private pending = 0;
+
+  constructor() {
+    this.binding = load();
+    if (this.binding.fileWriterCreate === undefined) throw new FsError('EOPNOTSUPP', 'the ext4ts native helper is older than this code (it has no fileWriterCreate); rebuild it with `npm run build:native`');
+    this.handle = this.binding.fileWriterCreate();
+  }
+
+  /** Queues a new file; returns how many failures wait to be taken. */
+  add(path: NativePath, data: Uint8Array, mode: number, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): number {
+    const waiting = (this.binding.fileWriterAdd as NonNullable<Binding['fileWriterAdd']>)(this.handle, path, data, mode, atimeSec, atimeNsec, mtimeSec, mtimeNsec);
+    this.pending++;
+    return waiting;
+  }
+
+  /** Whether files were added since the last drain. */
+  get busy(): boolean {
+    return this.pending > 0;
+  }
+
+  /** The failures so far, without waiting. */
+  take(): BackgroundWriteFailure[] {
+    return (this.binding.fileWriterTake as NonNullable<Binding['fileWriterTake']>)(this.handle).map(toFailure);
+  }
+
+  /** Waits until every file added is written (or dropped); then the failures. */
+  drain(): BackgroundWriteFailure[] {
+    if (this.pending === 0) return this.take();
+    this.pending = 0;
+    return (this.binding.fileWriterDrain as NonNullable<Binding['fileWriterDrain']>)(this.handle).map(toFailure);
+  }
+}
+
+function toFailure(raw: RawWriterFailure): BackgroundWriteFailure {
+  const error = Object.assign(new Error(raw.message), { code: raw.code, errno: raw.errno, syscall: raw.syscall });
+  return { path: raw.path, error };
+}
+
+/** True when a {@link BackgroundFileWriter} can be made (the addon is built, and recent enough). */
+export function canWriteInBackground(): boolean {
+  return tryLoad()?.fileWriterCreate !== undefined;
+}
+
 /** The same functions and constants as one object. */
 export const native = {
   isNativeAvailable,
@@ -312,6 +398,7 @@ export const native = {
   lgetxattr,
   writeNewFile,
   canWriteNewFile,
+  canWriteInBackground,
   inodeChecksumsOk,
   S_IFIFO,
   S_IFCHR,
