@@ -87,8 +87,8 @@ Options:
   --cpu <n>             CPU that servers and clients are pinned to (default 0; -1: no pinning)
   --random-count <n>    random 4 KiB reads per run (default 20000)
   --timeout <s>         cap of one client run, seconds (default 900)
-  --cli <main.js>       the ext4ts CLI (default: src/ compiled by tsc into .bench/mount-cli/,
-                        rebuilt when src/ changed; e.g. --cli dist/cli/main.js)
+  --cli <file>          the ext4ts CLI (default: src/ built like npm run build into .bench/mount-cli/,
+                        rebuilt when src/ changed; e.g. --cli dist/cli/ext4ts.js)
   --ext4ts-options <o>  extra -o list for ext4ts mount, after ro (e.g. cache_size=64M)
   --chart <file>        where the SVG chart goes (default docs/bench-mount.svg; not written
                         by --quick runs unless given)

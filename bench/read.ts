@@ -30,6 +30,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { newestProfile, summarizeProfile, type ProfileSummary } from './lib/cpuprofile.js';
 import { dropCaches, fillPageCache, pinningAvailable, runMeasured, versionLine, type RunResult } from './lib/proc.js';
+import { buildCli } from './lib/mount-tools.js';
 import { checkExtract, ensureTree, FULL_TREE, QUICK_TREE, type BenchTree, type ExtractCheck } from './lib/read-tree.js';
 import type { DeviceStats, Ext2fsDone, Ext2fsJob, Ext2fsProgress, Job, LibResult } from './lib/read-worker.js';
 import { fmtBytes, fmtInt, fmtNum, fmtRatio, renderTable, type Column } from './lib/table.js';
@@ -57,8 +58,9 @@ Options:
   --ext2fs-reps <n>     runs of the ext2fs package per cell (default 1)
   --ext2fs-timeout <s>  cap of one ext2fs package run; a capped run is extrapolated (default 120)
   --ext2fs-warm         also run the ext2fs package warm (default: cold only; it is CPU-bound)
-  --cli <main.js>       the ext4ts CLI to run (default: src/ compiled with tsc into
-                        .bench/read-cli/, rebuilt when src/ changed)
+  --cli <file>          the ext4ts CLI to run (default: src/ built like npm run build
+                        (tsc, then scripts/bundle.ts) into .bench/read-cli/, rebuilt
+                        when src/ changed; e.g. --cli dist/cli/ext4ts.js)
   --cpu <n>             pin every measured command to CPU n (default -1: no pinning; ext4ts
                         get writes the destination on a second thread, which pinning
                         serializes; the cpu column is user + system time either way)
@@ -181,45 +183,13 @@ interface CliInfo {
   readonly hasGet: boolean;
 }
 
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const e of fs.readdirSync(dir, { withFileTypes: true, recursive: true })) {
-    if (!e.isFile()) continue;
-    newest = Math.max(newest, fs.statSync(path.join(e.parentPath, e.name)).mtimeMs);
-  }
-  return newest;
-}
-
-/**
- * The CLI is compiled from src/ into .bench/read-cli/dist (not dist/, which others may
- * be using), with a `native` link beside it so that src/io/native.ts finds the addon.
- */
-function buildCli(log: (line: string) => void): { main: string; note: string } | { main: undefined; note: string } {
-  const base = path.join(BENCH_DIR, 'read-cli');
-  const outDir = path.join(base, 'dist');
-  const main = path.join(outDir, 'cli', 'main.js');
-  const stamp = path.join(base, 'stamp');
-  const sources = Math.max(newestMtime(path.join(PROJECT_ROOT, 'src')), fs.statSync(path.join(PROJECT_ROOT, 'tsconfig.json')).mtimeMs);
-  const upToDate = fs.existsSync(main) && fs.existsSync(stamp) && fs.statSync(stamp).mtimeMs >= sources;
-  if (upToDate) return { main, note: 'src/ compiled by tsc into .bench/read-cli/ (up to date)' };
-  log('compiling src/ with tsc into .bench/read-cli/ for the CLI runs ...');
-  fs.rmSync(outDir, { recursive: true, force: true });
-  fs.mkdirSync(base, { recursive: true });
-  const link = path.join(base, 'native');
-  if (!fs.existsSync(link)) fs.symlinkSync(path.join('..', '..', 'native'), link);
-  const buildStarted = Date.now();
-  const tsc = path.join(PROJECT_ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
-  const r = spawnSync(process.execPath, [tsc, '-p', path.join(PROJECT_ROOT, 'tsconfig.build.json'), '--outDir', outDir], { encoding: 'utf8', cwd: PROJECT_ROOT });
-  if (!fs.existsSync(main)) return { main: undefined, note: `tsc produced no ${path.relative(PROJECT_ROOT, main)}: ${(r.stdout + r.stderr).trim().split('\n')[0] ?? ''}` };
-  fs.writeFileSync(stamp, '');
-  fs.utimesSync(stamp, new Date(buildStarted), new Date(buildStarted));
-  const errors = (r.stdout + r.stderr).split('\n').filter((l) => / error TS\d+/.test(l));
-  const note = `src/ compiled by tsc into .bench/read-cli/${errors.length > 0 ? ` (tsc reported ${errors.length} type error(s) in src/, first: ${errors[0]?.trim() ?? ''}; JavaScript emitted anyway)` : ''}`;
-  return { main, note };
-}
-
 function probeCli(cfg: Config, log: (line: string) => void): CliInfo {
-  const built = cfg.cli === undefined ? buildCli(log) : { main: cfg.cli, note: `${path.relative(PROJECT_ROOT, cfg.cli)} (--cli)` };
+  let built: { main: string; note: string } | { main: undefined; note: string };
+  try {
+    built = cfg.cli === undefined ? buildCli(PROJECT_ROOT, BENCH_DIR, log, 'read-cli') : { main: cfg.cli, note: `${path.relative(PROJECT_ROOT, cfg.cli)} (--cli)` };
+  } catch (error) {
+    built = { main: undefined, note: error instanceof Error ? error.message : String(error) };
+  }
   if (built.main === undefined) return { main: undefined, note: built.note, hasLs: false, hasGet: false };
   const help = (cmd: string): boolean => spawnSync(process.execPath, [built.main, cmd, '--help'], { stdio: 'ignore' }).status === 0;
   const hasLs = help('ls');

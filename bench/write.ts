@@ -76,8 +76,8 @@ Options:
   --dir <dir>           where the images, the archive and the random file go
                         (default /dev/shm/ext4ts-bench-write: tmpfs, so no disk in the timings)
   --cpu <n>             CPU the servers and clients are pinned to (default 0; -1: no pinning)
-  --cli <main.js>       the ext4ts CLI (default: src/ compiled by tsc into .bench/mount-cli/,
-                        shared with bench:mount; e.g. --cli dist/cli/main.js)
+  --cli <file>          the ext4ts CLI (default: src/ built like npm run build into .bench/mount-cli/,
+                        shared with bench:mount; e.g. --cli dist/cli/ext4ts.js)
   --ext4ts-options <o>  extra -o options for ext4ts mount (after rw)
   --timeout <s>         cap of one workload step and of one unmount, seconds (default 900)
   --no-content          do not compare file contents (counts, modes, sizes, mtimes only)

@@ -10,8 +10,8 @@ work=.demo
 src=$work/sample
 img=$work/sample.img
 mnt=$work/mnt
-cli=(node dist/cli/main.js)
-[ -f dist/cli/main.js ] || npm run build >/dev/null
+cli=(node dist/cli/ext4ts.js)
+[ -f dist/cli/ext4ts.js ] || npm run build >/dev/null
 rm -rf "$work" && mkdir -p "$src" "$mnt"
 # A sample tree: the project's sources and dependencies (thousands of small files),
 # plus a symlink, a hard link, a sparse file and an xattr.

@@ -24,7 +24,7 @@ export const TOOLS: readonly ToolName[] = ['kernel', 'fuse2fs', 'ext4ts'];
 export interface ToolEnv {
   /** CPU the servers (and the clients) are pinned to; undefined = no pinning. */
   readonly cpu: number | undefined;
-  /** The ext4ts CLI (compiled main.js). */
+  /** The ext4ts CLI (the bundle npm run build makes: dist/cli/ext4ts.js). */
   readonly cli: string;
   /** Extra `-o` list for ext4ts mount ('' for none). */
   readonly ext4tsOptions: string;
@@ -281,20 +281,22 @@ function newestMtime(dir: string): number {
 }
 
 /**
- * Compile src/ into `<benchDir>/mount-cli/dist` (not dist/, which others may rebuild
- * during a run), with a `native` link beside it so that src/io/native.ts finds the
- * addon. Reused while src/ is unchanged. Returns main.js and a note, or throws.
+ * The CLI as `npm run build` makes it, from the current src/: compiled by tsc into
+ * .bench/NAME/dist (not dist/, which others may be using during a run) and bundled
+ * (scripts/bundle.ts: dist/cli/ext4ts.js, what package.json's bin runs), with a
+ * `native` link beside it so that the addon is found. Reused while src/ is unchanged.
+ * Returns the bundle and a note, or throws.
  */
-export function buildCli(projectRoot: string, benchDir: string, log: (line: string) => void): { main: string; note: string } {
-  const base = path.join(benchDir, 'mount-cli');
+export function buildCli(projectRoot: string, benchDir: string, log: (line: string) => void, name = 'mount-cli'): { main: string; note: string } {
+  const base = path.join(benchDir, name);
   const outDir = path.join(base, 'dist');
-  const main = path.join(outDir, 'cli', 'main.js');
+  const main = path.join(outDir, 'cli', 'ext4ts.js');
   const stamp = path.join(base, 'stamp');
-  const sources = Math.max(newestMtime(path.join(projectRoot, 'src')), fs.statSync(path.join(projectRoot, 'tsconfig.json')).mtimeMs);
+  const sources = Math.max(newestMtime(path.join(projectRoot, 'src')), fs.statSync(path.join(projectRoot, 'tsconfig.json')).mtimeMs, fs.statSync(path.join(projectRoot, 'scripts', 'bundle.ts')).mtimeMs);
   if (fs.existsSync(main) && fs.existsSync(stamp) && fs.statSync(stamp).mtimeMs >= sources) {
-    return { main, note: 'src/ compiled by tsc into .bench/mount-cli/ (up to date)' };
+    return { main, note: `src/ compiled by tsc and bundled into .bench/${name}/ (up to date)` };
   }
-  log('compiling src/ with tsc into .bench/mount-cli/ ...');
+  log(`compiling src/ with tsc into .bench/${name}/ and bundling it ...`);
   fs.rmSync(outDir, { recursive: true, force: true });
   fs.mkdirSync(base, { recursive: true });
   const link = path.join(base, 'native');
@@ -302,11 +304,14 @@ export function buildCli(projectRoot: string, benchDir: string, log: (line: stri
   const buildStarted = Date.now();
   const tsc = path.join(projectRoot, 'node_modules', 'typescript', 'bin', 'tsc');
   const r = spawnSync(process.execPath, [tsc, '-p', path.join(projectRoot, 'tsconfig.build.json'), '--outDir', outDir], { encoding: 'utf8', cwd: projectRoot });
-  if (!fs.existsSync(main)) throw new Error(`tsc produced no ${path.relative(projectRoot, main)}: ${(r.stdout + r.stderr).trim().split('\n')[0] ?? ''}`);
+  const compiled = path.join(outDir, 'cli', 'main.js');
+  if (!fs.existsSync(compiled)) throw new Error(`tsc produced no ${path.relative(projectRoot, compiled)}: ${(r.stdout + r.stderr).trim().split('\n')[0] ?? ''}`);
+  const b = spawnSync(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'scripts', 'bundle.ts'), '--dist', outDir], { encoding: 'utf8', cwd: projectRoot });
+  if (b.status !== 0 || !fs.existsSync(main)) throw new Error(`scripts/bundle.ts failed: ${(b.stdout + b.stderr).trim().split('\n')[0] ?? ''}`);
   fs.writeFileSync(stamp, '');
   fs.utimesSync(stamp, new Date(buildStarted), new Date(buildStarted));
   const errors = (r.stdout + r.stderr).split('\n').filter((l) => / error TS\d+/.test(l));
-  const note = `src/ compiled by tsc into .bench/mount-cli/${errors.length > 0 ? ` (tsc reported ${errors.length} type error(s) in src/, first: ${errors[0]?.trim() ?? ''}; JavaScript emitted anyway)` : ''}`;
+  const note = `src/ compiled by tsc and bundled into .bench/${name}/${errors.length > 0 ? ` (tsc reported ${errors.length} type error(s) in src/, first: ${errors[0]?.trim() ?? ''}; JavaScript emitted anyway)` : ''}`;
   return { main, note };
 }
 

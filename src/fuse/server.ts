@@ -69,14 +69,16 @@ const HEAP_GROWING_PERCENT = 25;
 function startWorker(data: WorkerData): Worker {
   v8.setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
   const resourceLimits = { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB };
+  // Relative to this module's directory as `../fuse/`, not `./`: the same from fuse/
+  // (this file) and from cli/ (the bundled CLI, scripts/bundle.ts, holds this code).
   const here = import.meta.url;
   if (here.endsWith('.ts')) {
     // Running from source under tsx: workers do not inherit its loader; register it first.
-    const script = new URL('./worker.ts', here).href;
+    const script = new URL('../fuse/worker.ts', here).href;
     const tsx = import.meta.resolve('tsx/esm/api');
     return new Worker(`import(${JSON.stringify(tsx)}).then((t) => { t.register(); return import(${JSON.stringify(script)}); })`, { eval: true, workerData: data, resourceLimits });
   }
-  return new Worker(new URL('./worker.js', here), { workerData: data, resourceLimits });
+  return new Worker(new URL('../fuse/worker.js', here), { workerData: data, resourceLimits });
 }
 
 /** How long the mount waits for the kernel's INIT before going on without it. */

@@ -77,7 +77,7 @@ export function mountProcesses(mnt: string): { pid: number; argv: string[] }[] {
   const out: { pid: number; argv: string[] }[] = [];
   for (const [pid, argv] of processes()) {
     if (pid === process.pid) continue;
-    const isServer = argv.some((a) => a.endsWith('main.ts') || a.endsWith('main.js')) && argv.includes('mount') && argv.includes(mnt);
+    const isServer = argv.some((a) => a.endsWith('main.ts') || a.endsWith('main.js') || a.endsWith('ext4ts.js')) && argv.includes('mount') && argv.includes(mnt);
     const isWatchdog = argv[0] === 'sh' && argv[1] === '-c' && (argv[2] ?? '').includes('umount -l') && argv[3] === mnt;
     if (isServer || isWatchdog) out.push({ pid, argv });
   }

@@ -1,0 +1,109 @@
+/**
+ * The CLI as installed: `npm run build` compiles src/ with tsc and bundles the CLI into
+ * one file (scripts/bundle.ts -> dist/cli/ext4ts.js, package.json's bin). The other CLI
+ * tests run src/ under tsx; this one builds the bundle from the current src/ into a
+ * scratch directory (not dist/, which may be stale or in use) and checks that it does
+ * what the sources do: the same output for reading commands, a full `get`, a mount
+ * (its FUSE worker is a separate file the bundle must find), and the same one-line
+ * errors.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { makeImage, scratchDir } from './helpers/images.js';
+import { REPO, runChild, runCli, snapshot } from './helpers/cli.js';
+
+let bundle: string;
+let image: string;
+
+/** Runs the bundled CLI (TZ=UTC, LC_ALL=C like runCli). */
+function runBundle(args: readonly string[]): { status: number | null; stdout: Buffer; stderr: string } {
+  const r = spawnSync(process.execPath, [bundle, ...args], { env: { ...process.env, TZ: 'UTC', LC_ALL: 'C' }, maxBuffer: 64 << 20, timeout: 60_000 });
+  if (r.error !== undefined) throw r.error;
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr.toString('utf8') };
+}
+
+before(() => {
+  const out = join(scratchDir(), 'bundle-build');
+  const dist = join(out, 'dist');
+  fs.mkdirSync(out, { recursive: true });
+  // The addon is found relative to the modules (../../native from dist/cli and dist/io).
+  fs.symlinkSync(join(REPO, 'native'), join(out, 'native'));
+  execFileSync(process.execPath, [join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(REPO, 'tsconfig.build.json'), '--outDir', dist], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  execFileSync(process.execPath, ['--import', 'tsx', join(REPO, 'scripts', 'bundle.ts'), '--dist', dist], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  bundle = join(dist, 'cli', 'ext4ts.js');
+  image = makeImage({
+    name: 'bundle',
+    size: '16M',
+    mkfsArgs: ['-t', 'ext4'],
+    populate: (dir) => {
+      for (let d = 0; d < 3; d++) {
+        fs.mkdirSync(join(dir, `d${d}`));
+        for (let f = 0; f < 20; f++) fs.writeFileSync(join(dir, `d${d}`, `f${f}`), Buffer.alloc(100 + d * 3000 + f * 50, d * 20 + f + 1));
+      }
+      fs.symlinkSync('d0/f1', join(dir, 'link'));
+      fs.linkSync(join(dir, 'd1', 'f2'), join(dir, 'hard'));
+      fs.utimesSync(join(dir, 'd2'), 1_000_000, 2_000_000);
+    },
+  });
+});
+
+void describe('the bundled CLI (dist/cli/ext4ts.js)', () => {
+  void it('is one file: it imports no module of ours', () => {
+    const text = fs.readFileSync(bundle, 'utf8');
+    assert.ok(text.startsWith('#!/usr/bin/env node\n'), 'runs as a program');
+    assert.equal(fs.statSync(bundle).mode & 0o111, 0o111, 'executable');
+    const imports = [...text.matchAll(/^import .* from ['"]([^'"]+)['"]/gm)].map((m) => m[1]);
+    assert.ok(imports.every((m) => m?.startsWith('node:') === true), `static imports: ${imports.join(', ')}`);
+  });
+
+  void it('prints what the sources print: ls -R -l, stat, info, cat', () => {
+    for (const args of [['ls', '-R', '-l', image, '/'], ['stat', image, '/d1/f2'], ['info', image], ['cat', image, '/d2/f19', '/link']]) {
+      const fromSource = runCli(args);
+      const fromBundle = runBundle(args);
+      assert.equal(fromBundle.status, 0, fromBundle.stderr);
+      assert.equal(fromSource.status, 0, fromSource.stderr);
+      assert.ok(fromBundle.stdout.equals(fromSource.stdout), `${args[0] ?? ''}: same output`);
+      assert.ok(fromBundle.stdout.length > 0);
+    }
+  });
+
+  void it('get copies the whole tree (files, times, the symlink, the hard link)', () => {
+    const dest = join(scratchDir(), 'bundle-get');
+    const oracle = join(scratchDir(), 'bundle-get-from-source');
+    const r = runBundle(['get', '--no-progress', image, '/', dest]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(runCli(['get', '--no-progress', image, '/', oracle]).status, 0);
+    const want = snapshot(oracle);
+    const got = snapshot(dest);
+    assert.equal(got.size, 1 + 3 + 60 + 1 + 1 + 1, [...got.keys()].join(' ')); // root, dirs, files, link, hard, lost+found
+    assert.deepEqual(got, want);
+    assert.equal(got.get('d2')?.mtimeNs, '2000000000000000'); // 2,000,000 s
+    assert.equal(fs.statSync(join(dest, 'hard')).ino, fs.statSync(join(dest, 'd1', 'f2')).ino);
+  });
+
+  void it('mounts (finding its FUSE worker), serves a child process, and unmounts', async () => {
+    const mnt = join(scratchDir(), 'bundle-mnt');
+    fs.mkdirSync(mnt);
+    const r = runBundle(['mount', image, mnt, '-o', 'ro']);
+    assert.equal(r.status, 0, r.stderr);
+    try {
+      const cat = await runChild('cat', [join(mnt, 'd2', 'f19')], REPO);
+      assert.equal(cat.status, 0, cat.stderr);
+      assert.ok(cat.stdout.equals(Buffer.alloc(100 + 2 * 3000 + 19 * 50, 2 * 20 + 19 + 1)));
+    } finally {
+      const u = runBundle(['umount', mnt]);
+      assert.equal(u.status, 0, u.stderr);
+    }
+    assert.ok(!fs.readFileSync('/proc/self/mountinfo', 'utf8').includes(` ${mnt} `), 'unmounted');
+  });
+
+  void it('fails like the sources: one line naming what, exit status 1', () => {
+    const r = runBundle(['cat', image, '/nope']);
+    assert.equal(r.status, 1);
+    assert.equal(r.stderr, 'ext4ts: /nope: No such file or directory\n');
+    assert.equal(runBundle(['get', '--help']).status, 0);
+  });
+});
