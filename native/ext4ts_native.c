@@ -33,10 +33,15 @@
  *   fileWriterAdd(writer, path, data, mode, aSec, aNsec, mSec, mNsec) -> waiting
  *                                          queues what writeNewFile would do (data
  *                                          copied); returns how many failures wait
+ *   fileWriterAddFromFd(writer, path, fd, offset, length, source, mode, aSec, aNsec, mSec, mNsec) -> waiting
+ *                                          the same, the data read by the writer's
+ *                                          thread from fd (pread) just before; `source`
+ *                                          names it if that read fails
  *   fileWriterTake(writer) -> failures     the failures so far, without waiting
  *   fileWriterDrain(writer) -> failures    waits until every queued file is written,
  *                                          then the failures: [{path (Buffer), code,
- *                                          errno, syscall, message}]
+ *                                          errno, syscall, message, source (Buffer, only
+ *                                          when reading the source failed)}]
  *   inodeChecksumsOk(records, inodeSize, fsSeed, firstIno, out) -> count
  *                                          metadata_csum check of every inode record in
  *                                          `records` (a run of an inode table; record i is
@@ -160,7 +165,7 @@ static napi_value throw_type(napi_env env, const char *fn, const char *what) {
 
 /* ---------------------------------------------------------------- arguments */
 
-#define MAX_ARGS 8
+#define MAX_ARGS 12
 
 /* Fetch exactly `want` arguments. Returns 0 on success, -1 with an exception thrown. */
 static int get_args(napi_env env, napi_callback_info info, const char *fn, size_t want, napi_value *argv) {
@@ -683,12 +688,19 @@ static napi_value js_write_new_file(napi_env env, napi_callback_info info) {
 #define FW_BATCH_BYTES (2u << 20)
 #define FW_THREADS 2
 #define FW_MAX_QUEUED (FW_THREADS + 4)
+/* The largest file one item takes (its data is held in memory once or twice). */
+#define FW_MAX_FILE (16u << 20)
 
-/* One file in a batch's arena: this header, the path (NUL-terminated), the data. */
+/* One file in a batch's arena: this header, the path (NUL-terminated), then either the
+ * data, or (src_fd >= 0) the source's path (NUL-terminated, for error messages): the
+ * data is then read by the thread, data_length bytes at src_offset of src_fd. */
 typedef struct {
   uint32_t path_length; /* without the NUL */
   uint32_t data_length;
   uint32_t mode;
+  int32_t src_fd;
+  uint32_t src_path_length;
+  uint64_t src_offset;
   struct timespec times[2];
 } fw_item;
 
@@ -701,6 +713,7 @@ typedef struct fw_batch {
 
 typedef struct {
   char *path;
+  char *source; /* the item's source path when reading it failed, else NULL */
   int err;
   const char *syscall;
 } fw_failure;
@@ -729,7 +742,7 @@ static bool fw_fatal(int err) {
 
 /* Records a failure (under the lock). Out of memory: the failure becomes ENOMEM on
  * the same path if possible; never silently dropped unless even that fails. */
-static void fw_fail(file_writer *w, const char *path, int err, const char *syscall) {
+static void fw_fail(file_writer *w, const char *path, const char *source, int err, const char *syscall) {
   if (w->failure_count == w->failure_capacity) {
     uint32_t capacity = w->failure_capacity == 0 ? 16 : w->failure_capacity * 2;
     fw_failure *grown = realloc(w->failures, capacity * sizeof *grown);
@@ -738,8 +751,32 @@ static void fw_fail(file_writer *w, const char *path, int err, const char *sysca
     w->failure_capacity = capacity;
   }
   char *copy = strdup(path);
-  if (copy == NULL) return;
-  w->failures[w->failure_count++] = (fw_failure){copy, err, syscall};
+  char *source_copy = source == NULL ? NULL : strdup(source);
+  if (copy == NULL || (source != NULL && source_copy == NULL)) {
+    free(copy);
+    free(source_copy);
+    return;
+  }
+  w->failures[w->failure_count++] = (fw_failure){copy, source_copy, err, syscall};
+}
+
+/* All of `length` bytes at `offset` of `fd` into `out`, retrying EINTR; 0, or -1 with
+ * errno set (EIO when the file ends first). */
+static int read_all(int fd, char *out, size_t length, uint64_t offset) {
+  size_t done = 0;
+  while (done < length) {
+    ssize_t n = pread(fd, out + done, length - done, (off_t)(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    if (n == 0) {
+      errno = EIO;
+      return -1;
+    }
+    done += (size_t)n;
+  }
+  return 0;
 }
 
 /* One file: returns 0, or the errno with *syscall set. */
@@ -771,6 +808,8 @@ static int fw_write_one(const char *path, const char *data, const fw_item *item,
 
 static void *fw_thread(void *arg) {
   file_writer *w = arg;
+  char *read_buffer = NULL; /* for files read from a source descriptor */
+  size_t read_capacity = 0;
   pthread_mutex_lock(&w->lock);
   for (;;) {
     while (w->head == NULL && !w->quit) pthread_cond_wait(&w->work, &w->lock);
@@ -786,15 +825,41 @@ static void *fw_thread(void *arg) {
       memcpy(&item, b->arena + at, sizeof item);
       const char *path = b->arena + at + sizeof item;
       const char *data = path + item.path_length + 1;
-      at += sizeof item + item.path_length + 1 + item.data_length;
+      const char *source = NULL;
+      if (item.src_fd >= 0) {
+        source = data;
+        at += sizeof item + item.path_length + 1 + item.src_path_length + 1;
+      } else {
+        at += sizeof item + item.path_length + 1 + item.data_length;
+      }
       const char *syscall = NULL;
-      int err = fw_write_one(path, data, &item, &syscall);
+      int err = 0;
+      if (source != NULL) {
+        /* The data comes from the source: read it all before creating anything. */
+        if (item.data_length > read_capacity) {
+          char *grown = realloc(read_buffer, item.data_length);
+          if (grown == NULL) {
+            err = ENOMEM;
+            syscall = "read";
+          } else {
+            read_buffer = grown;
+            read_capacity = item.data_length;
+          }
+        }
+        if (err == 0 && read_all(item.src_fd, read_buffer, item.data_length, item.src_offset) != 0) {
+          err = errno;
+          syscall = "read";
+        }
+        data = read_buffer;
+      }
+      if (err == 0) err = fw_write_one(path, data, &item, &syscall);
       if (err != 0) {
+        const char *failed_source = syscall != NULL && strcmp(syscall, "read") == 0 ? source : NULL;
         pthread_mutex_lock(&w->lock);
-        if (!fw_fatal(err)) {
-          fw_fail(w, path, err, syscall);
+        if (!fw_fatal(err) || failed_source != NULL) {
+          fw_fail(w, path, failed_source, err, syscall);
         } else if (!w->stopped) {
-          fw_fail(w, path, err, syscall);
+          fw_fail(w, path, NULL, err, syscall);
           __atomic_store_n(&w->stopped, true, __ATOMIC_RELAXED);
         }
         pthread_mutex_unlock(&w->lock);
@@ -807,6 +872,7 @@ static void *fw_thread(void *arg) {
     pthread_cond_broadcast(&w->done);
   }
   pthread_mutex_unlock(&w->lock);
+  free(read_buffer);
   return NULL;
 }
 
@@ -869,7 +935,10 @@ static void fw_finalize(napi_env env, void *data, void *hint) {
     free(w->spare);
     w->spare = next;
   }
-  for (uint32_t i = 0; i < w->failure_count; i++) free(w->failures[i].path);
+  for (uint32_t i = 0; i < w->failure_count; i++) {
+    free(w->failures[i].path);
+    free(w->failures[i].source);
+  }
   free(w->failures);
   pthread_mutex_destroy(&w->lock);
   pthread_cond_destroy(&w->work);
@@ -909,26 +978,13 @@ static napi_value failures_waiting(napi_env env, file_writer *w) {
   return number(env, (double)n);
 }
 
-static napi_value js_file_writer_add(napi_env env, napi_callback_info info) {
-  napi_value argv[8];
-  file_writer *w;
-  char path[PATH_MAX];
-  double mode, a_sec, a_nsec, m_sec, m_nsec;
-  const void *data;
-  size_t length;
-  if (get_args(env, info, "fileWriterAdd", 8, argv) != 0) return NULL;
-  if (get_writer(env, argv[0], "fileWriterAdd", &w) != 0) return NULL;
-  if (get_path(env, argv[1], "fileWriterAdd", "open", path) != 0) return NULL;
-  if (!get_byte_view(env, argv[2], &data, &length)) return throw_type(env, "fileWriterAdd", "data must be a Buffer or a Uint8Array");
-  if (length > UINT32_MAX) return throw_errno(env, EFBIG, "fileWriterAdd", "data larger than 4 GiB");
-  if (get_uint(env, argv[3], "fileWriterAdd", "mode", 4095.0, &mode) != 0) return NULL;
-  if (get_int(env, argv[4], "fileWriterAdd", "atimeSec", &a_sec) != 0) return NULL;
-  if (get_uint(env, argv[5], "fileWriterAdd", "atimeNsec", 999999999.0, &a_nsec) != 0) return NULL;
-  if (get_int(env, argv[6], "fileWriterAdd", "mtimeSec", &m_sec) != 0) return NULL;
-  if (get_uint(env, argv[7], "fileWriterAdd", "mtimeNsec", 999999999.0, &m_nsec) != 0) return NULL;
-
+/* Appends an item (its header, path and `tail`: the data, or the source path with its
+ * NUL) to the batch being built, handing the batch over first when it is full. NULL
+ * with an exception thrown on failure. */
+static napi_value fw_append(napi_env env, file_writer *w, fw_item *item, const char *path, const void *tail, size_t tail_length) {
   size_t path_length = strlen(path);
-  size_t need = sizeof(fw_item) + path_length + 1 + length;
+  item->path_length = (uint32_t)path_length;
+  size_t need = sizeof *item + path_length + 1 + tail_length;
   fw_batch *b = w->building;
   if (b != NULL && (b->count >= FW_BATCH_FILES || b->used + need > FW_BATCH_BYTES)) {
     int err = fw_submit(w);
@@ -957,15 +1013,76 @@ static napi_value js_file_writer_add(napi_env env, napi_callback_info info) {
     b->arena = grown;
     b->capacity = capacity;
   }
-  fw_item item = {(uint32_t)path_length, (uint32_t)length, (uint32_t)mode,
-                  {{(time_t)a_sec, (long)a_nsec}, {(time_t)m_sec, (long)m_nsec}}};
   char *at = b->arena + b->used;
-  memcpy(at, &item, sizeof item);
-  memcpy(at + sizeof item, path, path_length + 1);
-  if (length > 0) memcpy(at + sizeof item + path_length + 1, data, length);
+  memcpy(at, item, sizeof *item);
+  memcpy(at + sizeof *item, path, path_length + 1);
+  if (tail_length > 0) memcpy(at + sizeof *item + path_length + 1, tail, tail_length);
   b->used += need;
   b->count++;
   return failures_waiting(env, w);
+}
+
+/* mode, atime and mtime from argv[0..4] into `item`. */
+static int get_mode_times(napi_env env, napi_value *argv, const char *fn, fw_item *item) {
+  double mode, a_sec, a_nsec, m_sec, m_nsec;
+  if (get_uint(env, argv[0], fn, "mode", 4095.0, &mode) != 0) return -1;
+  if (get_int(env, argv[1], fn, "atimeSec", &a_sec) != 0) return -1;
+  if (get_uint(env, argv[2], fn, "atimeNsec", 999999999.0, &a_nsec) != 0) return -1;
+  if (get_int(env, argv[3], fn, "mtimeSec", &m_sec) != 0) return -1;
+  if (get_uint(env, argv[4], fn, "mtimeNsec", 999999999.0, &m_nsec) != 0) return -1;
+  item->mode = (uint32_t)mode;
+  item->times[0].tv_sec = (time_t)a_sec;
+  item->times[0].tv_nsec = (long)a_nsec;
+  item->times[1].tv_sec = (time_t)m_sec;
+  item->times[1].tv_nsec = (long)m_nsec;
+  return 0;
+}
+
+static napi_value js_file_writer_add(napi_env env, napi_callback_info info) {
+  napi_value argv[8];
+  file_writer *w;
+  char path[PATH_MAX];
+  const void *data;
+  size_t length;
+  fw_item item;
+  memset(&item, 0, sizeof item);
+  item.src_fd = -1;
+  if (get_args(env, info, "fileWriterAdd", 8, argv) != 0) return NULL;
+  if (get_writer(env, argv[0], "fileWriterAdd", &w) != 0) return NULL;
+  if (get_path(env, argv[1], "fileWriterAdd", "open", path) != 0) return NULL;
+  if (!get_byte_view(env, argv[2], &data, &length)) return throw_type(env, "fileWriterAdd", "data must be a Buffer or a Uint8Array");
+  if (length > FW_MAX_FILE) return throw_errno(env, EFBIG, "fileWriterAdd", "data larger than the writer takes");
+  if (get_mode_times(env, argv + 3, "fileWriterAdd", &item) != 0) return NULL;
+  item.data_length = (uint32_t)length;
+  return fw_append(env, w, &item, path, data, length);
+}
+
+/* Like fileWriterAdd, the data being `length` bytes at `offset` of `fd`, read by the
+ * writer's thread (pread) just before it creates the file; `source` names them in the
+ * failure if that read fails. The caller keeps `fd` open until `drain`. */
+static napi_value js_file_writer_add_from_fd(napi_env env, napi_callback_info info) {
+  napi_value argv[11];
+  file_writer *w;
+  char path[PATH_MAX];
+  char source[PATH_MAX];
+  int fd;
+  uint64_t offset, length;
+  fw_item item;
+  memset(&item, 0, sizeof item);
+  if (get_args(env, info, "fileWriterAddFromFd", 11, argv) != 0) return NULL;
+  if (get_writer(env, argv[0], "fileWriterAddFromFd", &w) != 0) return NULL;
+  if (get_path(env, argv[1], "fileWriterAddFromFd", "open", path) != 0) return NULL;
+  if (get_fd(env, argv[2], "fileWriterAddFromFd", "fd", &fd) != 0) return NULL;
+  if (get_range(env, argv + 3, "fileWriterAddFromFd", &offset, &length) != 0) return NULL;
+  if (length > FW_MAX_FILE) return throw_errno(env, EFBIG, "fileWriterAddFromFd", "data larger than the writer takes");
+  if (get_path(env, argv[5], "fileWriterAddFromFd", "fileWriterAddFromFd", source) != 0) return NULL;
+  if (get_mode_times(env, argv + 6, "fileWriterAddFromFd", &item) != 0) return NULL;
+  item.src_fd = fd;
+  item.src_offset = offset;
+  item.data_length = (uint32_t)length;
+  size_t source_length = strlen(source);
+  item.src_path_length = (uint32_t)source_length;
+  return fw_append(env, w, &item, path, source, source_length + 1);
 }
 
 /* [{path: Buffer, code, errno, syscall, message}], taken out of the writer. */
@@ -1001,9 +1118,17 @@ static napi_value take_failures(napi_env env, file_writer *w) {
     if (status == napi_ok) status = napi_set_named_property(env, entry, "errno", js_errno);
     if (status == napi_ok) status = napi_set_named_property(env, entry, "syscall", js_syscall);
     if (status == napi_ok) status = napi_set_named_property(env, entry, "message", js_message);
+    if (status == napi_ok && list[i].source != NULL) {
+      napi_value js_source;
+      status = napi_create_buffer_copy(env, strlen(list[i].source), list[i].source, &bytes, &js_source);
+      if (status == napi_ok) status = napi_set_named_property(env, entry, "source", js_source);
+    }
     if (status == napi_ok) status = napi_set_element(env, array, i, entry);
   }
-  for (uint32_t i = 0; i < count; i++) free(list[i].path);
+  for (uint32_t i = 0; i < count; i++) {
+    free(list[i].path);
+    free(list[i].source);
+  }
   free(list);
   if (status != napi_ok) return throw_errno(env, ENOMEM, "fileWriterTake", NULL);
   return array;
@@ -1232,6 +1357,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"inodeChecksumsOk", NULL, js_inode_checksums_ok, NULL, NULL, NULL, napi_enumerable, NULL},
     {"fileWriterCreate", NULL, js_file_writer_create, NULL, NULL, NULL, napi_enumerable, NULL},
     {"fileWriterAdd", NULL, js_file_writer_add, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"fileWriterAddFromFd", NULL, js_file_writer_add_from_fd, NULL, NULL, NULL, napi_enumerable, NULL},
     {"fileWriterTake", NULL, js_file_writer_take, NULL, NULL, NULL, napi_enumerable, NULL},
     {"fileWriterDrain", NULL, js_file_writer_drain, NULL, NULL, NULL, napi_enumerable, NULL},
   };

@@ -761,12 +761,41 @@ void describe('BackgroundFileWriter', () => {
     }
   });
 
+  void it('addFromFd: the data is read from a file at an offset; a failed read creates nothing and names the source', () => {
+    const sourceFile = path.join(sub, 'source.bin');
+    const content = pattern(300_000, 9);
+    fs.writeFileSync(sourceFile, content);
+    const fd = open(sourceFile, 'r');
+    const writer = new BackgroundFileWriter();
+    writer.add(path.join(sub, 'inline'), pattern(10, 1), 0o640, 0, 0, 7, 8);
+    for (let i = 0; i < 300; i++) writer.add(path.join(sub, `mix${i}`), pattern(i, i), 0o600, 0, 0, 0, 0); // past one batch
+    writer.addFromFd(path.join(sub, 'from-fd'), fd, 12_345, 200_000, 'image:/the/file', 0o604, 1, 2, 3, 4);
+    writer.addFromFd(path.join(sub, 'empty-from-fd'), fd, 0, 0, 'image:/empty', 0o600, 0, 0, 0, 0);
+    writer.addFromFd(path.join(sub, 'past-the-end'), fd, 250_000, 100_000, Buffer.concat([Buffer.from('image:/'), NON_UTF8]), 0o600, 0, 0, 0, 0);
+    const failures = writer.drain();
+    assert.equal(failures.length, 1, JSON.stringify(failures));
+    assert.equal(failures[0]?.error.code, 'EIO');
+    assert.equal(failures[0]?.error.syscall, 'read');
+    assert.deepEqual(failures[0]?.source, Buffer.concat([Buffer.from('image:/'), NON_UTF8]));
+    assert.equal(failures[0]?.path.toString(), path.join(sub, 'past-the-end'));
+    assert.equal(fs.existsSync(path.join(sub, 'past-the-end')), false, 'nothing created when the read failed');
+    assert.deepEqual(fs.readFileSync(path.join(sub, 'from-fd')), content.subarray(12_345, 212_345));
+    const st = fs.statSync(path.join(sub, 'from-fd'), { bigint: true });
+    assert.equal(Number(st.mode) & 0o777, 0o604 & ~process.umask());
+    assert.equal(st.mtimeNs, ns(3, 4));
+    assert.equal(fs.statSync(path.join(sub, 'empty-from-fd')).size, 0);
+    assert.deepEqual(fs.readFileSync(path.join(sub, 'inline')), pattern(10, 1));
+    assert.deepEqual(fs.readFileSync(path.join(sub, 'mix299')), pattern(299, 299));
+  });
+
   void it('rejects bad arguments at add, before queueing anything', () => {
     const writer = new BackgroundFileWriter();
     const file = path.join(sub, 'bad');
     assertErrno(() => writer.add(file, pattern(4), 0o10000, 0, 0, 0, 0), 'EINVAL', 22);
     assertErrno(() => writer.add(file, pattern(4), 0o600, 0, 1_000_000_000, 0, 0), 'EINVAL', 22);
     assertErrno(() => writer.add(`${file}\0x`, pattern(4), 0o600, 0, 0, 0, 0), 'EINVAL', 22);
+    assertErrno(() => writer.addFromFd(file, -1, 0, 10, 'src', 0o600, 0, 0, 0, 0), 'EINVAL', 22);
+    assertErrno(() => writer.addFromFd(file, 0, 0, 64 << 20, 'src', 0o600, 0, 0, 0, 0), 'EFBIG', 27);
     assert.deepEqual(writer.drain(), []);
     assert.equal(fs.existsSync(file), false);
   });

@@ -482,6 +482,11 @@ export class CachingChannel implements IoChannel {
     }
   }
 
+  /** The device's, when this channel is read-only (nothing cached here is newer than the file). */
+  rawSource(): { readonly fd: number; readonly offset: number } | undefined {
+    return this.readOnly ? this.inner.rawSource?.() : undefined;
+  }
+
   readahead(block: number, count: number): void {
     this.assertOpen();
     if (this.passthrough) {

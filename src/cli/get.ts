@@ -431,6 +431,7 @@ class Extractor {
     const chown = this.isRoot && !(ownGroup && st.uid === this.myEuid && st.gid === this.myEgid);
     const record = this.quickRecord(src, dest, ino, st, plain, chown);
     const quick = record !== undefined && record.xattrs.length === 0 && (this.isRoot || (record.mode & 0o6000) === 0) ? record : undefined;
+    if (quick !== undefined && this.writeFromImage(src, ino, st, quick)) return true;
     const file = new NewFile(dest);
     try {
       if (quick === undefined) file.create();
@@ -463,6 +464,30 @@ class Extractor {
     } finally {
       file.abandon();
     }
+  }
+
+  /** The image file and the offset of its block 0, for the writer threads' reads (undefined: none). */
+  private rawSource: { readonly fd: number; readonly offset: number } | undefined | null = null;
+
+  /**
+   * A file to write in one call whose data is one run of the image (most small files)
+   * goes to the writer threads as that run's place: they read it from the image
+   * themselves, so that neither the reading (a cold image: waiting on the disk) nor the
+   * copying happens on this thread. False when that cannot be done (no writer, no file
+   * descriptor to read from, or data in several runs): the caller goes on as before.
+   */
+  private writeFromImage(src: Buffer, ino: number, st: Stat, record: MetaRecord): boolean {
+    const writer = this.writer;
+    if (writer === undefined || st.size === 0 || st.size > CHUNK) return false;
+    if (this.rawSource === null) this.rawSource = this.fs.channel.rawSource();
+    const raw = this.rawSource;
+    if (raw === undefined) return false;
+    const run = about(src, () => this.fs.singleRun(ino));
+    if (run === undefined) return false;
+    const r = record;
+    if (writer.addFromFd(r.path, raw.fd, raw.offset + run.offset, run.length, src, r.mode & 0o7777, r.atime.seconds, r.atime.nanoseconds, r.mtime.seconds, r.mtime.nanoseconds) > 0) this.settleWriter(false);
+    this.progress.data(run.length);
+    return true;
   }
 
   /**
@@ -510,8 +535,9 @@ class Extractor {
   private settleWriter(drain: boolean): void {
     const writer = this.writer;
     if (writer === undefined) return;
-    for (const { path, error } of drain ? writer.drain() : writer.take()) {
-      if (error.syscall === 'futimens') this.report([{ path, op: 'set times', code: error.code, message: strerror(error.code) }]);
+    for (const { path, error, source } of drain ? writer.drain() : writer.take()) {
+      if (source !== undefined) this.reporter.error(source, error); // reading the image
+      else if (error.syscall === 'futimens') this.report([{ path, op: 'set times', code: error.code, message: strerror(error.code) }]);
       else if (!(this.stopped && DEST_FATAL.has(error.code))) this.fail(path, path, new Failure(path, error));
     }
   }

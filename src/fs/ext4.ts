@@ -600,6 +600,22 @@ export class Ext4 {
    * One mapping pass, no allocation per call: what `get` does for every file, where
    * mapping runs first and reading them after cost two passes and a buffer per file.
    */
+  /**
+   * Where a regular file's data lies when it is all one run of written blocks from its
+   * first byte (most small files): the byte offset of that run on the device and the
+   * file's size; undefined for an empty, inline, encrypted or sparse file, one with
+   * unwritten extents, or one in several runs. The mapping is checked as for
+   * `readDataRuns` (errors are thrown the same way).
+   */
+  singleRun(ino: number): { readonly offset: number; readonly length: number } | undefined {
+    const inode = this.liveInode(ino);
+    if (!isReg(inode.mode) || inode.size === 0 || (inode.flags & (INLINE_DATA_FL | ENCRYPT_FL)) !== 0) return undefined;
+    const bs = this.sb.blockSize;
+    const last = Math.ceil(inode.size / bs);
+    const run = mapRun(this.mapContext(ino, inode), ino, inode, 0, last);
+    return run.kind === 'data' && run.count >= last ? { offset: run.physical * bs, length: inode.size } : undefined;
+  }
+
   readDataRuns(ino: number, into: Uint8Array, visit: (offset: number, data: Uint8Array) => void): void {
     const inode = this.liveInode(ino);
     if (isDir(inode.mode)) throw new FsError('EISDIR', `inode ${ino} is a directory`, { inode: ino });

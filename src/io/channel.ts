@@ -65,6 +65,13 @@ export interface IoChannel {
   zeroout(block: number, count: number): void;
   /** Hint that the blocks will be read soon. */
   readahead(block: number, count: number): void;
+  /**
+   * Optional: the open file behind a read-only channel and the byte offset of its block
+   * 0, for a caller that reads file data on another thread (`ext4ts get`'s writer
+   * threads, with pread). Undefined when there is none, or when the channel is
+   * writable (written data may not have reached the file yet).
+   */
+  rawSource?(): { readonly fd: number; readonly offset: number } | undefined;
   /** Drop any cached copy of the blocks (all of them when called with no range). */
   invalidate(block?: number, count?: number): void;
   /** Counters since open. */

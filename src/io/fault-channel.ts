@@ -101,6 +101,11 @@ export class FaultChannel implements IoChannel {
     this.inner.readahead(block, count);
   }
 
+  /** None: reads through it must meet its faults. */
+  rawSource(): undefined {
+    return undefined;
+  }
+
   invalidate(block?: number, count?: number): void {
     this.inner.invalidate(block, count);
   }

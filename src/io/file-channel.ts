@@ -96,6 +96,10 @@ export class FileChannel extends BaseChannel {
     return this.blockDevice;
   }
 
+  rawSource(): { readonly fd: number; readonly offset: number } | undefined {
+    return this.fd >= 0 && this.readOnly ? { fd: this.fd, offset: this.offset } : undefined;
+  }
+
   protected readAt(offset: number, length: number, into: Uint8Array, at: number): void {
     let done = 0;
     while (done < length) {

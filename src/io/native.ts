@@ -83,6 +83,7 @@ interface Binding {
   inodeChecksumsOk?(records: Uint8Array, inodeSize: number, fsSeed: number, firstIno: number, out: Uint8Array): number;
   fileWriterCreate?(): WriterHandle;
   fileWriterAdd?(writer: WriterHandle, path: NativePath, data: Uint8Array, mode: number, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): number;
+  fileWriterAddFromFd?(writer: WriterHandle, path: NativePath, fd: number, offset: number, length: number, source: NativePath, mode: number, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): number;
   fileWriterTake?(writer: WriterHandle): RawWriterFailure[];
   fileWriterDrain?(writer: WriterHandle): RawWriterFailure[];
 }
@@ -98,6 +99,7 @@ interface RawWriterFailure {
   readonly errno: number;
   readonly syscall: string;
   readonly message: string;
+  readonly source?: Buffer;
 }
 
 /**
@@ -314,6 +316,8 @@ export function inodeChecksumsOk(records: Uint8Array, inodeSize: number, fsSeed:
 export interface BackgroundWriteFailure {
   readonly path: Buffer;
   readonly error: NativeSyscallError;
+  /** The `source` given to addFromFd, when reading the data failed (syscall 'read'). */
+  readonly source?: Buffer;
 }
 
 /**
@@ -351,6 +355,18 @@ export class BackgroundFileWriter {
     return waiting;
   }
 
+  /**
+   * Queues a new file whose data is `length` bytes at byte `offset` of the open file
+   * `fd`, read by the writer's thread just before it creates the file (nothing is
+   * created when that read fails; the failure then has syscall 'read' and `source`).
+   * `fd` must stay open, and those bytes unchanged, until `drain`. At most 16 MiB.
+   */
+  addFromFd(path: NativePath, fd: number, offset: number, length: number, source: NativePath, mode: number, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): number {
+    const waiting = (this.binding.fileWriterAddFromFd as NonNullable<Binding['fileWriterAddFromFd']>)(this.handle, path, fd, offset, length, source, mode, atimeSec, atimeNsec, mtimeSec, mtimeNsec);
+    this.pending++;
+    return waiting;
+  }
+
   /** Whether files were added since the last drain. */
   get busy(): boolean {
     return this.pending > 0;
@@ -371,12 +387,12 @@ export class BackgroundFileWriter {
 
 function toFailure(raw: RawWriterFailure): BackgroundWriteFailure {
   const error = Object.assign(new Error(raw.message), { code: raw.code, errno: raw.errno, syscall: raw.syscall });
-  return { path: raw.path, error };
+  return raw.source === undefined ? { path: raw.path, error } : { path: raw.path, error, source: raw.source };
 }
 
 /** True when a {@link BackgroundFileWriter} can be made (the addon is built, and recent enough). */
 export function canWriteInBackground(): boolean {
-  return tryLoad()?.fileWriterCreate !== undefined;
+  return tryLoad()?.fileWriterAddFromFd !== undefined;
 }
 
 /** The same functions and constants as one object. */
