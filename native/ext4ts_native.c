@@ -806,6 +806,58 @@ static int fw_write_one(const char *path, const char *data, const fw_item *item,
   return 0;
 }
 
+/* Writes the files of one batch (without the lock), reading from a source where an
+ * item says so into *read_buffer (grown as needed, kept by the caller). */
+static void fw_process(file_writer *w, const fw_batch *b, char **read_buffer, size_t *read_capacity) {
+  size_t at = 0;
+  for (uint32_t i = 0; i < b->count; i++) {
+    if (__atomic_load_n(&w->stopped, __ATOMIC_RELAXED)) break;
+    fw_item item;
+    memcpy(&item, b->arena + at, sizeof item);
+    const char *path = b->arena + at + sizeof item;
+    const char *data = path + item.path_length + 1;
+    const char *source = NULL;
+    if (item.src_fd >= 0) {
+      source = data;
+      at += sizeof item + item.path_length + 1 + item.src_path_length + 1;
+    } else {
+      at += sizeof item + item.path_length + 1 + item.data_length;
+    }
+    const char *syscall = NULL;
+    int err = 0;
+    if (source != NULL) {
+      /* The data comes from the source: read it all before creating anything. */
+      if (item.data_length > *read_capacity) {
+        char *grown = realloc(*read_buffer, item.data_length);
+        if (grown == NULL) {
+          err = ENOMEM;
+          syscall = "read";
+        } else {
+          *read_buffer = grown;
+          *read_capacity = item.data_length;
+        }
+      }
+      if (err == 0 && read_all(item.src_fd, *read_buffer, item.data_length, item.src_offset) != 0) {
+        err = errno;
+        syscall = "read";
+      }
+      data = *read_buffer;
+    }
+    if (err == 0) err = fw_write_one(path, data, &item, &syscall);
+    if (err != 0) {
+      const char *failed_source = syscall != NULL && strcmp(syscall, "read") == 0 ? source : NULL;
+      pthread_mutex_lock(&w->lock);
+      if (!fw_fatal(err) || failed_source != NULL) {
+        fw_fail(w, path, failed_source, err, syscall);
+      } else if (!w->stopped) {
+        fw_fail(w, path, NULL, err, syscall);
+        __atomic_store_n(&w->stopped, true, __ATOMIC_RELAXED);
+      }
+      pthread_mutex_unlock(&w->lock);
+    }
+  }
+}
+
 static void *fw_thread(void *arg) {
   file_writer *w = arg;
   char *read_buffer = NULL; /* for files read from a source descriptor */
@@ -818,53 +870,7 @@ static void *fw_thread(void *arg) {
     w->head = b->next;
     if (w->head == NULL) w->tail = NULL;
     pthread_mutex_unlock(&w->lock);
-    size_t at = 0;
-    for (uint32_t i = 0; i < b->count; i++) {
-      if (__atomic_load_n(&w->stopped, __ATOMIC_RELAXED)) break;
-      fw_item item;
-      memcpy(&item, b->arena + at, sizeof item);
-      const char *path = b->arena + at + sizeof item;
-      const char *data = path + item.path_length + 1;
-      const char *source = NULL;
-      if (item.src_fd >= 0) {
-        source = data;
-        at += sizeof item + item.path_length + 1 + item.src_path_length + 1;
-      } else {
-        at += sizeof item + item.path_length + 1 + item.data_length;
-      }
-      const char *syscall = NULL;
-      int err = 0;
-      if (source != NULL) {
-        /* The data comes from the source: read it all before creating anything. */
-        if (item.data_length > read_capacity) {
-          char *grown = realloc(read_buffer, item.data_length);
-          if (grown == NULL) {
-            err = ENOMEM;
-            syscall = "read";
-          } else {
-            read_buffer = grown;
-            read_capacity = item.data_length;
-          }
-        }
-        if (err == 0 && read_all(item.src_fd, read_buffer, item.data_length, item.src_offset) != 0) {
-          err = errno;
-          syscall = "read";
-        }
-        data = read_buffer;
-      }
-      if (err == 0) err = fw_write_one(path, data, &item, &syscall);
-      if (err != 0) {
-        const char *failed_source = syscall != NULL && strcmp(syscall, "read") == 0 ? source : NULL;
-        pthread_mutex_lock(&w->lock);
-        if (!fw_fatal(err) || failed_source != NULL) {
-          fw_fail(w, path, failed_source, err, syscall);
-        } else if (!w->stopped) {
-          fw_fail(w, path, NULL, err, syscall);
-          __atomic_store_n(&w->stopped, true, __ATOMIC_RELAXED);
-        }
-        pthread_mutex_unlock(&w->lock);
-      }
-    }
+    fw_process(w, b, &read_buffer, &read_capacity);
     pthread_mutex_lock(&w->lock);
     b->next = w->spare;
     w->spare = b;
@@ -876,23 +882,29 @@ static void *fw_thread(void *arg) {
   return NULL;
 }
 
-/* Hands the batch being built to the thread (starting it on first use); blocks while
- * FW_MAX_QUEUED batches wait. Returns an errno (thread creation failed) or 0. */
-static int fw_submit(file_writer *w) {
+/* Hands the batch being built to the threads (starting one more while all are busy, up
+ * to FW_THREADS); blocks while FW_MAX_QUEUED batches are unfinished. When not even one
+ * thread can be started, writes the batch on the calling thread instead: slower, but
+ * nothing queued is lost. */
+static void fw_submit(file_writer *w) {
   fw_batch *b = w->building;
-  if (b == NULL) return 0;
+  if (b == NULL) return;
   w->building = NULL;
   pthread_mutex_lock(&w->lock);
-  /* One more thread per batch handed over while the others are busy, up to FW_THREADS. */
   if (w->started < FW_THREADS && w->queued >= w->started) {
-    int err = pthread_create(&w->threads[w->started], NULL, fw_thread, w);
-    if (err != 0 && w->started == 0) {
-      pthread_mutex_unlock(&w->lock);
-      free(b->arena);
-      free(b);
-      return err;
-    }
-    if (err == 0) w->started++;
+    if (pthread_create(&w->threads[w->started], NULL, fw_thread, w) == 0) w->started++;
+  }
+  if (w->started == 0) {
+    pthread_mutex_unlock(&w->lock);
+    char *read_buffer = NULL;
+    size_t read_capacity = 0;
+    fw_process(w, b, &read_buffer, &read_capacity);
+    free(read_buffer);
+    pthread_mutex_lock(&w->lock);
+    b->next = w->spare;
+    w->spare = b;
+    pthread_mutex_unlock(&w->lock);
+    return;
   }
   while (w->queued >= FW_MAX_QUEUED) pthread_cond_wait(&w->done, &w->lock);
   b->next = NULL;
@@ -902,7 +914,6 @@ static int fw_submit(file_writer *w) {
   w->queued++;
   pthread_cond_signal(&w->work);
   pthread_mutex_unlock(&w->lock);
-  return 0;
 }
 
 /* Waits until every batch handed over is finished. */
@@ -987,8 +998,7 @@ static napi_value fw_append(napi_env env, file_writer *w, fw_item *item, const c
   size_t need = sizeof *item + path_length + 1 + tail_length;
   fw_batch *b = w->building;
   if (b != NULL && (b->count >= FW_BATCH_FILES || b->used + need > FW_BATCH_BYTES)) {
-    int err = fw_submit(w);
-    if (err != 0) return throw_errno(env, err, "pthread_create", NULL);
+    fw_submit(w);
     b = NULL;
   }
   if (b == NULL) {
@@ -1147,8 +1157,7 @@ static napi_value js_file_writer_drain(napi_env env, napi_callback_info info) {
   file_writer *w;
   if (get_args(env, info, "fileWriterDrain", 1, argv) != 0) return NULL;
   if (get_writer(env, argv[0], "fileWriterDrain", &w) != 0) return NULL;
-  int err = fw_submit(w);
-  if (err != 0) return throw_errno(env, err, "pthread_create", NULL);
+  fw_submit(w);
   fw_wait_idle(w);
   return take_failures(env, w);
 }

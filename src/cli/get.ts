@@ -144,8 +144,8 @@ class Extractor {
   private readonly myEuid = process.geteuid?.() ?? -1;
   private readonly myEgid = process.getegid?.() ?? -1;
   private readonly ops: SysOps;
-  /** Where files written in one call go (a thread of their own), when the system calls are native. */
-  private writer: BackgroundFileWriter | undefined;
+  /** Where files written in one call go (threads of their own), when the system calls are native. */
+  private readonly writer: BackgroundFileWriter | undefined;
   private progress: CopyProgress = new CopyProgress('get', undefined);
   private scratch: string | undefined;
   private xattrWarned = false;
@@ -466,7 +466,7 @@ class Extractor {
     }
   }
 
-  /** The image file and the offset of its block 0, for the writer threads' reads (undefined: none). */
+  /** The image file and the offset of its block 0, for the writer threads' reads (undefined: there is none; null: not asked yet). */
   private rawSource: { readonly fd: number; readonly offset: number } | undefined | null = null;
 
   /**

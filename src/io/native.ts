@@ -321,13 +321,14 @@ export interface BackgroundWriteFailure {
 }
 
 /**
- * New regular files written on a thread of the addon's own, so that the caller goes on
- * while the syscalls are made (`ext4ts get`: reading the image overlaps writing the
+ * New regular files written on two threads of the addon's own, so that the caller goes
+ * on while the syscalls are made (`ext4ts get`: reading the image overlaps writing the
  * destination when there are two CPUs). `add` does what {@link writeNewFile} does for
  * one file (open O_CREAT|O_EXCL with `mode`, less the umask; write; futimens; close),
- * later, in the order added; the data is copied, so the caller may reuse its buffer.
- * Files go over in batches (256 files or 4 MiB); when two batches wait, `add` waits
- * too, so memory stays bounded.
+ * later; the data is copied, so the caller may reuse its buffer. `addFromFd` leaves the
+ * reading of the data to the thread too. Files go over in batches (256 files or 2 MiB),
+ * written in parallel, in no set order between batches; when six batches are
+ * unfinished, adding waits, so memory stays bounded.
  *
  * Failures come back from `take` (those so far) and `drain` (which first waits until
  * every file added is written): a file whose data could not all be written is removed
@@ -344,7 +345,9 @@ export class BackgroundFileWriter {
 
   constructor() {
     this.binding = load();
-    if (this.binding.fileWriterCreate === undefined) throw new FsError('EOPNOTSUPP', 'the ext4ts native helper is older than this code (it has no fileWriterCreate); rebuild it with `npm run build:native`');
+    if (this.binding.fileWriterCreate === undefined || this.binding.fileWriterAddFromFd === undefined) {
+      throw new FsError('EOPNOTSUPP', 'the ext4ts native helper is older than this code (it has no fileWriterAddFromFd); rebuild it with `npm run build:native`');
+    }
     this.handle = this.binding.fileWriterCreate();
   }
 
