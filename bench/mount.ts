@@ -34,7 +34,7 @@ import { summarizeServerProfile } from './lib/mount-profile.js';
 import { BIG_NAME, ensureMountImage, type MountImage } from './lib/mount-image.js';
 import { alive, buildCli, cleanup, memoryOf, mountedType, mountTool, toolVersion, TOOLS, unmountTool, type Mounted, type ToolEnv, type ToolName } from './lib/mount-tools.js';
 import { hashBig, runWorkload, WORKLOAD_SHORT, WORKLOAD_TITLES, WORKLOADS, type WorkloadKey, type WorkloadParams, type WorkloadResult } from './lib/mount-workloads.js';
-import { dropCaches, pinningAvailable, processCpu } from './lib/proc.js';
+import { CA_CERTS_NOTE, CA_CERTS_UNSET, dropCaches, pinningAvailable, processCpu } from './lib/proc.js';
 import { FULL_TREE, QUICK_TREE } from './lib/read-tree.js';
 import { fmtBytes, fmtInt, fmtNum, fmtRatio, parseBytes, renderTable, type Column } from './lib/table.js';
 import { UsageError, commandLine, intOption, listOption } from './lib/options.js';
@@ -868,6 +868,7 @@ async function main(): Promise<number> {
     `  fuse2fs    ${fuse2fsVersion ?? '-'}: taskset fuse2fs IMG MNT -o ro -f (its default multithreaded loop and options)`,
     `  ext4ts     taskset node ${path.relative(PROJECT_ROOT, cli.main)} mount IMG MNT${cfg.ext4tsOptions === '' ? '' : ` -o ${cfg.ext4tsOptions}`} (${cli.note}); ext4ts umount waits for the server`,
     `  pinning    ${cfg.cpu === undefined || !pinningAvailable() ? 'none' : `servers and clients on CPU ${cfg.cpu} (taskset -c ${cfg.cpu}); server affinity seen: ${Object.entries(mem.affinities).map(([t, a]) => `${t} ${a.join('/')}`).join(', ') || '-'}`}`,
+    ...(CA_CERTS_UNSET ? [`  env        ${CA_CERTS_NOTE}`] : []),
     `  runs       ${cfg.reps} fresh mount(s) per workload and tool (tools rotating), median; cold = umount, sync, drop_caches, fresh mount; warm = the same run again on that mount`,
     `             (a warm run shorter than ${WARM_BUDGET} s is repeated on the mount, up to ${WARM_MAX_RUNS} runs or ${WARM_BUDGET} s in all, and counts with the median of those runs)`,
     `  workloads  walk: find MNT -printf '%y %s %m %n %U %G %T@ %P\\n'; readall: find -type f -print0 | xargs -0 sha256sum; seq: dd bs=1M; random: ${fmtInt(cfg.randomCount)} x pread 4 KiB (Node client, timed in-process)`,

@@ -29,7 +29,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { newestProfile, summarizeProfile, type ProfileSummary } from './lib/cpuprofile.js';
-import { dropCaches, fillPageCache, pinningAvailable, runMeasured, versionLine, type RunResult } from './lib/proc.js';
+import { CA_CERTS_NOTE, CA_CERTS_UNSET, dropCaches, fillPageCache, pinningAvailable, runMeasured, versionLine, type RunResult } from './lib/proc.js';
 import { buildCli } from './lib/mount-tools.js';
 import { checkExtract, ensureTree, FULL_TREE, QUICK_TREE, type BenchTree, type ExtractCheck } from './lib/read-tree.js';
 import type { DeviceStats, Ext2fsDone, Ext2fsJob, Ext2fsProgress, Job, LibResult } from './lib/read-worker.js';
@@ -288,15 +288,6 @@ function runCli(ctx: Ctx, tool: Tool, op: Op, dest: string): Omit<Sample, 'tool'
     complete: true,
   };
 }
-
-/**
- * Node loads the CA bundle NODE_EXTRA_CA_CERTS names at every start, before any script
- * runs: ~30-70 ms per ext4ts command on the machines this was written on, which set it
- * for their npm registry. Not part of what is measured: the measured commands run
- * without it (reported in the set-up lines).
- */
-const CA_CERTS_UNSET = process.env.NODE_EXTRA_CA_CERTS !== undefined;
-delete process.env.NODE_EXTRA_CA_CERTS;
 
 const DEBUGFS_ENV = { ...process.env, PAGER: '__none__', DEBUGFS_PAGER: '__none__' };
 
@@ -968,7 +959,7 @@ function main(): number {
     `  ext4ts       ${cli.main === undefined ? `CLI not available (${cli.note}): library rows only` : `CLI ${path.relative(PROJECT_ROOT, cli.main)}: ${cli.note}${cli.hasLs ? '' : '; no ls command'}${cli.hasGet ? '' : '; no get command'}`}`,
     `  debugfs      ${debugfsVersion}; walk = one "ls -l DIR" per directory in a -f command file; extract = rdump / DEST`,
     `  ext2fs       ${cfg.ext2fs ? `npm ext2fs ${ext2fsVersion ?? '?'} (libext2fs in WASM), ${cfg.ext2fsReps} run(s) per cell, ${cfg.ext2fsWarm ? 'cold and warm' : 'cold only'}, capped at ${cfg.ext2fsTimeout} s per run (~ = extrapolated from a capped run)` : 'skipped (--no-ext2fs)'}`,
-    `  runs         up to ${cfg.reps} per cell (stopping once a cell used ${cfg.cellBudget} s), tools interleaved; medians; pinned: ${cfg.cpu === undefined || !pinningAvailable() ? 'no' : `taskset -c ${cfg.cpu}`}${CA_CERTS_UNSET ? '; NODE_EXTRA_CA_CERTS unset (its CA bundle costs every node start ~30-70 ms)' : ''}`,
+    `  runs         up to ${cfg.reps} per cell (stopping once a cell used ${cfg.cellBudget} s), tools interleaved; medians; pinned: ${cfg.cpu === undefined || !pinningAvailable() ? 'no' : `taskset -c ${cfg.cpu}`}${CA_CERTS_UNSET ? `; ${CA_CERTS_NOTE}` : ''}`,
     `  cold/warm    cold = page cache dropped (sync; echo 3 > drop_caches) before every run; warm = image read into the page cache before every run`,
     `  timing       "process" = wall time of the whole command (Node start-up included); "in-process" = inside the Node process, start-up excluded;`,
     `               CPU s = user + system CPU of the whole process tree (for in-process rows, Node and tsx start-up included)`,

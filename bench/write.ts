@@ -30,7 +30,7 @@ import { parseArgs } from 'node:util';
 import type { ProfileSummary } from './lib/cpuprofile.js';
 import { summarizeServerProfile } from './lib/mount-profile.js';
 import { buildCli, toolVersion, TOOLS, type ToolEnv, type ToolName } from './lib/mount-tools.js';
-import { pinningAvailable, runMeasured } from './lib/proc.js';
+import { CA_CERTS_NOTE, CA_CERTS_UNSET, pinningAvailable, runMeasured } from './lib/proc.js';
 import { ensureTree, FULL_TREE, QUICK_TREE, type BenchTree, type TreeSpec } from './lib/read-tree.js';
 import { fmtBytes, fmtInt, fmtNum, fmtRatio, parseBytes, renderTable, type Column } from './lib/table.js';
 import { compareTrees, DIFF_KINDS, fsck, sha256File, SMALL_SCRIPT, writeRandomFile, type FsckResult, type TreeDiff } from './lib/write-check.js';
@@ -696,6 +696,7 @@ async function main(): Promise<number> {
     `  fuse2fs    ${fuse2fsVersion ?? '-'}: fuse2fs IMG MNT -o rw -f (background); umount MNT, then wait for fuse2fs to exit`,
     `  ext4ts     node ${path.relative(PROJECT_ROOT, cli.main)} mount -o rw${cfg.ext4tsOptions === '' ? '' : `,${cfg.ext4tsOptions}`} IMG MNT (${cli.note}); ext4ts umount MNT (waits for the server)`,
     `  pinning    ${cfg.cpu === undefined || !pinningAvailable() ? 'none' : `servers and clients on CPU ${cfg.cpu} (taskset -c ${cfg.cpu}); the kernel's own threads are not pinned`}`,
+    ...(CA_CERTS_UNSET ? [`  env        ${CA_CERTS_NOTE}`] : []),
     `  timing     start of the workload to the end of the unmount (server exited), plus sync IMG; mount not included`,
     `  checks     e2fsck -fn IMG; then through mount -o loop,ro,noload: trees vs the source (mtime: cp to the ns, untar to the s${cfg.content ? '; every file\'s content' : '; contents not compared'}), big.bin's sha256, the small files gone`,
     `  machine    node ${process.version}, ${cpus.length} CPU(s) ${cpus[0]?.model.trim() ?? ''}; load average ${load(loadAtStart)} at start, ${load(loadAtEnd)} at end${busy ? ' (OTHER LOAD on the machine: timings are noisy)' : ''}`,

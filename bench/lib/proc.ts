@@ -46,6 +46,17 @@ const hasGnuTime = ((): boolean => {
 })();
 const hasTaskset = spawnSync('taskset', ['-c', '0', 'true'], { stdio: 'ignore' }).status === 0;
 
+/**
+ * Node loads the CA bundle NODE_EXTRA_CA_CERTS names at every start, before any script
+ * runs: ~30-70 ms per node process on the machines this was written on, which set it
+ * for their npm registry. Not part of what the benchmarks measure (every ext4ts CLI run
+ * would pay it, debugfs and fuse2fs not): each benchmark unsets it for what it runs and
+ * says so in its set-up lines (`CA_CERTS_NOTE`).
+ */
+export const CA_CERTS_UNSET = process.env.NODE_EXTRA_CA_CERTS !== undefined;
+delete process.env.NODE_EXTRA_CA_CERTS;
+export const CA_CERTS_NOTE = CA_CERTS_UNSET ? 'NODE_EXTRA_CA_CERTS unset for the commands run (its CA bundle costs every node start ~30-70 ms)' : '';
+
 export function pinningAvailable(): boolean {
   return hasTaskset;
 }
