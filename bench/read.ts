@@ -964,7 +964,7 @@ function main(): number {
     `  timing       "process" = wall time of the whole command (Node start-up included); "in-process" = inside the Node process, start-up excluded;`,
     `               CPU s = user + system CPU of the whole process tree (for in-process rows, Node and tsx start-up included)`,
     `  start-up     node -e 0: ${startup.node === undefined ? '-' : `${fmtNum(startup.node, 3)} s`}; ext4ts --version (Node + loading the CLI): ${startup.cli === undefined ? '-' : `${fmtNum(startup.cli, 3)} s`} (pinned, median of 5)`,
-    `  extract to   ${cfg.dest}${destFs}, emptied between runs; device blocks/reqs = blocks read from the image and read requests (--stats), 4 KiB blocks`,
+    `  extract to   ${cfg.dest}${destFs}, emptied between runs; device blocks/reqs = blocks read from the image and read requests (--stats; for get, not the data of the files its writer threads read themselves), 4 KiB blocks`,
     `  machine      node ${process.version}, ${cpus.length} CPU(s) ${cpus[0]?.model.trim() ?? ''}; load average ${loadAtStart.toFixed(2)} at start, ${loadAtEnd.toFixed(2)} at end${Math.max(loadAtStart, loadAtEnd) > 1.5 ? ' (OTHER LOAD: wall times are noisy; CPU s is steadier)' : ''}`,
     `  elapsed      ${elapsed.toFixed(0)} s`,
   ];
