@@ -122,5 +122,13 @@ const nameDecoder = new TextDecoder('utf-8', { fatal: false });
  * hostile name can neither break the one-line message nor reach a terminal raw.
  */
 export function quoteName(bytes: Uint8Array): string {
-  return JSON.stringify(nameDecoder.decode(bytes)).replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return quoteText(nameDecoder.decode(bytes));
+}
+
+/**
+ * A string from the image (an xattr name, say) quoted for a message as quoteName does:
+ * JSON string syntax, so control characters (C0 and C1) come out escaped.
+ */
+export function quoteText(text: string): string {
+  return JSON.stringify(text).replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }

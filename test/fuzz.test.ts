@@ -34,6 +34,7 @@ import {
   makeCase,
   missedExpectation,
   mix32,
+  parseCaseId,
   runCases,
   saveReproducer,
   scenarioCase,
@@ -45,6 +46,12 @@ import {
 /** Mutated images per base image and checksum mode (7 bases x 2 modes x 20 = 280, plus ~45 scenario images). */
 const CASES_PER_RUN = 20;
 const CAMPAIGN_SEED = 0x5eed_2024;
+/**
+ * Cases long campaigns (scripts/fuzz.ts) found BUGs in, replayed here once fixed:
+ * - ext4-1k/nocsum/1138865978: an xattr name from the image with a control character
+ *   went raw into an ENODATA message (getxattr of a name listxattr gave).
+ */
+const FOUND_BY_CAMPAIGNS: readonly string[] = ['ext4-1k/nocsum/1138865978'];
 const OUT = process.env.EXT4TS_FUZZ_OUT ?? join(tmpdir(), 'ext4ts-fuzz-bugs');
 
 let pool: FuzzPool;
@@ -86,6 +93,17 @@ describe('fuzz: mutated metadata gives FsErrors, never a crash, hang or runaway 
         assert.ok(damaged >= mutated.length / 4, `only ${damaged} of ${mutated.length} mutations of ${b.name} had a visible effect (${mutated.map((o) => caseId(o.fuzzCase)).join(' ')})`);
       });
     }
+  });
+
+  it(`cases found by long campaigns: ${FOUND_BY_CAMPAIGNS.join(', ')}`, async () => {
+    const cases = FOUND_BY_CAMPAIGNS.map((id) => {
+      const { base: name, checksums, seed } = parseCaseId(id);
+      if (typeof seed !== 'number') throw new Error(`${id}: a seeded case expected`);
+      return makeCase(base(name), checksums, seed);
+    });
+    const outcomes = await runCases(pool, cases);
+    assertNoBugs(outcomes);
+    assert.ok(outcomes.some((o) => o.verdict === 'fserror'), 'the mutations still reach the decoders');
   });
 
   describe('hand-written hostile images', () => {

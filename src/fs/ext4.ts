@@ -13,7 +13,7 @@
  * checksum is verified once, when it enters that cache.
  */
 import { Readable } from 'node:stream';
-import { FsError, corrupted, quoteName } from '../errors.js';
+import { FsError, corrupted, quoteName, quoteText } from '../errors.js';
 import type { IoChannel } from '../io/channel.js';
 import { FileChannel, type FileChannelOptions } from '../io/file-channel.js';
 import { CachingChannel, type CacheStats } from '../cache/caching-channel.js';
@@ -828,7 +828,7 @@ export class Ext4 {
   /** The value of one xattr (POSIX ACLs in the VFS format getfattr shows); ENODATA if absent. */
   getxattrInode(ino: number, name: string): Uint8Array {
     const value = this.tryGetxattrInode(ino, name);
-    if (value === undefined) throw new FsError('ENODATA', `no extended attribute "${name}"`, { inode: ino });
+    if (value === undefined) throw new FsError('ENODATA', `no extended attribute ${quoteText(name)}`, { inode: ino });
     return value;
   }
 
@@ -838,7 +838,7 @@ export class Ext4 {
    */
   tryGetxattrInode(ino: number, name: string): Uint8Array | undefined {
     const split = splitXattrName(name);
-    if (split === null) throw new FsError('EOPNOTSUPP', `extended attribute namespace of "${name}" is not supported`, { inode: ino });
+    if (split === null) throw new FsError('EOPNOTSUPP', `extended attribute namespace of ${quoteText(name)} is not supported`, { inode: ino });
     const entry = this.findXattr(ino, this.liveInode(ino), split.index, split.name);
     if (entry === undefined) return undefined;
     const value = this.xattrValue(ino, entry);

@@ -19,7 +19,7 @@
  * s_kbytes_written and the clean state back after everything else reached the device.
  */
 import { randomInt } from './random.js';
-import { FsError, corrupted } from '../errors.js';
+import { FsError, corrupted, quoteText } from '../errors.js';
 import type { CachingChannel } from '../cache/caching-channel.js';
 import { changedSuperblock, encodeSuperblock, STATE_VALID, SUPERBLOCK_OFFSET, type Superblock } from '../ondisk/superblock.js';
 import { RO_COMPAT_DIR_NLINK, RO_COMPAT_HUGE_FILE, RO_COMPAT_LARGE_FILE, INCOMPAT_CASEFOLD, INCOMPAT_EXTENTS, INCOMPAT_FILETYPE, INCOMPAT_LARGEDIR, COMPAT_DIR_INDEX } from '../ondisk/features.js';
@@ -860,7 +860,7 @@ export class Writer {
    */
   setxattr(ino: number, name: string, value: Uint8Array | null, flags = 0): void {
     const split = splitXattrName(name);
-    if (split === null) throw new FsError('EOPNOTSUPP', `extended attribute namespace of "${name}" is not supported`, { inode: ino });
+    if (split === null) throw new FsError('EOPNOTSUPP', `extended attribute namespace of ${quoteText(name)} is not supported`, { inode: ino });
     if (split.name.length > 255) throw new FsError('ERANGE', 'xattr name too long', { inode: ino });
     if (value !== null && value.length > XATTR_SIZE_MAX) throw new FsError('E2BIG', 'xattr value too large', { inode: ino });
     const inode = this.mutable(ino);
@@ -890,9 +890,9 @@ export class Writer {
     const key = { index: split.index, name: split.name };
     const same = (e: XattrEntry): boolean => compareXattrEntries(e, key) === 0;
     const existed = inodeEntries.some(same) || blockEntries.some(same);
-    if ((flags & XATTR_CREATE) !== 0 && existed && value !== null) throw new FsError('EEXIST', `extended attribute "${name}" exists`, { inode: ino });
-    if ((flags & XATTR_REPLACE) !== 0 && !existed) throw new FsError('ENODATA', `no extended attribute "${name}"`, { inode: ino });
-    if (value === null && !existed) throw new FsError('ENODATA', `no extended attribute "${name}"`, { inode: ino });
+    if ((flags & XATTR_CREATE) !== 0 && existed && value !== null) throw new FsError('EEXIST', `extended attribute ${quoteText(name)} exists`, { inode: ino });
+    if ((flags & XATTR_REPLACE) !== 0 && !existed) throw new FsError('ENODATA', `no extended attribute ${quoteText(name)}`, { inode: ino });
+    if (value === null && !existed) throw new FsError('ENODATA', `no extended attribute ${quoteText(name)}`, { inode: ino });
     const newInode = inodeEntries.filter((e) => !same(e));
     let newBlock = blockEntries.filter((e) => !same(e));
     if (stored !== null) {
