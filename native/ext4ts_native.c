@@ -720,8 +720,8 @@ typedef struct {
 
 typedef struct {
   pthread_mutex_t lock;
-  pthread_cond_t work; /* the thread waits for a batch */
-  pthread_cond_t done; /* `add` and `drain` wait for the thread */
+  pthread_cond_t work; /* the threads wait for a batch */
+  pthread_cond_t done; /* `add` and `drain` wait for the threads */
   pthread_t threads[FW_THREADS];
   uint32_t started; /* threads running */
   bool quit;
@@ -734,19 +734,24 @@ typedef struct {
   bool stopped;              /* the destination is full or read-only */
   fw_failure *failures;
   uint32_t failure_count, failure_capacity;
+  uint32_t unrecorded; /* failures that could not be recorded (out of memory) */
 } file_writer;
 
 static bool fw_fatal(int err) {
   return err == ENOSPC || err == EDQUOT || err == EROFS;
 }
 
-/* Records a failure (under the lock). Out of memory: the failure becomes ENOMEM on
- * the same path if possible; never silently dropped unless even that fails. */
+/* Records a failure (under the lock). When even that record cannot be allocated, the
+ * failure is counted in `unrecorded`, and `take` reports the count as one more
+ * failure (ENOMEM, path "(unknown)"): never silently dropped. */
 static void fw_fail(file_writer *w, const char *path, const char *source, int err, const char *syscall) {
   if (w->failure_count == w->failure_capacity) {
     uint32_t capacity = w->failure_capacity == 0 ? 16 : w->failure_capacity * 2;
     fw_failure *grown = realloc(w->failures, capacity * sizeof *grown);
-    if (grown == NULL) return;
+    if (grown == NULL) {
+      w->unrecorded++;
+      return;
+    }
     w->failures = grown;
     w->failure_capacity = capacity;
   }
@@ -755,6 +760,7 @@ static void fw_fail(file_writer *w, const char *path, const char *source, int er
   if (copy == NULL || (source != NULL && source_copy == NULL)) {
     free(copy);
     free(source_copy);
+    w->unrecorded++;
     return;
   }
   w->failures[w->failure_count++] = (fw_failure){copy, source_copy, err, syscall};
@@ -1096,43 +1102,53 @@ static napi_value js_file_writer_add_from_fd(napi_env env, napi_callback_info in
 }
 
 /* [{path: Buffer, code, errno, syscall, message}], taken out of the writer. */
+/* One failure as JS sees it: {path (Buffer), code, errno, syscall, message "CODE: text,
+ * syscall", source (Buffer) when given}. */
+static napi_status failure_object(napi_env env, const char *path, const char *source, int err, const char *syscall, const char *text, napi_value *out) {
+  char codebuf[32];
+  const char *code = errno_name(err);
+  if (code == NULL) {
+    snprintf(codebuf, sizeof codebuf, "E%d", err);
+    code = codebuf;
+  }
+  char message[512];
+  snprintf(message, sizeof message, "%s: %s, %s", code, text, syscall);
+  napi_value entry, js_path, js_code, js_errno, js_syscall, js_message;
+  void *bytes;
+  napi_status status = napi_create_object(env, &entry);
+  if (status == napi_ok) status = napi_create_buffer_copy(env, strlen(path), path, &bytes, &js_path);
+  if (status == napi_ok) status = napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &js_code);
+  if (status == napi_ok) status = napi_create_int32(env, err, &js_errno);
+  if (status == napi_ok) status = napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &js_syscall);
+  if (status == napi_ok) status = napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &js_message);
+  if (status == napi_ok) status = napi_set_named_property(env, entry, "path", js_path);
+  if (status == napi_ok) status = napi_set_named_property(env, entry, "code", js_code);
+  if (status == napi_ok) status = napi_set_named_property(env, entry, "errno", js_errno);
+  if (status == napi_ok) status = napi_set_named_property(env, entry, "syscall", js_syscall);
+  if (status == napi_ok) status = napi_set_named_property(env, entry, "message", js_message);
+  if (status == napi_ok && source != NULL) {
+    napi_value js_source;
+    status = napi_create_buffer_copy(env, strlen(source), source, &bytes, &js_source);
+    if (status == napi_ok) status = napi_set_named_property(env, entry, "source", js_source);
+  }
+  *out = entry;
+  return status;
+}
+
+/* The failures recorded so far, taken out of the writer (see failure_object). */
 static napi_value take_failures(napi_env env, file_writer *w) {
   pthread_mutex_lock(&w->lock);
   fw_failure *list = w->failures;
   uint32_t count = w->failure_count;
+  uint32_t unrecorded = w->unrecorded;
   w->failures = NULL;
   w->failure_count = w->failure_capacity = 0;
+  w->unrecorded = 0;
   pthread_mutex_unlock(&w->lock);
-  napi_value array;
-  napi_status status = napi_create_array_with_length(env, count, &array);
+  napi_value array, entry;
+  napi_status status = napi_create_array_with_length(env, count + (unrecorded > 0 ? 1 : 0), &array);
   for (uint32_t i = 0; i < count && status == napi_ok; i++) {
-    char codebuf[32];
-    const char *code = errno_name(list[i].err);
-    if (code == NULL) {
-      snprintf(codebuf, sizeof codebuf, "E%d", list[i].err);
-      code = codebuf;
-    }
-    char message[512];
-    snprintf(message, sizeof message, "%s: %s, %s", code, strerror(list[i].err), list[i].syscall);
-    napi_value entry, js_path, js_code, js_errno, js_syscall, js_message;
-    void *bytes;
-    size_t path_length = strlen(list[i].path);
-    status = napi_create_object(env, &entry);
-    if (status == napi_ok) status = napi_create_buffer_copy(env, path_length, list[i].path, &bytes, &js_path);
-    if (status == napi_ok) status = napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &js_code);
-    if (status == napi_ok) status = napi_create_int32(env, list[i].err, &js_errno);
-    if (status == napi_ok) status = napi_create_string_utf8(env, list[i].syscall, NAPI_AUTO_LENGTH, &js_syscall);
-    if (status == napi_ok) status = napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &js_message);
-    if (status == napi_ok) status = napi_set_named_property(env, entry, "path", js_path);
-    if (status == napi_ok) status = napi_set_named_property(env, entry, "code", js_code);
-    if (status == napi_ok) status = napi_set_named_property(env, entry, "errno", js_errno);
-    if (status == napi_ok) status = napi_set_named_property(env, entry, "syscall", js_syscall);
-    if (status == napi_ok) status = napi_set_named_property(env, entry, "message", js_message);
-    if (status == napi_ok && list[i].source != NULL) {
-      napi_value js_source;
-      status = napi_create_buffer_copy(env, strlen(list[i].source), list[i].source, &bytes, &js_source);
-      if (status == napi_ok) status = napi_set_named_property(env, entry, "source", js_source);
-    }
+    status = failure_object(env, list[i].path, list[i].source, list[i].err, list[i].syscall, strerror(list[i].err), &entry);
     if (status == napi_ok) status = napi_set_element(env, array, i, entry);
   }
   for (uint32_t i = 0; i < count; i++) {
@@ -1140,6 +1156,12 @@ static napi_value take_failures(napi_env env, file_writer *w) {
     free(list[i].source);
   }
   free(list);
+  if (status == napi_ok && unrecorded > 0) {
+    char text[128];
+    snprintf(text, sizeof text, "%u failure(s) of the file writer could not be recorded (out of memory)", unrecorded);
+    status = failure_object(env, "(unknown)", NULL, ENOMEM, "fileWriter", text, &entry);
+    if (status == napi_ok) status = napi_set_element(env, array, count, entry);
+  }
   if (status != napi_ok) return throw_errno(env, ENOMEM, "fileWriterTake", NULL);
   return array;
 }
