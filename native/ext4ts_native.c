@@ -24,8 +24,8 @@
  *   writeNewFile(path, data, mode, aSec, aNsec, mSec, mNsec)
  *                                          a new regular file in one call: open with
  *                                          O_CREAT|O_EXCL and `mode` (the umask applies),
- *                                          write all of data, futimens, close; what
- *                                          `ext4ts get` does for each small file
+ *                                          write all of data, futimens, close (a file
+ *                                          not fully written is removed again)
  *   pwriteBatch(fd, buffers, offsets)      pwrite of each buffers[i] in full at offsets[i]
  *                                          (a Float64Array), in order; one call into C
  *                                          for a whole write-back instead of one per block
@@ -603,11 +603,13 @@ static napi_value js_lgetxattr(napi_env env, napi_callback_info info) {
 
 /* ---------------------------------------------------------------- new files */
 
-/* Write all of `length` bytes at offset 0 on, retrying EINTR; 0 or -1 with errno set. */
-static int write_all(int fd, const char *data, size_t length) {
+/* pwrite (`writing`) or pread all of `length` bytes at `offset` on, retrying EINTR and
+ * going on after short counts; 0, or -1 with errno set (EIO when nothing more moves:
+ * the file ends first, or the device takes nothing). */
+static int io_all(int fd, char *buf, size_t length, uint64_t offset, bool writing) {
   size_t done = 0;
   while (done < length) {
-    ssize_t n = pwrite(fd, data + done, length - done, (off_t)done);
+    ssize_t n = writing ? pwrite(fd, buf + done, length - done, (off_t)(offset + done)) : pread(fd, buf + done, length - done, (off_t)(offset + done));
     if (n < 0) {
       if (errno == EINTR) continue;
       return -1;
@@ -619,47 +621,6 @@ static int write_all(int fd, const char *data, size_t length) {
     done += (size_t)n;
   }
   return 0;
-}
-
-/* A new file holding `data`, with `mode` and the given times: open (O_EXCL: never an
- * existing file, nor through a symlink), write, futimens, close. On a failure the
- * descriptor is closed and the error thrown names the syscall that failed; the file
- * stays (like a partly written copy); a futimens failure means the data is complete. */
-static napi_value js_write_new_file(napi_env env, napi_callback_info info) {
-  napi_value argv[7];
-  char path[PATH_MAX];
-  double mode, a_sec, a_nsec, m_sec, m_nsec;
-  const void *data;
-  size_t length;
-  if (get_args(env, info, "writeNewFile", 7, argv) != 0) return NULL;
-  if (get_path(env, argv[0], "writeNewFile", "open", path) != 0) return NULL;
-  if (!get_byte_view(env, argv[1], &data, &length)) return throw_type(env, "writeNewFile", "data must be a Buffer or a Uint8Array");
-  if (get_uint(env, argv[2], "writeNewFile", "mode", 4095.0 /* 07777 */, &mode) != 0) return NULL;
-  if (get_int(env, argv[3], "writeNewFile", "atimeSec", &a_sec) != 0) return NULL;
-  if (get_uint(env, argv[4], "writeNewFile", "atimeNsec", 999999999.0, &a_nsec) != 0) return NULL;
-  if (get_int(env, argv[5], "writeNewFile", "mtimeSec", &m_sec) != 0) return NULL;
-  if (get_uint(env, argv[6], "writeNewFile", "mtimeNsec", 999999999.0, &m_nsec) != 0) return NULL;
-
-  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)mode);
-  if (fd < 0) return throw_errno(env, errno, "open", NULL);
-  if (length > 0 && write_all(fd, data, length) != 0) {
-    int err = errno;
-    close(fd);
-    return throw_errno(env, err, "write", NULL);
-  }
-  struct timespec ts[2];
-  ts[0].tv_sec = (time_t)a_sec;
-  ts[0].tv_nsec = (long)a_nsec;
-  ts[1].tv_sec = (time_t)m_sec;
-  ts[1].tv_nsec = (long)m_nsec;
-  if (futimens(fd, ts) != 0) {
-    int err = errno;
-    close(fd);
-    return throw_errno(env, err, "futimens", NULL);
-  }
-  /* close is not retried on EINTR (the descriptor is gone either way on Linux). */
-  if (close(fd) != 0) return throw_errno(env, errno, "close", NULL);
-  return undefined(env);
 }
 
 /* ---------------------------------------------------------------- background new files */
@@ -766,25 +727,6 @@ static void fw_fail(file_writer *w, const char *path, const char *source, int er
   w->failures[w->failure_count++] = (fw_failure){copy, source_copy, err, syscall};
 }
 
-/* All of `length` bytes at `offset` of `fd` into `out`, retrying EINTR; 0, or -1 with
- * errno set (EIO when the file ends first). */
-static int read_all(int fd, char *out, size_t length, uint64_t offset) {
-  size_t done = 0;
-  while (done < length) {
-    ssize_t n = pread(fd, out + done, length - done, (off_t)(offset + done));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return -1;
-    }
-    if (n == 0) {
-      errno = EIO;
-      return -1;
-    }
-    done += (size_t)n;
-  }
-  return 0;
-}
-
 /* One file: returns 0, or the errno with *syscall set. */
 static int fw_write_one(const char *path, const char *data, const fw_item *item, const char **syscall) {
   int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)item->mode);
@@ -792,7 +734,7 @@ static int fw_write_one(const char *path, const char *data, const fw_item *item,
     *syscall = "open";
     return errno;
   }
-  if (item->data_length > 0 && write_all(fd, data, item->data_length) != 0) {
+  if (item->data_length > 0 && io_all(fd, (char *)data, item->data_length, 0, true) != 0) {
     int err = errno;
     close(fd);
     unlink(path);
@@ -843,7 +785,7 @@ static void fw_process(file_writer *w, const fw_batch *b, char **read_buffer, si
           *read_capacity = item.data_length;
         }
       }
-      if (err == 0 && read_all(item.src_fd, *read_buffer, item.data_length, item.src_offset) != 0) {
+      if (err == 0 && io_all(item.src_fd, *read_buffer, item.data_length, item.src_offset, false) != 0) {
         err = errno;
         syscall = "read";
       }
@@ -1052,6 +994,31 @@ static int get_mode_times(napi_env env, napi_value *argv, const char *fn, fw_ite
   item->times[1].tv_sec = (time_t)m_sec;
   item->times[1].tv_nsec = (long)m_nsec;
   return 0;
+}
+
+/* A new file holding `data`, with `mode` and the given times, on the calling thread:
+ * what the background writer does for one file (fw_write_one: open O_EXCL, never an
+ * existing file nor through a symlink; write; futimens; close). A failure throws,
+ * naming the syscall; a file whose data could not all be written is removed; after a
+ * futimens failure the data is complete and the file stays. */
+static napi_value js_write_new_file(napi_env env, napi_callback_info info) {
+  napi_value argv[7];
+  char path[PATH_MAX];
+  const void *data;
+  size_t length;
+  fw_item item;
+  memset(&item, 0, sizeof item);
+  item.src_fd = -1;
+  if (get_args(env, info, "writeNewFile", 7, argv) != 0) return NULL;
+  if (get_path(env, argv[0], "writeNewFile", "open", path) != 0) return NULL;
+  if (!get_byte_view(env, argv[1], &data, &length)) return throw_type(env, "writeNewFile", "data must be a Buffer or a Uint8Array");
+  if (length > UINT32_MAX) return throw_errno(env, EFBIG, "writeNewFile", "data larger than 4 GiB");
+  if (get_mode_times(env, argv + 2, "writeNewFile", &item) != 0) return NULL;
+  item.data_length = (uint32_t)length;
+  const char *syscall = NULL;
+  int err = fw_write_one(path, data, &item, &syscall);
+  if (err != 0) return throw_errno(env, err, syscall, NULL);
+  return undefined(env);
 }
 
 static napi_value js_file_writer_add(napi_env env, napi_callback_info info) {

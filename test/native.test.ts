@@ -664,6 +664,29 @@ void describe('writeNewFile', () => {
     }
   });
 
+  void it('a file whose data does not fit is removed again (ENOSPC, syscall write)', (t) => {
+    if (process.getuid?.() !== 0) {
+      t.skip('needs root to mount a small tmpfs');
+      return;
+    }
+    const small = path.join(sub, 'small');
+    fs.mkdirSync(small);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', small]);
+    try {
+      try {
+        writeNewFile(path.join(small, 'big'), pattern(256 * 1024), 0o600, 0, 0, 0, 0);
+        assert.fail('no error');
+      } catch (error) {
+        assert.ok(isNativeSyscallError(error));
+        assert.equal(error.code, 'ENOSPC');
+        assert.equal(error.syscall, 'write');
+      }
+      assert.deepEqual(fs.readdirSync(small), []);
+    } finally {
+      execFileSync('umount', [small]);
+    }
+  });
+
   void it('rejects bad arguments before creating anything', () => {
     const file = path.join(sub, 'bad');
     assertErrno(() => writeNewFile(file, pattern(4), 0o10000, 0, 0, 0, 0), 'EINVAL', 22);

@@ -516,10 +516,9 @@ class Extractor {
       return;
     }
     try {
+      // A file not fully written is removed again by writeNewFile: not left behind looking copied.
       this.report((this.ops.writeNewFile as NonNullable<SysOps['writeNewFile']>)(record, data));
     } catch (error) {
-      // Created (O_EXCL) but its data not all written: not left behind looking copied.
-      if ((error as { syscall?: unknown }).syscall === 'write') unlinkQuietly(record.path);
       throw new Failure(record.path, error);
     }
   }

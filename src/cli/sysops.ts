@@ -79,8 +79,8 @@ export interface SysOps {
    * A new regular file at `record.path` holding all of `data`, created with
    * `record.mode` (less the umask) and given its times, in one call (native only).
    * For a file that needs nothing else: no chown, no xattrs. Throws when the file
-   * cannot be created or written (the error's `syscall` says which); a failure to set
-   * the times is returned. The file is left behind by a failure after its creation.
+   * cannot be created or written (the error's `syscall` says which; a file not fully
+   * written is removed again); a failure to set the times is returned.
    */
   readonly writeNewFile?: ((record: MetaRecord, data: Uint8Array) => OpFailure[]) | undefined;
   /**

@@ -292,7 +292,8 @@ export function canWriteNewFile(): boolean {
  * O_EXCL, mode) (the umask applies; an existing path, symlinks included, is EEXIST),
  * write all of `data`, futimens (times as for {@link lutimens}), close. A failure
  * throws with `syscall` naming the call that failed ('open', 'write', 'futimens',
- * 'close'); the descriptor is closed, and a file created before the failure stays.
+ * 'close'); the descriptor is closed; a file whose data could not all be written is
+ * removed again, one whose times could not be set stays (its data complete).
  */
 export function writeNewFile(path: NativePath, data: Uint8Array, mode: number, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void {
   newer('writeNewFile').call(load(), path, data, mode, atimeSec, atimeNsec, mtimeSec, mtimeNsec);
