@@ -123,14 +123,18 @@ static const char *errno_name(int err) {
   }
 }
 
+/* The errno's name, or "E<number>" written into `buf` (32 bytes) for one without. */
+static const char *errno_code(int err, char *buf) {
+  const char *code = errno_name(err);
+  if (code != NULL) return code;
+  snprintf(buf, 32, "E%d", err);
+  return buf;
+}
+
 /* Throw Error{code, errno, syscall}. Returns NULL so callers can `return throw_...`. */
 static napi_value throw_errno(napi_env env, int err, const char *syscall, const char *detail) {
   char codebuf[32];
-  const char *code = errno_name(err);
-  if (code == NULL) {
-    snprintf(codebuf, sizeof codebuf, "E%d", err);
-    code = codebuf;
-  }
+  const char *code = errno_code(err, codebuf);
   char message[512];
   if (detail != NULL) {
     snprintf(message, sizeof message, "%s: %s, %s", code, detail, syscall);
@@ -1001,20 +1005,33 @@ static int get_mode_times(napi_env env, napi_value *argv, const char *fn, fw_ite
  * existing file nor through a symlink; write; futimens; close). A failure throws,
  * naming the syscall; a file whose data could not all be written is removed; after a
  * futimens failure the data is complete and the file stays. */
+/* path, data, mode, aSec, aNsec, mSec, mNsec from argv[0..6]: into `path`, `*data` and
+ * `item` (src_fd -1: the data is given). -1 with an exception thrown. */
+static int get_new_file(napi_env env, napi_value *argv, const char *fn, size_t max_length, char *path, const void **data, fw_item *item) {
+  size_t length;
+  memset(item, 0, sizeof *item);
+  item->src_fd = -1;
+  if (get_path(env, argv[0], fn, "open", path) != 0) return -1;
+  if (!get_byte_view(env, argv[1], data, &length)) {
+    throw_type(env, fn, "data must be a Buffer or a Uint8Array");
+    return -1;
+  }
+  if (length > max_length) {
+    throw_errno(env, EFBIG, fn, "data larger than this call takes");
+    return -1;
+  }
+  if (get_mode_times(env, argv + 2, fn, item) != 0) return -1;
+  item->data_length = (uint32_t)length;
+  return 0;
+}
+
 static napi_value js_write_new_file(napi_env env, napi_callback_info info) {
   napi_value argv[7];
   char path[PATH_MAX];
   const void *data;
-  size_t length;
   fw_item item;
-  memset(&item, 0, sizeof item);
-  item.src_fd = -1;
   if (get_args(env, info, "writeNewFile", 7, argv) != 0) return NULL;
-  if (get_path(env, argv[0], "writeNewFile", "open", path) != 0) return NULL;
-  if (!get_byte_view(env, argv[1], &data, &length)) return throw_type(env, "writeNewFile", "data must be a Buffer or a Uint8Array");
-  if (length > UINT32_MAX) return throw_errno(env, EFBIG, "writeNewFile", "data larger than 4 GiB");
-  if (get_mode_times(env, argv + 2, "writeNewFile", &item) != 0) return NULL;
-  item.data_length = (uint32_t)length;
+  if (get_new_file(env, argv, "writeNewFile", UINT32_MAX, path, &data, &item) != 0) return NULL;
   const char *syscall = NULL;
   int err = fw_write_one(path, data, &item, &syscall);
   if (err != 0) return throw_errno(env, err, syscall, NULL);
@@ -1026,18 +1043,11 @@ static napi_value js_file_writer_add(napi_env env, napi_callback_info info) {
   file_writer *w;
   char path[PATH_MAX];
   const void *data;
-  size_t length;
   fw_item item;
-  memset(&item, 0, sizeof item);
-  item.src_fd = -1;
   if (get_args(env, info, "fileWriterAdd", 8, argv) != 0) return NULL;
   if (get_writer(env, argv[0], "fileWriterAdd", &w) != 0) return NULL;
-  if (get_path(env, argv[1], "fileWriterAdd", "open", path) != 0) return NULL;
-  if (!get_byte_view(env, argv[2], &data, &length)) return throw_type(env, "fileWriterAdd", "data must be a Buffer or a Uint8Array");
-  if (length > FW_MAX_FILE) return throw_errno(env, EFBIG, "fileWriterAdd", "data larger than the writer takes");
-  if (get_mode_times(env, argv + 3, "fileWriterAdd", &item) != 0) return NULL;
-  item.data_length = (uint32_t)length;
-  return fw_append(env, w, &item, path, data, length);
+  if (get_new_file(env, argv + 1, "fileWriterAdd", FW_MAX_FILE, path, &data, &item) != 0) return NULL;
+  return fw_append(env, w, &item, path, data, item.data_length);
 }
 
 /* Like fileWriterAdd, the data being `length` bytes at `offset` of `fd`, read by the
@@ -1068,16 +1078,11 @@ static napi_value js_file_writer_add_from_fd(napi_env env, napi_callback_info in
   return fw_append(env, w, &item, path, source, source_length + 1);
 }
 
-/* [{path: Buffer, code, errno, syscall, message}], taken out of the writer. */
 /* One failure as JS sees it: {path (Buffer), code, errno, syscall, message "CODE: text,
  * syscall", source (Buffer) when given}. */
 static napi_status failure_object(napi_env env, const char *path, const char *source, int err, const char *syscall, const char *text, napi_value *out) {
   char codebuf[32];
-  const char *code = errno_name(err);
-  if (code == NULL) {
-    snprintf(codebuf, sizeof codebuf, "E%d", err);
-    code = codebuf;
-  }
+  const char *code = errno_code(err, codebuf);
   char message[512];
   snprintf(message, sizeof message, "%s: %s, %s", code, text, syscall);
   napi_value entry, js_path, js_code, js_errno, js_syscall, js_message;

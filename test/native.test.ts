@@ -77,6 +77,21 @@ function readAt(fd: number, offset: number, length: number): Buffer {
   return buffer;
 }
 
+/** Runs `body` on a 64 KiB tmpfs mounted at `dir` (made here), always unmounted; skips the test unless root. */
+function withTinyTmpfs(t: { skip(message: string): void }, dir: string, body: (mounted: string) => void): void {
+  if (process.getuid?.() !== 0) {
+    t.skip('needs root to mount a small tmpfs');
+    return;
+  }
+  fs.mkdirSync(dir);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', dir]);
+  try {
+    body(dir);
+  } finally {
+    execFileSync('umount', [dir]);
+  }
+}
+
 function isZero(buffer: Uint8Array): boolean {
   return buffer.every((byte) => byte === 0);
 }
@@ -665,14 +680,7 @@ void describe('writeNewFile', () => {
   });
 
   void it('a file whose data does not fit is removed again (ENOSPC, syscall write)', (t) => {
-    if (process.getuid?.() !== 0) {
-      t.skip('needs root to mount a small tmpfs');
-      return;
-    }
-    const small = path.join(sub, 'small');
-    fs.mkdirSync(small);
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', small]);
-    try {
+    withTinyTmpfs(t, path.join(sub, 'small'), (small) => {
       try {
         writeNewFile(path.join(small, 'big'), pattern(256 * 1024), 0o600, 0, 0, 0, 0);
         assert.fail('no error');
@@ -682,9 +690,7 @@ void describe('writeNewFile', () => {
         assert.equal(error.syscall, 'write');
       }
       assert.deepEqual(fs.readdirSync(small), []);
-    } finally {
-      execFileSync('umount', [small]);
-    }
+    });
   });
 
   void it('rejects bad arguments before creating anything', () => {
@@ -761,14 +767,7 @@ void describe('BackgroundFileWriter', () => {
   });
 
   void it('on a full destination: the file that did not fit is removed, nothing after it is tried, one failure', (t) => {
-    if (process.getuid?.() !== 0) {
-      t.skip('needs root to mount a small tmpfs');
-      return;
-    }
-    const small = path.join(sub, 'small');
-    fs.mkdirSync(small);
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', small]);
-    try {
+    withTinyTmpfs(t, path.join(sub, 'small'), (small) => {
       const writer = new BackgroundFileWriter();
       for (let i = 0; i < 20; i++) writer.add(path.join(small, `f${i}`), pattern(16 * 1024, i), 0o600, 0, 0, 0, 0);
       const failures = writer.drain();
@@ -779,9 +778,7 @@ void describe('BackgroundFileWriter', () => {
       assert.ok(names.length >= 1 && names.length < 20, names.join(' '));
       assert.ok(!names.includes(path.basename(failures[0]?.path.toString() ?? '')), 'the partly written file is gone');
       for (const name of names) assert.deepEqual(fs.readFileSync(path.join(small, name)), pattern(16 * 1024, Number(name.slice(1))), `${name} is whole`);
-    } finally {
-      execFileSync('umount', [small]);
-    }
+    });
   });
 
   void it('addFromFd: the data is read from a file at an offset; a failed read creates nothing and names the source', () => {
