@@ -591,16 +591,6 @@ export class Ext4 {
   }
 
   /**
-   * The written data of a regular file (or symlink), in order, for copying it out with
-   * its holes: `visit(offset, bytes)` per stretch of data, `bytes` being a view of `into`,
-   * or of the block cache's read window (no copy: see CachingChannel.readDirectView),
-   * that the next stretch or the next call on the filesystem overwrites. Holes and
-   * unwritten extents (which read as zeros) are skipped; inline data is one stretch of
-   * the whole size. A stretch is at most `into.length` bytes, which must hold a block.
-   * One mapping pass, no allocation per call: what `get` does for every file, where
-   * mapping runs first and reading them after cost two passes and a buffer per file.
-   */
-  /**
    * Where a regular file's data lies when it is all one run of written blocks from its
    * first byte (most small files): the byte offset of that run on the device and the
    * file's size; undefined for an empty, inline, encrypted or sparse file, one with
@@ -616,6 +606,16 @@ export class Ext4 {
     return run.kind === 'data' && run.count >= last ? { offset: run.physical * bs, length: inode.size } : undefined;
   }
 
+  /**
+   * The written data of a regular file (or symlink), in order, for copying it out with
+   * its holes: `visit(offset, bytes)` per stretch of data, `bytes` being a view of `into`,
+   * or of the block cache's read window (no copy: see CachingChannel.readDirectView),
+   * that the next stretch or the next call on the filesystem overwrites. Holes and
+   * unwritten extents (which read as zeros) are skipped; inline data is one stretch of
+   * the whole size. A stretch is at most `into.length` bytes, which must hold a block.
+   * One mapping pass, no allocation per call: what `get` does for every file, where
+   * mapping runs first and reading them after cost two passes and a buffer per file.
+   */
   readDataRuns(ino: number, into: Uint8Array, visit: (offset: number, data: Uint8Array) => void): void {
     const inode = this.liveInode(ino);
     if (isDir(inode.mode)) throw new FsError('EISDIR', `inode ${ino} is a directory`, { inode: ino });
