@@ -702,6 +702,7 @@ typedef struct {
   uint32_t unrecorded; /* failures that could not be recorded (out of memory) */
 } file_writer;
 
+/* The destination cannot take more (get.ts's DEST_FATAL, the same three). */
 static bool fw_fatal(int err) {
   return err == ENOSPC || err == EDQUOT || err == EROFS;
 }
@@ -777,6 +778,7 @@ static void fw_process(file_writer *w, const fw_batch *b, char **read_buffer, si
     }
     const char *syscall = NULL;
     int err = 0;
+    bool read_failed = false; /* reading the source failed (not writing the file) */
     if (source != NULL) {
       /* The data comes from the source: read it all before creating anything. */
       if (item.data_length > *read_capacity) {
@@ -793,14 +795,14 @@ static void fw_process(file_writer *w, const fw_batch *b, char **read_buffer, si
         err = errno;
         syscall = "read";
       }
+      read_failed = err != 0;
       data = *read_buffer;
     }
     if (err == 0) err = fw_write_one(path, data, &item, &syscall);
     if (err != 0) {
-      const char *failed_source = syscall != NULL && strcmp(syscall, "read") == 0 ? source : NULL;
       pthread_mutex_lock(&w->lock);
-      if (!fw_fatal(err) || failed_source != NULL) {
-        fw_fail(w, path, failed_source, err, syscall);
+      if (read_failed || !fw_fatal(err)) {
+        fw_fail(w, path, read_failed ? source : NULL, err, syscall);
       } else if (!w->stopped) {
         fw_fail(w, path, NULL, err, syscall);
         __atomic_store_n(&w->stopped, true, __ATOMIC_RELAXED);

@@ -146,6 +146,8 @@ class Extractor {
   private readonly ops: SysOps;
   /** Where files written in one call go (threads of their own), when the system calls are native. */
   private readonly writer: BackgroundFileWriter | undefined;
+  /** The image file and the offset of its block 0, for the writer threads' reads. */
+  private readonly rawSource: { readonly fd: number; readonly offset: number } | undefined;
   private progress: CopyProgress = new CopyProgress('get', undefined);
   private scratch: string | undefined;
   private xattrWarned = false;
@@ -164,6 +166,7 @@ class Extractor {
   ) {
     this.ops = chooseSysOps(() => (this.scratch = mkdtempSync(join(this.destRoot, '.ext4ts-tmp-'))));
     this.writer = this.ops.backgroundWriter?.();
+    this.rawSource = this.writer === undefined ? undefined : fs.channel.rawSource();
     this.rootPlain = this.plainIn(this.destRoot);
     this.rootOwnGroup = this.ownGroupIn(nodefs.statSync(destRoot, { throwIfNoEntry: false }));
   }
@@ -431,7 +434,7 @@ class Extractor {
     const chown = this.isRoot && !(ownGroup && st.uid === this.myEuid && st.gid === this.myEgid);
     const record = this.quickRecord(src, dest, ino, st, plain, chown);
     const quick = record !== undefined && record.xattrs.length === 0 && (this.isRoot || (record.mode & 0o6000) === 0) ? record : undefined;
-    if (quick !== undefined && this.writeFromImage(src, ino, st, quick)) return true;
+    if (quick !== undefined && this.writeFromImage(src, ino, quick)) return true;
     const file = new NewFile(dest);
     try {
       if (quick === undefined) file.create();
@@ -466,9 +469,6 @@ class Extractor {
     }
   }
 
-  /** The image file and the offset of its block 0, for the writer threads' reads (undefined: there is none; null: not asked yet). */
-  private rawSource: { readonly fd: number; readonly offset: number } | undefined | null = null;
-
   /**
    * A file to write in one call whose data is one run of the image (most small files)
    * goes to the writer threads as that run's place: they read it from the image
@@ -476,12 +476,11 @@ class Extractor {
    * copying happens on this thread. False when that cannot be done (no writer, no file
    * descriptor to read from, or data in several runs): the caller goes on as before.
    */
-  private writeFromImage(src: Buffer, ino: number, st: Stat, record: MetaRecord): boolean {
+  private writeFromImage(src: Buffer, ino: number, record: MetaRecord): boolean {
     const writer = this.writer;
-    if (writer === undefined || st.size === 0 || st.size > CHUNK) return false;
-    if (this.rawSource === null) this.rawSource = this.fs.channel.rawSource();
     const raw = this.rawSource;
-    if (raw === undefined) return false;
+    if (writer === undefined || raw === undefined) return false;
+    // (The record is a quick one: at most CHUNK bytes. An empty file has no run.)
     const run = about(src, () => this.fs.singleRun(ino));
     if (run === undefined) return false;
     const r = record;
