@@ -90,6 +90,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 /* 2^53: the largest integer below which every integer is exact in a double. */
@@ -1340,6 +1341,32 @@ static napi_value js_inode_checksums_ok(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* ---------------------------------------------------------------- clockCoarse */
+
+/*
+ * clockCoarse(out): out[0] = seconds, out[1] = nanoseconds of CLOCK_REALTIME_COARSE,
+ * the clock the kernel stamps inodes with (current_time). Returns nothing; `out` is a
+ * Float64Array of at least 2 elements, reused by the caller, so nothing is allocated.
+ */
+static napi_value js_clock_coarse(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (get_args(env, info, "clockCoarse", 1, argv) != 0) return NULL;
+  napi_typedarray_type type;
+  size_t length;
+  void *data;
+  bool is_typed = false;
+  if (napi_is_typedarray(env, argv[0], &is_typed) != napi_ok || !is_typed ||
+      napi_get_typedarray_info(env, argv[0], &type, &length, &data, NULL, NULL) != napi_ok ||
+      type != napi_float64_array || length < 2)
+    return throw_type(env, "clockCoarse", "out must be a Float64Array of at least 2 elements");
+  struct timespec ts;
+  if (clock_gettime(CLOCK_REALTIME_COARSE, &ts) != 0) return throw_errno(env, errno, "clock_gettime", NULL);
+  double *out = data;
+  out[0] = (double)ts.tv_sec;
+  out[1] = (double)ts.tv_nsec;
+  return NULL;
+}
+
 /* ---------------------------------------------------------------- module */
 
 static napi_value init(napi_env env, napi_value exports) {
@@ -1365,6 +1392,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"fileWriterAddFromFd", NULL, js_file_writer_add_from_fd, NULL, NULL, NULL, napi_enumerable, NULL},
     {"fileWriterTake", NULL, js_file_writer_take, NULL, NULL, NULL, napi_enumerable, NULL},
     {"fileWriterDrain", NULL, js_file_writer_drain, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"clockCoarse", NULL, js_clock_coarse, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

@@ -35,6 +35,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, linkSync, writeFileSync, existsSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { Ext4 } from '../src/fs/ext4.js';
 import { scratchDir } from './helpers/images.js';
 import { randomBytes, writeSparse } from './helpers/tree.js';
 import { REPO, runChild, snapshot, type EntrySnapshot } from './helpers/cli.js';
@@ -551,6 +552,48 @@ except OSError as e:
     for (const [name, bytes] of [['synced', synced], ['closed', closed]] as const) {
       const r = spawnSync('debugfs', ['-R', `cat /dir/${name}`, img], { maxBuffer: 16 << 20 });
       assert.ok(Buffer.from(r.stdout).equals(bytes), `${name}: ${r.stdout.length} bytes read back`);
+    }
+  });
+
+  it('a written file\'s mtime and ctime on disk are the ones the clients were shown (the kernel keeps them under the writeback cache)', async () => {
+    const img = mkfs('times', ['-t', 'ext4', '-b', '1024'], '16M');
+    const m = await mountExt4ts(img, mountpoint('times'), ['rw']);
+    let shown: string;
+    try {
+      // Each file: created and written at once (the kernel stamps the write; the data
+      // stays in its page cache), closed 30 ms (several clock ticks) later, when the WRITE
+      // reaches the server. Then the times as the mount shows them.
+      const script = `const fs = require('fs');
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+(async () => {
+  for (let i = 0; i < 12; i++) {
+    const fd = fs.openSync('f' + i, 'w');
+    fs.writeSync(fd, 'data ' + i);
+    await sleep(30);
+    fs.closeSync(fd);
+  }
+  for (let i = 0; i < 12; i++) {
+    const st = fs.statSync('f' + i, { bigint: true });
+    console.log('f' + i, String(st.mtimeNs), String(st.ctimeNs));
+  }
+})();`;
+      const r = await run(process.execPath, ['-e', script], m.mnt);
+      assert.equal(r.status, 0, r.stderr);
+      shown = r.stdout;
+    } finally {
+      await umountOk(m);
+    }
+    assertFsck(img);
+    const fsys = Ext4.openFile(img);
+    try {
+      const onDisk = Array.from({ length: 12 }, (_, i) => {
+        const { mtime, ctime } = fsys.stat(`/f${i}`);
+        const ns = (t: { seconds: number; nanoseconds: number }): bigint => BigInt(t.seconds) * 1_000_000_000n + BigInt(t.nanoseconds);
+        return `f${i} ${ns(mtime)} ${ns(ctime)}\n`;
+      }).join('');
+      assert.equal(onDisk, shown);
+    } finally {
+      fsys.close();
     }
   });
 

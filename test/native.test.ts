@@ -29,6 +29,7 @@ import {
   inodeChecksumsOk,
   BackgroundFileWriter,
   canWriteInBackground,
+  clockCoarse,
   canWriteNewFile,
   isNativeAvailable,
   isNativeSyscallError,
@@ -158,6 +159,33 @@ void describe('native addon', () => {
     assert.match(result.message, /not built/);
     assert.match(result.message, /npm run build:native/);
     assert.match(result.message, /npm rebuild/);
+  });
+});
+
+void describe('clockCoarse', () => {
+  void it('reads the kernel\'s coarse realtime clock: whole seconds and nanoseconds, near Date.now, never going back', () => {
+    const out = new Float64Array(2);
+    assert.equal(clockCoarse(out), true);
+    let [sec, nsec] = out as unknown as [number, number];
+    assert.ok(Number.isInteger(sec) && Number.isInteger(nsec) && nsec >= 0 && nsec < 1e9, `${sec}.${nsec}`);
+    assert.ok(Math.abs(sec * 1000 + nsec / 1e6 - Date.now()) < 1000, `${sec}.${nsec} vs ${Date.now()}`);
+    const seen = new Set<string>();
+    const start = Date.now();
+    // The coarse clock moves by whole ticks: over 50 ms it takes few distinct values, in order.
+    while (Date.now() - start < 50) {
+      assert.equal(clockCoarse(out), true);
+      const [s2, n2] = out as unknown as [number, number];
+      assert.ok(s2 > sec || (s2 === sec && n2 >= nsec), `went back: ${sec}.${nsec} -> ${s2}.${n2}`);
+      [sec, nsec] = [s2, n2];
+      seen.add(`${s2}.${n2}`);
+    }
+    assert.ok(seen.size >= 2 && seen.size <= 60, `${seen.size} distinct values in 50 ms`);
+  });
+
+  void it('rejects anything but a Float64Array of two or more', () => {
+    for (const bad of [new Float64Array(1), new Float32Array(2), [0, 0], undefined]) {
+      assert.throws(() => clockCoarse(bad as unknown as Float64Array), TypeError);
+    }
   });
 });
 

@@ -1618,9 +1618,13 @@ export class Ext4 {
 
   // ------------------------------------------------------------------ writing (inode level)
 
-  /** Write `data` at `offset` of a regular file; returns the bytes written. */
-  write(ino: number, offset: number, data: Uint8Array): number {
-    return this.w().write(ino, offset, data);
+  /**
+   * Write `data` at `offset` of a regular file; returns the bytes written. Sets mtime and
+   * ctime to now unless `stampTimes` is false (for a FUSE server with the writeback
+   * cache, where the kernel owns a written file's times and sends them in a SETATTR).
+   */
+  write(ino: number, offset: number, data: Uint8Array, stampTimes = true): number {
+    return this.w().write(ino, offset, data, stampTimes);
   }
 
   /** Set a regular file's size. */

@@ -21,6 +21,7 @@
 import { randomInt } from './random.js';
 import { FsError, corrupted, quoteText } from '../errors.js';
 import type { CachingChannel } from '../cache/caching-channel.js';
+import { clockCoarse } from '../io/native.js';
 import { changedSuperblock, encodeSuperblock, STATE_VALID, SUPERBLOCK_OFFSET, type Superblock } from '../ondisk/superblock.js';
 import { RO_COMPAT_DIR_NLINK, RO_COMPAT_HUGE_FILE, RO_COMPAT_LARGE_FILE, INCOMPAT_CASEFOLD, INCOMPAT_EXTENTS, INCOMPAT_FILETYPE, INCOMPAT_LARGEDIR, COMPAT_DIR_INDEX } from '../ondisk/features.js';
 import {
@@ -153,7 +154,17 @@ const XATTR_SIZE_MAX = 65536;
 const INHERITED_FLAGS = 0x0000_0008 /* SYNC */ | 0x0000_0040 /* NODUMP */ | 0x0000_0080 /* NOATIME */ | 0x0001_0000 /* DIRSYNC */ | 0x2000_0000 /* PROJINHERIT */ | CASEFOLD_FL;
 const DIR_ONLY_FLAGS = 0x0001_0000 | 0x0002_0000 | CASEFOLD_FL; /* DIRSYNC | TOPDIR | CASEFOLD */
 
+const coarse = new Float64Array(2);
+
+/**
+ * Now, for the times an operation stamps: the kernel's clock for inode times
+ * (CLOCK_REALTIME_COARSE, as current_time() reads it) when the addon is there. Through
+ * the mount with the writeback cache the kernel stamps a written file itself and sends
+ * the times in a SETATTR at close unless they equal what is there: a file created and
+ * written within one tick then costs no SETATTR.
+ */
 function now(): Timestamp {
+  if (clockCoarse(coarse)) return { seconds: coarse[0]!, nanoseconds: coarse[1]! };
   const ms = Date.now();
   const ns = process.hrtime.bigint() % 1_000_000n;
   return { seconds: Math.floor(ms / 1000), nanoseconds: (ms % 1000) * 1_000_000 + Number(ns) };
@@ -630,8 +641,11 @@ export class Writer {
     return largeFile ? Math.min(Number.MAX_SAFE_INTEGER, (LOGICAL_END - 1) * this.bs) : 0x7fff_ffff;
   }
 
-  /** Write `data` at `offset` of a regular file; returns the bytes written. */
-  write(ino: number, offset: number, data: Uint8Array): number {
+  /**
+   * Write `data` at `offset` of a regular file; returns the bytes written. `stampTimes`
+   * false leaves mtime and ctime alone (the FUSE writeback cache: the kernel keeps them).
+   */
+  write(ino: number, offset: number, data: Uint8Array, stampTimes = true): number {
     const inode = this.mutable(ino);
     if (isDir(inode.mode)) throw new FsError('EISDIR', `inode ${ino} is a directory`, { inode: ino });
     if (!isReg(inode.mode)) throw new FsError('EINVAL', `inode ${ino} is not a regular file`, { inode: ino });
@@ -651,7 +665,7 @@ export class Writer {
       throw error;
     }
     if (offset + written > inode.size) inode.size = offset + written;
-    this.stamp(inode, { m: true, c: true });
+    if (stampTimes) this.stamp(inode, { m: true, c: true });
     this.putInode(ino, inode);
     return written;
   }

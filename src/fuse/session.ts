@@ -829,7 +829,11 @@ export class FuseSession {
     this.rw();
     if ((request.args.writeFlags & WriteFlag.KILL_SUIDGID) !== 0) this.killPriv(ino, undefined, request.header);
     const size = request.args.data.length;
-    const written = this.fs.write(ino, request.args.offset, request.args.data);
+    // With the writeback cache the kernel keeps a written file's mtime and ctime: it
+    // stamps them at write(2) and sends them in a SETATTR when they changed. Stamping
+    // them here too would put a later time on disk than the one every client was shown
+    // (a WRITE of the page cache comes at close, maybe a clock tick after the write).
+    const written = this.fs.write(ino, request.args.offset, request.args.data, !this.writebackCache());
     if (written < size && (request.args.writeFlags & WriteFlag.CACHE) !== 0) {
       // The page cache's write-back (writeback_cache): the kernel takes a short count as
       // the pages written and drops the rest without an error. Only a write(2) that
@@ -838,6 +842,11 @@ export class FuseSession {
       throw new FsError('ENOSPC', `no space left: ${written} of ${size} bytes written back at offset ${request.args.offset}`, { inode: ino });
     }
     reply.replyWrite(written);
+  }
+
+  /** The kernel agreed to the writeback cache (INIT). */
+  private writebackCache(): boolean {
+    return (this.protocol.flags & InitFlag.WRITEBACK_CACHE) !== 0n;
   }
 
   private opFallocate(request: RequestOf<'FALLOCATE'>, ino: number, reply: Reply): void {

@@ -86,6 +86,7 @@ interface Binding {
   fileWriterAddFromFd?(writer: WriterHandle, path: NativePath, fd: number, offset: number, length: number, source: NativePath, mode: number, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): number;
   fileWriterTake?(writer: WriterHandle): RawWriterFailure[];
   fileWriterDrain?(writer: WriterHandle): RawWriterFailure[];
+  clockCoarse?(out: Float64Array): void;
 }
 
 /** The addon's file writer (an opaque external value). */
@@ -313,6 +314,18 @@ export function inodeChecksumsOk(records: Uint8Array, inodeSize: number, fsSeed:
   return b?.inodeChecksumsOk === undefined ? undefined : b.inodeChecksumsOk(records, inodeSize, fsSeed >>> 0, firstIno, out);
 }
 
+/**
+ * The time the kernel stamps inodes with (current_time(): CLOCK_REALTIME_COARSE, the
+ * last timer tick) into `out` ([seconds, nanoseconds]). False, `out` untouched, when
+ * the addon is missing or older than this function.
+ */
+export function clockCoarse(out: Float64Array): boolean {
+  const b = tryLoad();
+  if (b?.clockCoarse === undefined) return false;
+  b.clockCoarse(out);
+  return true;
+}
+
 /** A file {@link BackgroundFileWriter} could not write: `error` is shaped like a failed syscall's (code, errno, syscall). */
 export interface BackgroundWriteFailure {
   readonly path: Buffer;
@@ -420,6 +433,7 @@ export const native = {
   canWriteNewFile,
   canWriteInBackground,
   inodeChecksumsOk,
+  clockCoarse,
   S_IFIFO,
   S_IFCHR,
   S_IFBLK,
