@@ -1,26 +1,31 @@
 /**
- * The CLI as installed: `npm run build` compiles src/ with tsc and bundles the CLI into
- * one file (scripts/bundle.ts -> dist/cli/ext4ts.js, package.json's bin). The other CLI
- * tests run src/ under tsx; this one builds the bundle from the current src/ into a
- * scratch directory (not dist/, which may be stale or in use) and checks that it does
- * what the sources do: the same output for reading commands, a full `get`, a mount
- * (its FUSE worker is a separate file the bundle must find), and the same one-line
- * errors.
+ * The CLI as installed: `npm run build` compiles src/ with tsc and bundles the CLI
+ * (scripts/bundle.ts): dist/cli/ext4ts-main.cjs (the CLI as one script), dist/cli/ext4ts.js
+ * (package.json's bin: runs that script with V8's code cache) and the cache the build
+ * trained, dist/cli/ext4ts-main.cache. The other CLI tests run src/ under tsx; this one
+ * builds the bundle from the current src/ into a scratch directory (not dist/, which may
+ * be stale or in use) and checks that it does what the sources do: the same output for
+ * reading commands, a full `get`, a mount (its FUSE worker is a separate file the bundle
+ * must find), the same one-line errors; and that the code cache is used when it belongs
+ * to the bundle, and ignored (same output) when absent, made for another build, or cut short.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { makeImage, scratchDir } from './helpers/images.js';
 import { REPO, runChild, runCli, snapshot } from './helpers/cli.js';
+import { BUILD_LINE, CACHE_FILE, CACHE_MAGIC, HEADER_BYTES, MAIN_FILE, buildHashOf, encodeCache, readCache } from '../src/cli/code-cache.js';
 
 let bundle: string;
 let image: string;
 
 /** Runs the bundled CLI (TZ=UTC, LC_ALL=C like runCli). */
-function runBundle(args: readonly string[]): { status: number | null; stdout: Buffer; stderr: string } {
-  const r = spawnSync(process.execPath, [bundle, ...args], { env: { ...process.env, TZ: 'UTC', LC_ALL: 'C' }, maxBuffer: 64 << 20, timeout: 60_000 });
+function runBundle(args: readonly string[], extraEnv: NodeJS.ProcessEnv = {}): { status: number | null; stdout: Buffer; stderr: string } {
+  const env: NodeJS.ProcessEnv = { ...process.env, TZ: 'UTC', LC_ALL: 'C', ...extraEnv };
+  delete env.NODE_OPTIONS;
+  const r = spawnSync(process.execPath, [bundle, ...args], { env, maxBuffer: 64 << 20, timeout: 60_000 });
   if (r.error !== undefined) throw r.error;
   return { status: r.status, stdout: r.stdout, stderr: r.stderr.toString('utf8') };
 }
@@ -50,13 +55,69 @@ before(() => {
   });
 });
 
-void describe('the bundled CLI (dist/cli/ext4ts.js)', () => {
-  void it('is one file: it imports no module of ours', () => {
+void describe('the bundled CLI (dist/cli/ext4ts.js, ext4ts-main.cjs, its code cache)', () => {
+  void it('is a program that imports only Node\'s modules, and one script that requires no module of ours', () => {
     const text = fs.readFileSync(bundle, 'utf8');
     assert.ok(text.startsWith('#!/usr/bin/env node\n'), 'runs as a program');
     assert.equal(fs.statSync(bundle).mode & 0o111, 0o111, 'executable');
     const imports = [...text.matchAll(/^import .* from ['"]([^'"]+)['"]/gm)].map((m) => m[1]);
-    assert.ok(imports.every((m) => m?.startsWith('node:') === true), `static imports: ${imports.join(', ')}`);
+    assert.ok(imports.length > 0 && imports.every((m) => m?.startsWith('node:') === true), `static imports: ${imports.join(', ')}`);
+    const main = fs.readFileSync(join(dirname(bundle), MAIN_FILE), 'utf8');
+    assert.match(buildHashOf(main), /^[0-9a-f]{32}$/);
+    const required = new Set([...main.matchAll(/\brequire\("([^"]+)"\)/g)].map((m) => m[1]));
+    assert.ok([...required].every((m) => m?.startsWith('node:') === true || m === '@node-rs/crc32'), `requires: ${[...required].join(', ')}`);
+    assert.ok(!/\bimport\.meta\b/.test(main), 'no import.meta left in a classic script');
+  });
+
+  void it('runs with the code cache the build trained, and the same without it or with a wrong one', () => {
+    const cache = join(dirname(bundle), CACHE_FILE);
+    const good = fs.readFileSync(cache);
+    const args = ['ls', '-R', '-l', image, '/'];
+    const want = runCli(args).stdout;
+    const outcome = (): string => {
+      const r = runBundle(args, { EXT4TS_CODE_CACHE_DEBUG: '1' });
+      assert.equal(r.status, 0, r.stderr);
+      assert.ok(r.stdout.equals(want), 'same listing');
+      return r.stderr;
+    };
+    try {
+      assert.equal(outcome(), 'ext4ts: code cache accepted\n');
+      // A V8 with other flags (a mount runs without the one-shot inlining setting) refuses it.
+      const r = runBundle(['mount', '--help'], { EXT4TS_CODE_CACHE_DEBUG: '1' });
+      assert.equal(r.status, 0);
+      assert.match(r.stderr, /^ext4ts: code cache rejected\n$/);
+      fs.rmSync(cache);
+      assert.equal(outcome(), 'ext4ts: code cache absent\n');
+      const hash = buildHashOf(fs.readFileSync(join(dirname(bundle), MAIN_FILE), 'utf8'));
+      const other = `${hash.slice(0, -1)}${hash.endsWith('0') ? '1' : '0'}`;
+      fs.writeFileSync(cache, encodeCache(other, good.subarray(HEADER_BYTES)));
+      assert.equal(outcome(), 'ext4ts: code cache stale\n');
+      fs.writeFileSync(cache, good.subarray(0, good.length - 1000));
+      assert.equal(outcome(), 'ext4ts: code cache invalid\n');
+      fs.writeFileSync(cache, Buffer.concat([good.subarray(0, HEADER_BYTES), Buffer.alloc(good.length - HEADER_BYTES, 0x5a)]));
+      assert.equal(outcome(), 'ext4ts: code cache rejected\n');
+    } finally {
+      fs.writeFileSync(cache, good);
+    }
+  });
+
+  void it('code cache files: header round trip; anything else is absent, invalid or stale', () => {
+    const dir = join(scratchDir(), 'code-cache');
+    fs.mkdirSync(dir, { recursive: true });
+    const file = join(dir, 'c');
+    const payload = Buffer.from('payload bytes');
+    fs.writeFileSync(file, encodeCache('abc123', payload));
+    assert.deepEqual(readCache(file, 'abc123'), payload);
+    assert.equal(readCache(file, 'abc124'), 'stale');
+    assert.equal(readCache(join(dir, 'none'), 'abc123'), 'absent');
+    fs.writeFileSync(file, Buffer.from(CACHE_MAGIC));
+    assert.equal(readCache(file, 'abc123'), 'invalid');
+    fs.writeFileSync(file, Buffer.concat([encodeCache('abc123', payload), Buffer.from('x')]));
+    assert.equal(readCache(file, 'abc123'), 'invalid');
+    assert.throws(() => encodeCache('', payload), RangeError);
+    assert.throws(() => encodeCache('not hex', payload), RangeError);
+    assert.equal(buildHashOf(`${BUILD_LINE}ff00\nrest`), 'ff00');
+    assert.equal(buildHashOf('"use strict";'), '');
   });
 
   void it('prints what the sources print: ls -R -l, stat, info, cat', () => {

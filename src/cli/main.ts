@@ -56,9 +56,8 @@ process.stdout.on('error', (error: NodeJS.ErrnoException) => {
   process.exit(1);
 });
 
-try {
-  await program.parseAsync(process.argv);
-} catch (error) {
+// Not a top-level await: the bundled CLI is a classic script (scripts/bundle.ts).
+program.parseAsync(process.argv).catch((error: unknown) => {
   if (error instanceof CommanderError) {
     process.exitCode = error.exitCode;
   } else if (error instanceof Failure) {
@@ -69,4 +68,4 @@ try {
   } else {
     fail(reasonOf(error));
   }
-}
+});
