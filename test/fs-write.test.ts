@@ -270,6 +270,32 @@ describe('write-side behaviour', () => {
     fsckClean(image);
   });
 
+  it('fallocate on a file without extents (ext2): allocates zeroed blocks inside the file, refuses to reserve past its end', () => {
+    const image = makeImage({ name: 'w-falloc-ext2', size: '8M', mkfsArgs: ['-t', 'ext2', '-b', '1024'] });
+    const copy = copyImage(image, join(scratchDir(), 'falloc-ext2.img'));
+    const fsys = Ext4.openFile(copy, { write: true });
+    const data = randomBytes(31, 37_012);
+    fsys.writeFile('/f', data);
+    const ino = fsys.resolve('/f');
+    fsys.truncateFile('/f', 100_000); // a hole from 37,012 to 100,000
+    const blocksBefore = fsys.stat('/f').blocks;
+    // KEEP_SIZE reaching past the end: nothing can be reserved there, and nothing changes.
+    assert.throws(() => fsys.fallocate(ino, 0x01, 90_000, 50_000), (e: unknown) => e instanceof FsError && e.code === 'EOPNOTSUPP');
+    assert.throws(() => fsys.fallocate(ino, 0x11 /* ZERO_RANGE | KEEP_SIZE */, 99_000, 4_096), (e: unknown) => e instanceof FsError && e.code === 'EOPNOTSUPP');
+    assert.equal(fsys.stat('/f').size, 100_000);
+    assert.equal(fsys.stat('/f').blocks, blocksBefore);
+    // Inside the file, KEEP_SIZE fills the hole with zeroed blocks; mode 0 grows the file.
+    fsys.fallocate(ino, 0x01, 40_000, 20_000);
+    assert.ok(fsys.stat('/f').blocks > blocksBefore);
+    fsys.fallocate(ino, 0, 150_000, 10_000);
+    assert.equal(fsys.stat('/f').size, 160_000);
+    const want = Buffer.alloc(160_000);
+    want.set(data);
+    assert.ok(Buffer.from(fsys.readFile('/f')).equals(want));
+    fsys.close();
+    fsckClean(copy);
+  });
+
   it('refuses writes on a read-only open with EROFS', () => {
     const fsys = Ext4.openFile(fresh('ro'));
     assert.throws(() => fsys.writeFile('/x', 'y'), (e: unknown) => e instanceof FsError && e.code === 'EROFS');

@@ -751,6 +751,13 @@ export class Writer {
   private allocateRange(ino: number, inode: MutableInode, mode: number, offset: number, end: number): void {
     this.uninlineFile(ino, inode);
     const bs = this.bs;
+    const allocates = (mode & FALLOC_FL_PUNCH_HOLE) === 0;
+    if (allocates && (mode & FALLOC_FL_KEEP_SIZE) !== 0 && end > inode.size && (inode.flags & EXTENTS_FL) === 0) {
+      // A block map (ext2/ext3) has no unwritten blocks: what it maps lies inside the
+      // file (e2fsck: "i_size is ..., should be ..."). Blocks reserved past the end
+      // cannot be expressed; the kernel refuses every preallocation on such files.
+      throw new FsError('EOPNOTSUPP', `cannot preallocate past the end of a file without extents (inode ${ino})`, { inode: ino });
+    }
     if ((mode & FALLOC_FL_PUNCH_HOLE) !== 0 || (mode & FALLOC_FL_ZERO_RANGE) !== 0) {
       if ((mode & FALLOC_FL_PUNCH_HOLE) !== 0 && (mode & FALLOC_FL_KEEP_SIZE) === 0) throw new FsError('EOPNOTSUPP', 'PUNCH_HOLE needs KEEP_SIZE', { inode: ino });
       const limit = (mode & FALLOC_FL_PUNCH_HOLE) !== 0 ? Math.min(end, inode.size) : end;
