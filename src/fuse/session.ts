@@ -866,8 +866,10 @@ export class FuseSession {
       const want = Math.min(COPY_CHUNK, total - done);
       const chunk = this.fs.read(ino, offIn + done, want);
       if (chunk.length === 0) break;
-      // Out of space half-way: report what was copied (a short copy), never more.
-      const written = this.fs.write(out, offOut + done, chunk);
+      // Out of space half-way: report what was copied (a short copy), never more. The
+      // destination's times are the kernel's under the writeback cache, as for WRITE
+      // (it stamps them itself after the copy).
+      const written = this.fs.write(out, offOut + done, chunk, !this.writebackCache());
       done += written;
       if (written < chunk.length || chunk.length < want) break; // short write, or end of file
     }
