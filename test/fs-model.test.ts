@@ -2,7 +2,10 @@
  * Model-based write test: random sequences of operations (fast-check) applied to an
  * image through ext4ts and to a host directory. Each operation must have the same
  * outcome on both (success or the same errno); after each sequence e2fsck -fn must
- * find the image clean and a kernel mount of it must equal the host tree.
+ * find the image clean and a kernel mount of it must equal the host tree. Besides the
+ * namespace, data, mode, owner and xattr operations, sequences hold fallocate in each
+ * mode ext4ts supports, renameat2 with RENAME_NOREPLACE or RENAME_EXCHANGE, and utimens
+ * to explicit times (whose mtimes the comparison then checks, see Twin.verify).
  *
  * CI runs 25 sequences per variant with a fixed seed. A longer campaign by hand:
  *   EXT4TS_MODEL_RUNS=500 EXT4TS_MODEL_SEED=$RANDOM EXT4TS_MODEL_VARIANTS=all \
@@ -18,14 +21,23 @@ import fc from 'fast-check';
 import { Ext4 } from '../src/fs/ext4.js';
 import { makeImage, scratchDir } from './helpers/images.js';
 import { unmountLeftovers } from './helpers/kernel.js';
-import { Twin, copyImage } from './helpers/twin.js';
+import { Twin, copyImage, EXPLICIT_TIMES } from './helpers/twin.js';
 import { randomBytes } from './helpers/tree.js';
+import type { Timestamp } from '../src/ondisk/time.js';
 
 process.umask(0o022);
 after(() => unmountLeftovers());
 
 const NAMES = ['a', 'b', 'c', 'd/x', 'd/y', 'a/b', 'a/c', 'b/a', 'long-name-'.repeat(20)];
 const path = fc.constantFrom(...NAMES).map((n) => `/${n}`);
+/**
+ * Most random paths name nothing, so an operation on an existing entry is rare. A target
+ * is either such a path, or `{ existing: i }`: the i-th (modulo their count) entry of the
+ * host tree as it stands when the operation runs, of the kind the operation wants
+ * ('/a' when there is none). The twin's report names the path it resolved to.
+ */
+type Target = string | { existing: number };
+const target = fc.oneof({ weight: 1, arbitrary: path }, { weight: 3, arbitrary: fc.record({ existing: fc.nat({ max: 63 }) }) });
 
 type Op =
   | { kind: 'mkdir'; path: string }
@@ -35,6 +47,9 @@ type Op =
   | { kind: 'unlink'; path: string }
   | { kind: 'rmdir'; path: string }
   | { kind: 'rename'; from: string; to: string }
+  | { kind: 'rename2'; from: Target; to: Target; flags: number }
+  | { kind: 'fallocate'; path: Target; mode: number; offset: number; length: number }
+  | { kind: 'utimens'; path: Target; atime: Timestamp; mtime: Timestamp }
   | { kind: 'link'; from: string; to: string }
   | { kind: 'symlink'; target: string; path: string }
   | { kind: 'chmod'; path: string; mode: number }
@@ -46,6 +61,20 @@ type Op =
 const size = fc.oneof(fc.integer({ min: 0, max: 3000 }), fc.integer({ min: 0, max: 200_000 }));
 const seed = fc.integer({ min: 1, max: 1_000_000 });
 const xname = fc.constantFrom('user.one', 'user.two', 'user.three');
+// fallocate ranges: small and block-unaligned, whole 1 KiB or 4 KiB blocks, or anywhere up
+// to ~300 KB (so extents split and merge on both block sizes); a zero length is EINVAL.
+const falloc = fc.oneof(
+  fc.integer({ min: 0, max: 5000 }),
+  fc.integer({ min: 0, max: 300 }).map((n) => n * 1024),
+  fc.integer({ min: 0, max: 75 }).map((n) => n * 4096),
+  fc.integer({ min: 0, max: 300_000 }),
+);
+// 0, KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE, ZERO_RANGE, ZERO_RANGE|KEEP_SIZE.
+const fallocMode = fc.constantFrom(0, 0x01, 0x03, 0x10, 0x11);
+// RENAME_NOREPLACE, RENAME_EXCHANGE.
+const renameFlags = fc.constantFrom(1, 2);
+// Only times verify() recognises as explicit (it compares those mtimes).
+const explicitTime = fc.constantFrom(...EXPLICIT_TIMES);
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 3, arbitrary: path.map((p) => ({ kind: 'mkdir' as const, path: p })) },
@@ -55,6 +84,9 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 2, arbitrary: path.map((p) => ({ kind: 'unlink' as const, path: p })) },
   { weight: 2, arbitrary: path.map((p) => ({ kind: 'rmdir' as const, path: p })) },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('rename' as const), from: path, to: path }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('rename2' as const), from: target, to: target, flags: renameFlags }) },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('fallocate' as const), path: target, mode: fallocMode, offset: falloc, length: falloc }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('utimens' as const), path: target, atime: explicitTime, mtime: explicitTime }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('link' as const), from: path, to: path }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('symlink' as const), target: fc.constantFrom('a', 'd/y', 'x'.repeat(80)), path }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('chmod' as const), path, mode: fc.constantFrom(0o600, 0o755, 0o4711, 0o1777) }) },
@@ -63,6 +95,23 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('chown' as const), path, uid: fc.constantFrom(0, 1000, 65534), gid: fc.constantFrom(0, 100, 65534) }) },
   { weight: 1, arbitrary: path.map((p) => ({ kind: 'rmTree' as const, path: p })) },
 );
+
+/** Paths ('/a/b') of the entries under `dir` (`rel` below the host root), depth first, sorted. */
+function hostEntries(dir: string, rel = ''): { path: string; file: boolean }[] {
+  return fs
+    .readdirSync(dir, { withFileTypes: true })
+    .sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0))
+    .flatMap((e) => {
+      const p = `${rel}/${e.name}`;
+      return [{ path: p, file: e.isFile() }, ...(e.isDirectory() ? hostEntries(join(dir, e.name), p) : [])];
+    });
+}
+
+function resolveTarget(t: Twin, x: Target, filesOnly: boolean): string {
+  if (typeof x === 'string') return x;
+  const entries = hostEntries(t.host).filter((e) => !filesOnly || e.file);
+  return entries[x.existing % entries.length]?.path ?? '/a';
+}
 
 function apply(t: Twin, op: Op): void {
   switch (op.kind) {
@@ -86,6 +135,15 @@ function apply(t: Twin, op: Op): void {
       return;
     case 'rename':
       t.rename(op.from, op.to);
+      return;
+    case 'rename2':
+      t.rename2(resolveTarget(t, op.from, false), resolveTarget(t, op.to, false), op.flags);
+      return;
+    case 'fallocate':
+      t.fallocate(resolveTarget(t, op.path, true), op.mode, op.offset, op.length);
+      return;
+    case 'utimens':
+      t.utimens(resolveTarget(t, op.path, false), op.atime, op.mtime);
       return;
     case 'link':
       t.link(op.from, op.to);

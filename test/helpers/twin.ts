@@ -4,12 +4,16 @@
  * loop mount, can be compared with the host tree. e2fsck -fn is the other oracle.
  */
 import * as fs from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { Ext4 } from '../../src/fs/ext4.js';
 import { MemoryChannel } from '../../src/io/memory-channel.js';
 import { FsError } from '../../src/errors.js';
+import { fallocate as nativeFallocate, lutimens, isNativeAvailable } from '../../src/io/native.js';
+import type { Timestamp } from '../../src/ondisk/time.js';
+import { EXTENTS_FL, INLINE_DATA_FL } from '../../src/ondisk/inode.js';
 import { snapshot, type EntrySnapshot } from './cli.js';
 import { withMount } from './kernel.js';
 
@@ -112,6 +116,76 @@ export class Twin {
     return this.both(`rename ${from} ${to}`, () => this.fsys.rename(from, to), () => fs.renameSync(this.h(from), this.h(to)));
   }
 
+  /**
+   * renameat2(2) with flags (RENAME_NOREPLACE 1, RENAME_EXCHANGE 2). Node has no
+   * renameat2, so the host side is one perl process making the raw syscall.
+   */
+  rename2(from: string, to: string, flags: number): string {
+    return this.both(`rename2 ${from} ${to} flags=${flags}`, () => this.fsys.rename(from, to, flags), () => hostRenameat2(this.h(from), this.h(to), flags));
+  }
+
+  /**
+   * fallocate(2) on an existing file (the last symlink followed, as open(2) does). The
+   * host opens the file read-write first, so a directory fails there with EISDIR, which
+   * is also what fallocate(2) itself answers for a directory.
+   *
+   * One expected difference: a file without extents (ext2/ext3 images) has a block map,
+   * which cannot hold blocks reserved past the end of the file, so ext4ts refuses a
+   * KEEP_SIZE allocation (also ZERO_RANGE|KEEP_SIZE) reaching past i_size with
+   * EOPNOTSUPP and changes nothing (the kernel refuses every preallocation on such a
+   * file). The host's files have extents and would succeed, so there ext4ts must answer
+   * EOPNOTSUPP and the host is left alone; the final comparison then checks that the
+   * image did not change either.
+   */
+  fallocate(path: string, mode: number, offset: number, length: number): string {
+    const what = `fallocate ${path} mode=0x${mode.toString(16)} ${offset}+${length}`;
+    const ours = (): void => this.fsys.fallocate(this.fsys.resolve(path), mode, offset, length);
+    if (this.blockMapCannotReserve(path, mode, offset, length)) {
+      const a = outcome(ours);
+      if (a !== 'EOPNOTSUPP') this.mismatches.push(`${what}: ext4ts ${a}, expected EOPNOTSUPP (KEEP_SIZE past the end of a file without extents)`);
+      return a;
+    }
+    return this.both(what, ours, () => {
+      requireNative();
+      const fd = fs.openSync(this.h(path), 'r+');
+      try {
+        nativeFallocate(fd, mode, offset, length);
+      } finally {
+        fs.closeSync(fd);
+      }
+    });
+  }
+
+  /** True when `fallocate(path, mode, offset, length)` asks a block-mapped file for blocks past its end (see {@link fallocate}). */
+  private blockMapCannotReserve(path: string, mode: number, offset: number, length: number): boolean {
+    const KEEP_SIZE = 0x01;
+    const PUNCH_HOLE = 0x02;
+    if ((mode & KEEP_SIZE) === 0 || (mode & PUNCH_HOLE) !== 0 || offset < 0 || length <= 0) return false;
+    let inode;
+    try {
+      inode = this.fsys.readInode(this.fsys.resolve(path));
+    } catch {
+      return false; // the path fails as it does on the host
+    }
+    const regular = (inode.mode & 0o170000) === 0o100000;
+    return regular && (inode.flags & (EXTENTS_FL | INLINE_DATA_FL)) === 0 && offset + length > inode.size;
+  }
+
+  /**
+   * utimensat(AT_SYMLINK_NOFOLLOW) with explicit times, to the nanosecond. Pass times
+   * from {@link EXPLICIT_TIMES} so {@link verify} compares them (see there).
+   */
+  utimens(path: string, atime: Timestamp, mtime: Timestamp): string {
+    return this.both(
+      `utimens ${path}`,
+      () => this.fsys.utimes(path, atime, mtime, false),
+      () => {
+        requireNative();
+        lutimens(this.h(path), atime.seconds, atime.nanoseconds, mtime.seconds, mtime.nanoseconds);
+      },
+    );
+  }
+
   chmod(path: string, mode: number): string {
     return this.both(`chmod ${path}`, () => this.fsys.chmod(path, mode), () => fs.chmodSync(this.h(path), mode));
   }
@@ -150,7 +224,6 @@ export class Twin {
     );
   }
 
-  /** Close the image, check it with e2fsck, and compare it (kernel mount) with the host tree. */
   /**
    * Inodes whose cached (decoded) form differs from what a fresh read of the image
    * decodes, after the changes are written back: the writer stores what it wrote in the
@@ -179,12 +252,23 @@ export class Twin {
     }
   }
 
+  /**
+   * Close the image, check it with e2fsck, and compare it (kernel mount) with the host tree.
+   *
+   * Times: most operations stamp mtime/atime from the clock, which differs between the two
+   * sides, so times are not compared in general. An mtime equal to one of
+   * {@link EXPLICIT_TIMES} on either side, though, can only have been set by an explicit
+   * utimens with nothing having stamped that inode's mtime since (no clock reads such
+   * values), so there the two sides must agree to the nanosecond. atime is not compared:
+   * the host's relatime updates it on reads (rm -r reads directories) where ext4ts does not.
+   */
   verify(image: string, mnt: string): string[] {
     const stale = this.staleCachedInodes(image);
     this.fsys.close();
     fsckClean(image);
-    const strip = (m: Map<string, EntrySnapshot>): Map<string, Omit<EntrySnapshot, 'mtimeNs' | 'atimeNs'>> =>
-      new Map([...m].filter(([k]) => k !== '' && k !== 'lost+found').map(([k, { mtimeNs: _m, atimeNs: _a, ...rest }]) => [k, rest]));
+    const explicit = new Set(EXPLICIT_TIMES.map((t) => (BigInt(t.seconds) * 1_000_000_000n + BigInt(t.nanoseconds)).toString()));
+    const strip = (m: Map<string, EntrySnapshot>): Map<string, Omit<EntrySnapshot, 'atimeNs'>> =>
+      new Map([...m].filter(([k]) => k !== '' && k !== 'lost+found').map(([k, { atimeNs: _a, ...rest }]) => [k, rest]));
     const expected = strip(snapshot(this.host));
     const actual = withMount(image, mnt, { readOnly: true }, (root) => strip(snapshot(root)));
     const diffs: string[] = [...this.mismatches, ...stale];
@@ -193,6 +277,7 @@ export class Twin {
       if (a === undefined) diffs.push(`missing in image: ${k}`);
       else {
         for (const field of new Set([...Object.keys(a), ...Object.keys(e)]) as Set<keyof typeof a>) {
+          if (field === 'mtimeNs' && !explicit.has(a.mtimeNs) && !explicit.has(e.mtimeNs)) continue;
           if (JSON.stringify(a[field]) !== JSON.stringify(e[field])) diffs.push(`${k}: ${field} image ${JSON.stringify(a[field])} != host ${JSON.stringify(e[field])}`.slice(0, 300));
         }
       }
@@ -200,6 +285,45 @@ export class Twin {
     for (const k of actual.keys()) if (!expected.has(k)) diffs.push(`extra in image: ${k}`);
     return diffs;
   }
+}
+
+/**
+ * Times for explicit utimens in tests, none of which a clock can produce now: before
+ * 1970, in 1901 (the smallest 32-bit time), before 2038 with odd nanoseconds, and after
+ * 2038 (the inode's extra epoch bits). They need 256-byte inodes (nanoseconds and the
+ * range beyond 1901..2038).
+ */
+export const EXPLICIT_TIMES: readonly Timestamp[] = [
+  { seconds: -2_147_483_648, nanoseconds: 0 },
+  { seconds: -1_000_000_000, nanoseconds: 123_456_789 },
+  { seconds: 1_000_000_000, nanoseconds: 1 },
+  { seconds: 2_147_483_647, nanoseconds: 999_999_999 },
+  { seconds: 5_000_000_000, nanoseconds: 500_000_000 },
+];
+
+function requireNative(): void {
+  if (!isNativeAvailable()) throw new Error('the native addon is not built (npm run build:native): the host side of fallocate/utimens needs it');
+}
+
+const ERRNO_NAMES = new Map<number, string>();
+for (const [name, n] of Object.entries(osConstants.errno)) if (!ERRNO_NAMES.has(n)) ERRNO_NAMES.set(n, name);
+
+/**
+ * renameat2(AT_FDCWD, from, AT_FDCWD, to, flags) on the host through perl's syscall().
+ * Throws an error with the errno's name as `code` when the syscall fails, and a plain
+ * error (no code: outcome() rethrows it) when perl cannot run it at all.
+ */
+function hostRenameat2(from: string, to: string, flags: number): void {
+  if (process.arch !== 'x64') throw new Error(`hostRenameat2: SYS_renameat2 is 316 on x86_64 only; add the number for ${process.arch}`);
+  // Numeric arguments go to syscall() as integers, strings as pointers: the flags need +0.
+  const script = 'syscall(316, -100, $ARGV[0], -100, $ARGV[1], $ARGV[2] + 0) == 0 or do { print STDERR ($! + 0); exit 1 }';
+  const r = spawnSync('perl', ['-e', script, from, to, String(flags)], { encoding: 'utf8' });
+  if (r.error !== undefined) throw new Error(`perl for renameat2 could not run: ${r.error.message}`);
+  if (r.status === 0) return;
+  const errno = Number(r.stderr.trim());
+  const code = r.status === 1 && Number.isInteger(errno) && errno > 0 ? ERRNO_NAMES.get(errno) : undefined;
+  if (code === undefined) throw new Error(`perl for renameat2 exited ${r.status}: ${r.stderr}`);
+  throw Object.assign(new Error(`renameat2 ${from} ${to} ${flags}: ${code}`), { code });
 }
 
 /** The errno behind setfattr's message (it prints strerror). */
