@@ -13,7 +13,12 @@
  *                      users do: --help, and where mke2fs is installed, info, ls -R -l,
  *                      stat, cat, get, put, mkdir, mv and rm on a small image made with
  *                      `mke2fs -d` (each run starts from the last run's cache and adds
- *                      the functions it compiled).
+ *                      the functions it compiled);
+ *   ext4ts-main.mount.cache  mount's (it runs under other V8 flags), from `mount --help`;
+ *
+ * and in DIST/fuse/, worker.bundle.js: the FUSE worker (worker.js and what it imports)
+ * as one ES module, which `mount` starts when it is there (a mount took ~300 ms to come
+ * up, a third of it the worker loading ~50 modules one by one).
  *
  * Why: Node 20 loads an ES module graph file by file (resolve, stat, read, compile, link:
  * ~60 modules for one command), which cost every command ~35 ms before it read a byte of
@@ -21,8 +26,7 @@
  * one bundled file, 68-74 ms. Compiling that file and then each function on its first
  * call was most of the rest: with the code cache, 60 ms.
  *
- * What stays outside: the FUSE worker (DIST/fuse/worker.js, started by `mount`, loads its
- * own modules once per mount), the native addons (loaded with createRequire relative to
+ * What stays outside the CLI: the FUSE worker (above), the native addons (loaded with createRequire relative to
  * the bundle: DIST/cli/ is as deep as DIST/io/, so the relative path to native/ is the
  * same), @node-rs/crc32 (it picks a platform package at run time) and cli-progress
  * (loaded on demand). The library entry (DIST/index.js) is not bundled: importers bundle
@@ -36,7 +40,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { BUILD_LINE, CACHE_FILE, MAIN_FILE } from '../src/cli/code-cache.js';
+import { BUILD_LINE, CACHE_FILE, MAIN_FILE, SERVER_CACHE_FILE } from '../src/cli/code-cache.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values } = parseArgs({ options: { dist: { type: 'string' } } });
@@ -45,6 +49,7 @@ const cliDir = join(dist, 'cli');
 const program = join(cliDir, 'ext4ts.js');
 const mainFile = join(cliDir, MAIN_FILE);
 const cacheFile = join(cliDir, CACHE_FILE);
+const serverCacheFile = join(cliDir, SERVER_CACHE_FILE);
 
 // 1. The CLI as one classic script. The launcher hands it what import.meta would give.
 const bundled = await build({
@@ -77,17 +82,34 @@ await build({
 });
 chmodSync(program, 0o755);
 
-// 3. The code cache, trained by running the program.
+// 3. The FUSE worker as one module (src/fuse/server.ts prefers it to worker.js).
+await build({
+  entryPoints: [join(dist, 'fuse', 'worker.js')],
+  outfile: join(dist, 'fuse', 'worker.bundle.js'),
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  external: ['@node-rs/crc32'],
+  nodePaths: [join(root, 'node_modules')],
+  banner: { js: "import { createRequire as __ext4tsCreateRequire } from 'node:module'; const require = __ext4tsCreateRequire(import.meta.url);" },
+  logLevel: 'warning',
+});
+
+// 4. The code cache, trained by running the program.
 rmSync(cacheFile, { force: true });
+rmSync(serverCacheFile, { force: true });
 const work = mkdtempSync(join(tmpdir(), 'ext4ts-bundle-'));
 try {
-  const env: NodeJS.ProcessEnv = { ...process.env, EXT4TS_CODE_CACHE_WRITE: cacheFile, LC_ALL: 'C' };
+  const env: NodeJS.ProcessEnv = { ...process.env, EXT4TS_CODE_CACHE_WRITE: '1', LC_ALL: 'C' };
   delete env.NODE_OPTIONS;
   const run = (args: readonly string[]): void => {
     const r = spawnSync(process.execPath, [program, ...args], { env, cwd: work, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', timeout: 60_000 });
     if (r.status !== 0) process.stderr.write(`bundle: training run \`ext4ts ${args.join(' ')}\` exited ${r.status}: ${r.stderr.trim().split('\n')[0] ?? ''}\n`);
   };
   run(['--help']);
+  // mount's own cache (other V8 flags): what a build can run without mounting anything.
+  run(['mount', '--help']);
   const image = trainingImage(work);
   if (image !== undefined) {
     run(['info', image]);

@@ -7,6 +7,8 @@ import { readFileSync } from 'node:fs';
 /** The bundled CLI and its code cache, beside this file. */
 export const MAIN_FILE = 'ext4ts-main.cjs';
 export const CACHE_FILE = 'ext4ts-main.cache';
+/** The cache for `mount`, which runs under V8's default flags (a cache holds its flags). */
+export const SERVER_CACHE_FILE = 'ext4ts-main.mount.cache';
 /** The bundle's first line: `// ext4ts build HASH`. */
 export const BUILD_LINE = '// ext4ts build ';
 /** Cache file header: magic, then the build hash (ASCII, NUL-padded), then the payload length (u32 LE). */
