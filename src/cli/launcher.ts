@@ -1,8 +1,8 @@
 /**
- * The installed `ext4ts` program (scripts/bundle.ts copies this module to
- * dist/cli/ext4ts.js, package.json's bin): it runs the bundled CLI, ext4ts-main.cjs
- * beside it, as one classic script compiled with V8's code cache, ext4ts-main.cache,
- * which the build trains by running the CLI (scripts/bundle.ts).
+ * The installed `ext4ts` program (scripts/bundle.ts bundles this module, with
+ * ./code-cache.ts, into dist/cli/ext4ts.js, package.json's bin): it runs the bundled
+ * CLI, ext4ts-main.cjs beside it, as one classic script compiled with V8's code cache,
+ * ext4ts-main.cache, which the build trains by running the CLI (scripts/bundle.ts).
  *
  * Why: compiling the 750 KB bundle, then each function the first time it runs, was a
  * fifth of a small command's time (`ext4ts ls IMG /`: 72 -> 60 ms with the cache;
