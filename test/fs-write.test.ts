@@ -12,6 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { Ext4, ROOT_INO } from '../src/fs/ext4.js';
 import { FsError } from '../src/errors.js';
 import { RENAME_EXCHANGE, RENAME_NOREPLACE } from '../src/fs/writer.js';
+import { clockCoarse } from '../src/io/native.js';
 import { makeImage, scratchDir } from './helpers/images.js';
 import { unmountLeftovers } from './helpers/kernel.js';
 import { Twin, copyImage, fsckClean } from './helpers/twin.js';
@@ -294,6 +295,29 @@ describe('write-side behaviour', () => {
     assert.ok(Buffer.from(fsys.readFile('/f')).equals(want));
     fsys.close();
     fsckClean(copy);
+  });
+
+  it('touchAtime writes nothing when atime already is now (the clock has not ticked), like the kernel', () => {
+    const fsys = Ext4.openFile(fresh('atime-tick'), { write: true });
+    fsys.writeFile('/f', 'x');
+    const ino = fsys.resolve('/f');
+    const tick = new Float64Array(2);
+    const clock = (): string => (clockCoarse(tick) ? `${tick[0]}.${tick[1]}` : 'none');
+    let checked = false;
+    for (let attempt = 0; attempt < 50 && !checked; attempt++) {
+      const before = clock();
+      assert.notEqual(before, 'none', 'the native addon is built');
+      fsys.touchAtime(ino); // now atime is this tick's time
+      const atime = fsys.stat('/f').atime;
+      const again = fsys.touchAtime(ino);
+      if (clock() !== before) continue; // the clock ticked in between: try again
+      assert.equal(again, false);
+      assert.deepEqual(fsys.stat('/f').atime, atime);
+      assert.equal(`${atime.seconds}.${atime.nanoseconds}`, before);
+      checked = true;
+    }
+    assert.ok(checked, 'never saw two touches within one clock tick');
+    fsys.close();
   });
 
   it('refuses writes on a read-only open with EROFS', () => {

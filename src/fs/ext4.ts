@@ -1657,9 +1657,12 @@ export class Ext4 {
     this.w().setFlags(ino, flags);
   }
 
-  /** Set atime to now (the caller's atime policy decides when). */
-  touchAtime(ino: number): void {
-    this.w().touchAtime(ino);
+  /**
+   * Set atime to now (the caller's atime policy decides when); false when it already
+   * was now (nothing written).
+   */
+  touchAtime(ino: number): boolean {
+    return this.w().touchAtime(ino);
   }
 
   /** Create a regular file, fifo, socket or device node in a directory; returns its inode. */

@@ -363,7 +363,7 @@ export class Writer {
     this.core.storeInode(ino, storedInode(inode, bytes) ?? decodeInode(bytes, { inodeNo: ino, inodeSize: sb.inodeSize, block }));
   }
 
-  private extended(inode: MutableInode): boolean {
+  private extended(inode: Pick<MutableInode, 'extraIsize'>): boolean {
     // i_ctime_extra, i_mtime_extra and i_atime_extra sit at 0x84..0x90.
     return inode.extraIsize >= 0x10;
   }
@@ -860,11 +860,19 @@ export class Writer {
     this.putInode(ino, inode);
   }
 
-  /** Update atime (reads), as the caller's atime policy decided. */
-  touchAtime(ino: number): void {
+  /**
+   * Update atime (reads), as the caller's atime policy decided. Returns false, writing
+   * nothing, when atime already is now (the clock has not ticked since: the kernel's
+   * atime_needs_update skips that case too).
+   */
+  touchAtime(ino: number): boolean {
+    const current = this.core.readInode(ino);
+    const t = clampTime(now(), this.extended(current));
+    if (t.seconds === current.atime.seconds && t.nanoseconds === current.atime.nanoseconds) return false;
     const inode = this.mutable(ino);
-    this.stamp(inode, { a: true });
+    this.stamp(inode, { a: true }, t);
     this.putInode(ino, inode);
+    return true;
   }
 
   // ---------------------------------------------------------------- xattrs

@@ -416,7 +416,7 @@ export class FuseSession {
       const nowSeconds = Date.now() / 1000;
       if (later(st.atime, st.mtime) && later(st.atime, st.ctime) && nowSeconds - st.atime.seconds < RELATIME_PERIOD) return;
     }
-    this.fs.touchAtime(ino);
+    if (!this.fs.touchAtime(ino)) return;
     if (this.options.lazytime !== true) {
       this.dirty = true;
       this.unwritten = true;
