@@ -42,6 +42,9 @@
  *                                          then the failures: [{path (Buffer), code,
  *                                          errno, syscall, message, source (Buffer, only
  *                                          when reading the source failed)}]
+ *   clockCoarse(out)                       out[0], out[1] = seconds, nanoseconds of
+ *                                          CLOCK_REALTIME_COARSE (the kernel's inode clock);
+ *                                          out is a Float64Array, nothing is allocated
  *   inodeChecksumsOk(records, inodeSize, fsSeed, firstIno, out) -> count
  *                                          metadata_csum check of every inode record in
  *                                          `records` (a run of an inode table; record i is
