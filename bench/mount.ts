@@ -18,7 +18,8 @@
  * ../shared/reference/fuse-from-node.md). Each (workload, tool) gets `--reps` fresh
  * mounts, the tools' order rotating; medians are reported, with the ratios to the
  * kernel and to fuse2fs, the goals of the issue, the ext4ts server's peak RSS against
- * its cache budget, output checks (every tool must produce the kernel's output), an
+ * its cache budget (also without its pages of files: most of a node process's RSS at
+ * start is the node binary, shared with every other node process), output checks (every tool must produce the kernel's output), an
  * SVG chart (docs/bench-mount.svg) and, where ext4ts misses a goal, a CPU profile of
  * its server (node --cpu-prof, foreground mount) with the top self-time functions.
  */
@@ -204,8 +205,11 @@ interface MountRecord {
   readonly mountSeconds: number;
   readonly affinity: string | undefined;
   readonly rssAtMountKiB: number | undefined;
+  readonly fileAtMountKiB: number | undefined;
   /** VmHWM just before the unmount. */
   readonly peakKiB: number | undefined;
+  /** VmHWM less the pages of files (RssFile) then: the peak of the server's own memory, near enough. */
+  readonly peakOwnKiB: number | undefined;
   readonly problem: string | undefined;
 }
 
@@ -285,6 +289,7 @@ async function measureMount(ctx: Ctx, tool: ToolName, workload: WorkloadKey, rep
   dropCaches();
   const m: Mounted = await mountTool(tool, ctx.img.image, ctx.mountpoint, ctx.env);
   let peakKiB: number | undefined;
+  let peakOwnKiB: number | undefined;
   let problem: string | undefined;
   try {
     for (const state of STATES) {
@@ -307,10 +312,12 @@ async function measureMount(ctx: Ctx, tool: ToolName, workload: WorkloadKey, rep
       ctx.log(`  ${tool.padEnd(7)} ${workload.padEnd(7)} ${state}: ${r.ok ? `${fmtNum(r.seconds, 3)} s` : `FAILED (${r.error ?? ''})`}${runs.length > 1 ? ` (median of ${runs.length})` : ''}`);
     }
     if (workload === 'seq' && !ctx.bigHashes.has(tool)) ctx.bigHashes.set(tool, hashBig(ctx.mountpoint, ctx.params));
-    peakKiB = memoryOf(m.pid)?.hwmKiB;
+    const mem = memoryOf(m.pid);
+    peakKiB = mem?.hwmKiB;
+    peakOwnKiB = mem === undefined ? undefined : mem.hwmKiB - mem.fileKiB;
   } finally {
     problem = await unmountTool(m, ctx.env);
-    mounts.push({ tool, workload, rep, mountSeconds: m.mountSeconds, affinity: m.affinity, rssAtMountKiB: m.rssAtMountKiB, peakKiB, problem });
+    mounts.push({ tool, workload, rep, mountSeconds: m.mountSeconds, affinity: m.affinity, rssAtMountKiB: m.rssAtMountKiB, fileAtMountKiB: m.fileAtMountKiB, peakKiB, peakOwnKiB, problem });
   }
 }
 
@@ -569,9 +576,14 @@ function renderGoals(list: readonly Goal[]): string {
 interface MemorySummary {
   readonly budgetBytes: number;
   readonly ext4tsAtMountKiB: number | undefined;
+  /** RssFile right after the mount (median): the node binary and its libraries. */
+  readonly ext4tsFileAtMountKiB: number | undefined;
   readonly ext4tsPeakKiB: number | undefined;
+  /** The largest VmHWM less RssFile. */
+  readonly ext4tsPeakOwnKiB: number | undefined;
   readonly ext4tsPeakByWorkload: Partial<Record<WorkloadKey, number>>;
   readonly fuse2fsPeakKiB: number | undefined;
+  readonly fuse2fsPeakOwnKiB: number | undefined;
   readonly affinities: Partial<Record<ToolName, string[]>>;
 }
 
@@ -583,14 +595,21 @@ function summarizeMemory(cfg: Config, mounts: readonly MountRecord[]): MemorySum
   const byWorkload: Partial<Record<WorkloadKey, number>> = {};
   for (const x of e) if (x.peakKiB !== undefined) byWorkload[x.workload] = Math.max(byWorkload[x.workload] ?? 0, x.peakKiB);
   const f = mounts.filter((x) => x.tool === 'fuse2fs').flatMap((x) => (x.peakKiB === undefined ? [] : [x.peakKiB]));
+  const maxOf = (tool: ToolName): number | undefined => {
+    const own = mounts.filter((x) => x.tool === tool).flatMap((x) => (x.peakOwnKiB === undefined ? [] : [x.peakOwnKiB]));
+    return own.length === 0 ? undefined : Math.max(...own);
+  };
   const affinities: Partial<Record<ToolName, string[]>> = {};
   for (const x of mounts) if (x.affinity !== undefined) affinities[x.tool] = [...new Set([...(affinities[x.tool] ?? []), x.affinity])];
   return {
     budgetBytes,
     ext4tsAtMountKiB: median(e.flatMap((x) => (x.rssAtMountKiB === undefined ? [] : [x.rssAtMountKiB]))),
+    ext4tsFileAtMountKiB: median(e.flatMap((x) => (x.fileAtMountKiB === undefined ? [] : [x.fileAtMountKiB]))),
     ext4tsPeakKiB: peaks.length === 0 ? undefined : Math.max(...peaks),
+    ext4tsPeakOwnKiB: maxOf('ext4ts'),
     ext4tsPeakByWorkload: byWorkload,
     fuse2fsPeakKiB: f.length === 0 ? undefined : Math.max(...f),
+    fuse2fsPeakOwnKiB: maxOf('fuse2fs'),
     affinities,
   };
 }
@@ -604,13 +623,20 @@ function renderMemory(mem: MemorySummary): string {
   const budgetKiB = mem.budgetBytes / 1024;
   const over = mem.ext4tsPeakKiB - budgetKiB;
   const growth = mem.ext4tsAtMountKiB === undefined ? undefined : mem.ext4tsPeakKiB - mem.ext4tsAtMountKiB;
+  const file = mem.ext4tsFileAtMountKiB;
+  const own = mem.ext4tsPeakOwnKiB;
   return [
     'Memory of the ext4ts server (one process: main thread + worker; /proc/PID/status)',
     `  cache budget ${fmtBytes(mem.budgetBytes)}; RSS right after the mount ${mib(mem.ext4tsAtMountKiB)} (median); peak RSS (VmHWM) ${mib(mem.ext4tsPeakKiB)} = budget + ${mib(over)}${growth === undefined ? '' : `; growth during the runs ${mib(growth)} (${fmtNum((growth / budgetKiB) * 100, 0)}% of the budget)`}`,
+    ...(file === undefined || own === undefined || mem.ext4tsAtMountKiB === undefined
+      ? []
+      : [
+          `  of the RSS, pages of files (RssFile: the node binary and its libraries, shared with every node process): ${mib(file)} after the mount; without them ${mib(mem.ext4tsAtMountKiB - file)} after the mount and ${mib(own)} at the peak`,
+        ]),
     `  peak by workload: ${Object.entries(mem.ext4tsPeakByWorkload)
       .map(([w, k]) => `${w} ${mib(k)}`)
       .join(', ')}`,
-    `  fuse2fs peak RSS for comparison: ${mib(mem.fuse2fsPeakKiB)}`,
+    `  fuse2fs peak RSS for comparison: ${mib(mem.fuse2fsPeakKiB)}${mem.fuse2fsPeakOwnKiB === undefined ? '' : ` (without its pages of files ${mib(mem.fuse2fsPeakOwnKiB)})`}`,
   ].join('\n');
 }
 

@@ -43,6 +43,8 @@ export interface Mounted {
   readonly affinity: string | undefined;
   /** The server's resident set right after the mount, KiB. */
   readonly rssAtMountKiB: number | undefined;
+  /** Of that, pages of files (RssFile: the program and its libraries, shared with other processes running them), KiB. */
+  readonly fileAtMountKiB: number | undefined;
 }
 
 export interface Memory {
@@ -50,6 +52,8 @@ export interface Memory {
   readonly rssKiB: number;
   /** Peak resident set (VmHWM), KiB. */
   readonly hwmKiB: number;
+  /** Resident pages of files (RssFile): for a node server mostly the node binary, shared with every node process; KiB. */
+  readonly fileKiB: number;
 }
 
 /** Server processes started by this module and not yet seen exiting. */
@@ -112,7 +116,7 @@ export function memoryOf(pid: number | undefined): Memory | undefined {
   };
   const rssKiB = kib('VmRSS');
   const hwmKiB = kib('VmHWM');
-  return rssKiB === undefined || hwmKiB === undefined ? undefined : { rssKiB, hwmKiB };
+  return rssKiB === undefined || hwmKiB === undefined ? undefined : { rssKiB, hwmKiB, fileKiB: kib('RssFile') ?? 0 };
 }
 
 function cmdline(pid: number): string[] {
@@ -169,6 +173,7 @@ export async function mountTool(tool: ToolName, image: string, mountpoint: strin
       mountSeconds: (performance.now() - t0) / 1000,
       affinity: pid === undefined ? undefined : statusField(pid, 'Cpus_allowed_list'),
       rssAtMountKiB: mem?.rssKiB,
+      fileAtMountKiB: mem?.fileKiB,
     };
   };
   if (tool === 'kernel') {

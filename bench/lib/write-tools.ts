@@ -45,14 +45,10 @@ function tail(file: string): string {
 export async function mountRw(tool: ToolName, image: string, mountpoint: string, env: ToolEnv): Promise<Mounted> {
   if (mountedType(mountpoint) !== undefined) throw new Error(`${mountpoint} is already mounted`);
   const t0 = performance.now();
-  const done = (pid: number | undefined): Mounted => ({
-    tool,
-    mountpoint,
-    pid,
-    mountSeconds: (performance.now() - t0) / 1000,
-    affinity: undefined,
-    rssAtMountKiB: memoryOf(pid)?.rssKiB,
-  });
+  const done = (pid: number | undefined): Mounted => {
+    const mem = memoryOf(pid);
+    return { tool, mountpoint, pid, mountSeconds: (performance.now() - t0) / 1000, affinity: undefined, rssAtMountKiB: mem?.rssKiB, fileAtMountKiB: mem?.fileKiB };
+  };
   if (tool === 'kernel') {
     const r = spawnSync('mount', ['-o', 'loop', image, mountpoint], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`mount -o loop failed: ${(r.stderr || r.error?.message || '').trim()}`);
@@ -115,7 +111,8 @@ export async function mountProfiledExt4ts(image: string, mountpoint: string, env
     }
     await sleep(10);
   }
-  return { tool: 'ext4ts', mountpoint, pid, mountSeconds: (performance.now() - t0) / 1000, affinity: undefined, rssAtMountKiB: memoryOf(pid)?.rssKiB };
+  const mem = memoryOf(pid);
+  return { tool: 'ext4ts', mountpoint, pid, mountSeconds: (performance.now() - t0) / 1000, affinity: undefined, rssAtMountKiB: mem?.rssKiB, fileAtMountKiB: mem?.fileKiB };
 }
 
 export interface Unmounted {
