@@ -5,7 +5,8 @@
  * page cache (FUSE_WRITE_CACHE, writeback_cache mounts) must not be: the kernel takes a
  * short count as the pages written and drops the rest without an error, so the server
  * answers ENOSPC and fsync/close report it. COPY_FILE_RANGE counts what it wrote. Either
- * way e2fsck finds the image clean.
+ * way e2fsck finds the image clean. And FLUSH after a read that changed only atime
+ * writes nothing back (the atime goes with the next write-back).
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -88,5 +89,52 @@ describe('WRITE through the session when the space runs out half-way', () => {
     const back = Ext4.openFile(image);
     assert.equal(back.stat('/f').size, KIB);
     back.close();
+  });
+});
+
+describe('FLUSH and access times', () => {
+  it('a close after a read that only changed atime writes nothing back; the atime reaches the image later', () => {
+    const image = join(scratchDir(), 'session-flush-atime.img');
+    fs.rmSync(image, { force: true });
+    execFileSync('mke2fs', ['-q', '-F', '-t', 'ext4', '-b', '1024', image, '4M'], { stdio: 'ignore' });
+    const old = { seconds: 946_684_800, nanoseconds: 0 }; // 2000-01-01: relatime updates it at the next read
+    let fsys = Ext4.openFile(image, { write: true });
+    fsys.writeFile('/f', 'data');
+    fsys.utimes('/f', old, old);
+    fsys.close();
+    fsys = Ext4.openFile(image, { write: true });
+    const ino = fsys.stat('/f').ino;
+    const client = new SessionClient(fsys);
+    client.init();
+    const opened = client.open(ino, false, 0);
+    assert.ok('fh' in opened, 'OPEN');
+    const flush = (): number => client.request(Opcode.FLUSH, ino, struct(24, (v) => v.setBigUint64(0, opened.fh, true))).errno;
+    assert.equal(flush(), 0);
+    const before = fsys.stats().dirty;
+    assert.equal(client.read(ino, opened.fh, 0, 100)?.toString(), 'data');
+    assert.ok(fsys.stat('/f').atime.seconds > old.seconds, 'relatime updated atime');
+    assert.ok(client.notifications.length > 0, 'and told the kernel');
+    assert.ok(fsys.stats().dirty > before, 'the inode is dirty in the cache');
+    // The close: nothing written back for an access time alone.
+    assert.equal(flush(), 0);
+    assert.ok(fsys.stats().dirty > before, 'still dirty after FLUSH');
+    const onImage = (): number => {
+      // A second look at the image (no lock: the session's Ext4 holds it read-write).
+      const look = Ext4.openFile(image, { lock: false });
+      try {
+        return look.stat('/f').atime.seconds;
+      } finally {
+        look.close();
+      }
+    };
+    assert.equal(onImage(), old.seconds, 'not on the image yet');
+    // Anything else changed: the next FLUSH writes everything back, the atime too.
+    assert.equal(client.write(ino, opened.fh, 4, new TextEncoder().encode('!')), 1);
+    assert.equal(flush(), 0);
+    assert.equal(fsys.stats().dirty, 0);
+    assert.ok(onImage() > old.seconds, 'on the image now');
+    assert.equal(client.release(ino, opened.fh, false), 0);
+    fsys.close();
+    fsckClean(image);
   });
 });

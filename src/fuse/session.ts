@@ -31,7 +31,8 @@
  * - Open files are counted per inode (OPEN/CREATE +1, RELEASE -1): an unlinked or
  *   renamed-over inode still open is kept, and freed at its last RELEASE.
  * - Durability: FSYNC, FSYNCDIR and SYNCFS make everything durable (`Ext4.sync`); FLUSH
- *   (every close) writes everything back to the image without an fsync (`writeBack`):
+ *   (every close) writes everything back to the image without an fsync (`writeBack`)
+ *   when something other than an access time changed since the last write-back:
  *   what close(2) promises on a kernel filesystem is that other processes see the data,
  *   not that it survives a power cut; after writeBack the data is in the host's page
  *   cache, so it survives a crash or kill of this server, and an fsync per close would
@@ -417,10 +418,10 @@ export class FuseSession {
       if (later(st.atime, st.mtime) && later(st.atime, st.ctime) && nowSeconds - st.atime.seconds < RELATIME_PERIOD) return;
     }
     if (!this.fs.touchAtime(ino)) return;
-    if (this.options.lazytime !== true) {
-      this.dirty = true;
-      this.unwritten = true;
-    }
+    // For the periodic flush (lazytime: not even that). Not for FLUSH: a close(2) after
+    // a read does not write an access time back, as the kernel's ext4 leaves it to its
+    // next journal commit; it goes with the next write-back of anything else.
+    if (this.options.lazytime !== true) this.dirty = true;
     this.notifyInvalAttr(ino);
   }
 
