@@ -195,6 +195,8 @@ interface Run {
   /** From the start of the workload to the end of the fsync. */
   readonly total: number;
   readonly peakKiB: number | undefined;
+  /** peakKiB less the server's pages of files (RssFile: for a node server mostly the node binary, shared). */
+  readonly peakOwnKiB: number | undefined;
   readonly serverCpu: number | undefined;
   /** What went wrong while running (a failed step, the unmount); undefined if nothing. */
   readonly error: string | undefined;
@@ -359,6 +361,7 @@ async function measureRun(ctx: Ctx, workload: WorkloadKey, tool: ToolName, rep: 
     fsyncSeconds: (t1 - f0) / 1000,
     total: (t1 - t0) / 1000,
     peakKiB: u.peakKiB,
+    peakOwnKiB: u.peakOwnKiB,
     serverCpu: u.serverCpu,
     error,
     fsck: fsckResult,
@@ -369,7 +372,7 @@ async function measureRun(ctx: Ctx, workload: WorkloadKey, tool: ToolName, rep: 
 }
 
 function failedRun(workload: WorkloadKey, tool: ToolName, rep: number, message: string): Run {
-  return { workload, tool, rep, load: os.loadavg()[0] ?? 0, mountSeconds: NaN, steps: [], unmountSeconds: NaN, fsyncSeconds: NaN, total: NaN, peakKiB: undefined, serverCpu: undefined, error: message, fsck: undefined, diff: undefined, checkProblems: [], kept: undefined };
+  return { workload, tool, rep, load: os.loadavg()[0] ?? 0, mountSeconds: NaN, steps: [], unmountSeconds: NaN, fsyncSeconds: NaN, total: NaN, peakKiB: undefined, peakOwnKiB: undefined, serverCpu: undefined, error: message, fsck: undefined, diff: undefined, checkProblems: [], kept: undefined };
 }
 
 function runOk(r: Run): boolean {
@@ -510,6 +513,7 @@ function renderWorkload(cfg: Config, inputs: Inputs, workload: WorkloadKey, runs
     { title: 'client CPU s' },
     { title: 'server CPU s' },
     { title: 'peak RSS' },
+    { title: 'of it own' },
     { title: 'e2fsck -fn', align: 'left' },
     { title: 'entries' },
     { title: 'perm bits differ' },
@@ -531,6 +535,7 @@ function renderWorkload(cfg: Config, inputs: Inputs, workload: WorkloadKey, runs
       Number.isFinite(clientCpu) ? fmtNum(clientCpu, 2) : '-',
       r.serverCpu === undefined ? '-' : fmtNum(r.serverCpu, 2),
       r.peakKiB === undefined ? '-' : fmtBytes(r.peakKiB * 1024),
+      r.peakOwnKiB === undefined ? '-' : fmtBytes(r.peakOwnKiB * 1024),
       fsckText(r),
       r.diff === undefined ? '-' : fmtInt(r.diff.copyEntries),
       r.diff === undefined ? '-' : fmtInt(r.diff.counts.perm),
@@ -698,6 +703,7 @@ async function main(): Promise<number> {
     `  pinning    ${cfg.cpu === undefined || !pinningAvailable() ? 'none' : `servers and clients on CPU ${cfg.cpu} (taskset -c ${cfg.cpu}); the kernel's own threads are not pinned`}`,
     ...(CA_CERTS_UNSET ? [`  env        ${CA_CERTS_NOTE}`] : []),
     `  timing     start of the workload to the end of the unmount (server exited), plus sync IMG; mount not included`,
+    `  memory     peak RSS = the server's VmHWM; "of it own" = less its pages of files (RssFile: the program and its libraries, for ext4ts ~39 MiB of node's binary shared with every node process)`,
     `  checks     e2fsck -fn IMG; then through mount -o loop,ro,noload: trees vs the source (mtime: cp to the ns, untar to the s${cfg.content ? '; every file\'s content' : '; contents not compared'}), big.bin's sha256, the small files gone`,
     `  machine    node ${process.version}, ${cpus.length} CPU(s) ${cpus[0]?.model.trim() ?? ''}; load average ${load(loadAtStart)} at start, ${load(loadAtEnd)} at end${busy ? ' (OTHER LOAD on the machine: timings are noisy)' : ''}`,
     `  elapsed    ${((performance.now() - started) / 1000).toFixed(0)} s`,

@@ -120,6 +120,8 @@ export interface Unmounted {
   readonly seconds: number;
   /** The server's peak resident set (VmHWM, last seen before it exited), KiB. */
   readonly peakKiB: number | undefined;
+  /** That less its pages of files then (RssFile: the program and libraries, shared with other processes), KiB. */
+  readonly peakOwnKiB: number | undefined;
   /** The server's CPU time (utime + stime, last seen before it exited), seconds. */
   readonly serverCpu: number | undefined;
   readonly problem: string | undefined;
@@ -131,13 +133,18 @@ export interface Unmounted {
  */
 export async function unmountRw(m: Mounted, env: ToolEnv, timeoutSeconds: number, plainUmount = false): Promise<Unmounted> {
   const t0 = performance.now();
-  let peakKiB = memoryOf(m.pid)?.hwmKiB;
+  let peakKiB: number | undefined;
+  let peakOwnKiB: number | undefined;
   let serverCpu = processCpu(m.pid);
   const poll = (): void => {
     const mem = memoryOf(m.pid);
-    if (mem !== undefined) peakKiB = mem.hwmKiB;
+    if (mem !== undefined) {
+      peakKiB = mem.hwmKiB;
+      peakOwnKiB = mem.hwmKiB - mem.fileKiB;
+    }
     serverCpu = processCpu(m.pid) ?? serverCpu;
   };
+  poll();
   const argv = m.tool === 'ext4ts' && !plainUmount ? [process.execPath, env.cli, 'umount', '--timeout', String(timeoutSeconds), m.mountpoint] : ['umount', m.mountpoint];
   const child = spawn(argv[0] as string, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
@@ -173,7 +180,7 @@ export async function unmountRw(m: Mounted, env: ToolEnv, timeoutSeconds: number
     spawnSync('umount', ['-l', m.mountpoint], { stdio: 'ignore' });
     problem ??= 'still mounted after the unmount; detached it lazily';
   }
-  return { seconds, peakKiB, serverCpu, problem };
+  return { seconds, peakKiB, peakOwnKiB, serverCpu, problem };
 }
 
 /**
