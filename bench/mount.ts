@@ -591,13 +591,12 @@ function summarizeMemory(cfg: Config, mounts: readonly MountRecord[]): MemorySum
   const m = /(?:^|,)cache_size=([^,]+)/.exec(cfg.ext4tsOptions);
   const budgetBytes = (m === null ? undefined : parseBytes(m[1] ?? '')) ?? Math.min(32 * 1024 * 1024, Math.floor(os.totalmem() / 20));
   const e = mounts.filter((x) => x.tool === 'ext4ts');
-  const peaks = e.flatMap((x) => (x.peakKiB === undefined ? [] : [x.peakKiB]));
   const byWorkload: Partial<Record<WorkloadKey, number>> = {};
   for (const x of e) if (x.peakKiB !== undefined) byWorkload[x.workload] = Math.max(byWorkload[x.workload] ?? 0, x.peakKiB);
-  const f = mounts.filter((x) => x.tool === 'fuse2fs').flatMap((x) => (x.peakKiB === undefined ? [] : [x.peakKiB]));
-  const maxOf = (tool: ToolName): number | undefined => {
-    const own = mounts.filter((x) => x.tool === tool).flatMap((x) => (x.peakOwnKiB === undefined ? [] : [x.peakOwnKiB]));
-    return own.length === 0 ? undefined : Math.max(...own);
+  /** The largest `field` over `tool`'s mounts. */
+  const maxOf = (tool: ToolName, field: 'peakKiB' | 'peakOwnKiB'): number | undefined => {
+    const values = mounts.filter((x) => x.tool === tool).flatMap((x) => (x[field] === undefined ? [] : [x[field]]));
+    return values.length === 0 ? undefined : Math.max(...values);
   };
   const affinities: Partial<Record<ToolName, string[]>> = {};
   for (const x of mounts) if (x.affinity !== undefined) affinities[x.tool] = [...new Set([...(affinities[x.tool] ?? []), x.affinity])];
@@ -605,11 +604,11 @@ function summarizeMemory(cfg: Config, mounts: readonly MountRecord[]): MemorySum
     budgetBytes,
     ext4tsAtMountKiB: median(e.flatMap((x) => (x.rssAtMountKiB === undefined ? [] : [x.rssAtMountKiB]))),
     ext4tsFileAtMountKiB: median(e.flatMap((x) => (x.fileAtMountKiB === undefined ? [] : [x.fileAtMountKiB]))),
-    ext4tsPeakKiB: peaks.length === 0 ? undefined : Math.max(...peaks),
-    ext4tsPeakOwnKiB: maxOf('ext4ts'),
+    ext4tsPeakKiB: maxOf('ext4ts', 'peakKiB'),
+    ext4tsPeakOwnKiB: maxOf('ext4ts', 'peakOwnKiB'),
     ext4tsPeakByWorkload: byWorkload,
-    fuse2fsPeakKiB: f.length === 0 ? undefined : Math.max(...f),
-    fuse2fsPeakOwnKiB: maxOf('fuse2fs'),
+    fuse2fsPeakKiB: maxOf('fuse2fs', 'peakKiB'),
+    fuse2fsPeakOwnKiB: maxOf('fuse2fs', 'peakOwnKiB'),
     affinities,
   };
 }

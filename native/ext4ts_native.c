@@ -283,6 +283,18 @@ static int get_byte_view(napi_env env, napi_value value, const void **data, size
   return 1;
 }
 
+/* The elements of a Float64Array. Returns 1 with the data pointer and element count
+ * set, 0 when `value` is not one (nothing thrown). */
+static int get_f64_view(napi_env env, napi_value value, double **data, size_t *count) {
+  bool is_typed = false;
+  if (napi_is_typedarray(env, value, &is_typed) != napi_ok || !is_typed) return 0;
+  napi_typedarray_type type;
+  void *ptr;
+  if (napi_get_typedarray_info(env, value, &type, count, &ptr, NULL, NULL) != napi_ok || type != napi_float64_array) return 0;
+  *data = ptr;
+  return 1;
+}
+
 /* A path as a NUL-terminated string in `out` (PATH_MAX bytes): a string (UTF-8) or a
  * Buffer/Uint8Array of raw bytes. */
 static int get_path(napi_env env, napi_value value, const char *fn, const char *syscall, char *out) {
@@ -1176,16 +1188,10 @@ static napi_value js_pwrite_batch(napi_env env, napi_callback_info info) {
   uint32_t count = 0;
   if (napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array) return throw_type(env, "pwriteBatch", "buffers must be an array");
   if (napi_get_array_length(env, argv[1], &count) != napi_ok) return throw_type(env, "pwriteBatch", "cannot read the buffers' length");
-  bool is_typed = false;
-  napi_typedarray_type type;
+  double *offsets = NULL;
   size_t offset_count = 0;
-  void *offset_data = NULL;
-  if (napi_is_typedarray(env, argv[2], &is_typed) != napi_ok || !is_typed ||
-      napi_get_typedarray_info(env, argv[2], &type, &offset_count, &offset_data, NULL, NULL) != napi_ok || type != napi_float64_array) {
-    return throw_type(env, "pwriteBatch", "offsets must be a Float64Array");
-  }
+  if (!get_f64_view(env, argv[2], &offsets, &offset_count)) return throw_type(env, "pwriteBatch", "offsets must be a Float64Array");
   if (offset_count < count) return throw_errno(env, EINVAL, "pwriteBatch", "fewer offsets than buffers");
-  const double *offsets = offset_data;
   for (uint32_t i = 0; i < count; i++) {
     double at = offsets[i];
     if (!(at >= 0 && at <= MAX_EXACT) || at != (double)(int64_t)at) return throw_errno(env, EINVAL, "pwriteBatch", "an offset is not an integer in [0, 2^53]");
@@ -1354,20 +1360,14 @@ static napi_value js_inode_checksums_ok(napi_env env, napi_callback_info info) {
 static napi_value js_clock_coarse(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (get_args(env, info, "clockCoarse", 1, argv) != 0) return NULL;
-  napi_typedarray_type type;
+  double *out;
   size_t length;
-  void *data;
-  bool is_typed = false;
-  if (napi_is_typedarray(env, argv[0], &is_typed) != napi_ok || !is_typed ||
-      napi_get_typedarray_info(env, argv[0], &type, &length, &data, NULL, NULL) != napi_ok ||
-      type != napi_float64_array || length < 2)
-    return throw_type(env, "clockCoarse", "out must be a Float64Array of at least 2 elements");
+  if (!get_f64_view(env, argv[0], &out, &length) || length < 2) return throw_type(env, "clockCoarse", "out must be a Float64Array of at least 2 elements");
   struct timespec ts;
   if (clock_gettime(CLOCK_REALTIME_COARSE, &ts) != 0) return throw_errno(env, errno, "clock_gettime", NULL);
-  double *out = data;
   out[0] = (double)ts.tv_sec;
   out[1] = (double)ts.tv_nsec;
-  return NULL;
+  return undefined(env);
 }
 
 /* ---------------------------------------------------------------- module */

@@ -32,7 +32,7 @@
  * run time) and cli-progress (loaded on demand). The library entry (DIST/index.js) is
  * not bundled: importers bundle it themselves if they wish.
  */
-import { build } from 'esbuild';
+import { build, type BuildOptions } from 'esbuild';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -51,19 +51,24 @@ const mainFile = join(cliDir, MAIN_FILE);
 const cacheFile = join(cliDir, CACHE_FILE);
 const serverCacheFile = join(cliDir, SERVER_CACHE_FILE);
 
-// 1. The CLI as one classic script. The launcher hands it what import.meta would give.
-const bundled = await build({
-  entryPoints: [join(cliDir, 'main.js')],
-  write: false,
+/** What every bundle here shares. */
+const common = {
   bundle: true,
   platform: 'node',
-  format: 'cjs',
   target: 'node20',
   external: ['@node-rs/crc32'],
   // Packages come from the project's node_modules wherever DIST is.
   nodePaths: [join(root, 'node_modules')],
-  define: { 'import.meta.url': '__ext4tsUrl', 'import.meta.resolve': '__ext4tsResolve' },
   logLevel: 'warning',
+} satisfies BuildOptions;
+
+// 1. The CLI as one classic script. The launcher hands it what import.meta would give.
+const bundled = await build({
+  ...common,
+  entryPoints: [join(cliDir, 'main.js')],
+  write: false,
+  format: 'cjs',
+  define: { 'import.meta.url': '__ext4tsUrl', 'import.meta.resolve': '__ext4tsResolve' },
 });
 const text = (bundled.outputFiles[0]?.text ?? '').replace(/^#![^\n]*\n/, '');
 const hash = createHash('sha256').update(text).digest('hex').slice(0, 32);
@@ -71,28 +76,20 @@ writeFileSync(mainFile, `${BUILD_LINE}${hash}\n${text}`);
 
 // 2. The program: the launcher (node: imports only).
 await build({
+  ...common,
   entryPoints: [join(cliDir, 'launcher.js')],
   outfile: program,
-  bundle: true,
-  platform: 'node',
   format: 'esm',
-  target: 'node20',
   banner: { js: '#!/usr/bin/env node' },
-  logLevel: 'warning',
 });
 chmodSync(program, 0o755);
 
 // 3. The FUSE worker as one module (src/fuse/server.ts prefers it to worker.js).
 await build({
+  ...common,
   entryPoints: [join(dist, 'fuse', 'worker.js')],
   outfile: join(dist, 'fuse', 'worker.bundle.js'),
-  bundle: true,
-  platform: 'node',
   format: 'esm',
-  target: 'node20',
-  external: ['@node-rs/crc32'],
-  nodePaths: [join(root, 'node_modules')],
-  logLevel: 'warning',
 });
 
 // 4. The code cache, trained by running the program.

@@ -41,6 +41,7 @@ import { scratchDir } from './helpers/images.js';
 import { randomBytes, writeSparse } from './helpers/tree.js';
 import { REPO, runChild, snapshot, type EntrySnapshot } from './helpers/cli.js';
 import { alive, cleanupMounts, freshMountpoint, isMounted, loopMount, loopUnmount, mountAt, mountExt4ts, mountProcesses, umountExt4ts, umountOk, waitUntil, ext4ts } from './helpers/mount.js';
+import { RENAMEAT2_PERL } from './helpers/twin.js';
 
 const VERBOSE = process.env.FUSE_WRITE_VERBOSE !== undefined;
 function log(line: string): void {
@@ -336,10 +337,9 @@ describe('ext4ts mount -o rw', { concurrency: true }, () => {
     });
   });
 
-  // renameat2(RENAME_EXCHANGE) for the shell: coreutils' mv has no --exchange here, and
-  // perl (in every Debian) makes the raw syscall (316 on x86_64 only; elsewhere the
-  // clients do without the exchanges).
-  const EXCHANGE = process.arch === 'x64' ? `perl -e 'syscall(316, -100, $ARGV[0], -100, $ARGV[1], 2) == 0 or exit 1'` : undefined;
+  // renameat2(RENAME_EXCHANGE) for the shell, FROM TO following (twin.ts's perl program;
+  // off x86_64 the clients do without the exchanges).
+  const EXCHANGE = RENAMEAT2_PERL === undefined ? undefined : `perl -e '${RENAMEAT2_PERL}' 2>/dev/null`;
 
   it('4 parallel clients in overlapping directories (renames, exchanges of a file and a directory, links, rm -r): e2fsck clean, every file intact', async () => {
     const img = mkfs('parallel', ['-t', 'ext4', '-b', '1024'], '64M');
@@ -360,7 +360,7 @@ describe('ext4ts mount -o rw', { concurrency: true }, () => {
           if [ $((j % 14)) -eq 0 ]; then rm -rf shared/d$(((j + 3) % 4))/sub$(((${i} + 3) % 4))-$((j - 7)); fi
           if [ $((j % 11)) -eq 0 ] && [ -e $f ]; then ln $f shared/d$(((j + 2) % 4))/l${i}-$j; fi
           if [ $((j % 13)) -eq 0 ]; then mv shared/d$(((j + 1) % 4))/m$(((${i} + 1) % 4))-$((j - 1)) shared/d$((j % 4))/x${i}-$j 2>/dev/null || true; fi
-          ${EXCHANGE === undefined ? ':' : `if [ $((j % 4)) -eq 1 ]; then k=$((j - j % 7)); ${EXCHANGE} $f shared/d$((k % 4))/sub$(((${i} + 1) % 4))-$k/deeper && echo exchanged; fi`}
+          ${EXCHANGE === undefined ? ':' : `if [ $((j % 4)) -eq 1 ]; then k=$((j - j % 7)); ${EXCHANGE} $f shared/d$((k % 4))/sub$(((${i} + 1) % 4))-$k/deeper 2 && echo exchanged; fi`}
         done`;
       const results = await Promise.all([0, 1, 2, 3].map((i) => run('sh', ['-c', client(i)], m.mnt, 120_000)));
       for (const r of results) assert.equal(r.status, 0, r.stderr);

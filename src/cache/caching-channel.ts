@@ -72,6 +72,7 @@ import {
   readOnlyError,
   type IoChannel,
   type IoStats,
+  type RawSource,
 } from '../io/channel.js';
 import { totalmem } from 'node:os';
 import { MruLists } from './mru-lists.js';
@@ -483,7 +484,7 @@ export class CachingChannel implements IoChannel {
   }
 
   /** The device's, when this channel is read-only (nothing cached here is newer than the file). */
-  rawSource(): { readonly fd: number; readonly offset: number } | undefined {
+  rawSource(): RawSource | undefined {
     return this.readOnly ? this.inner.rawSource?.() : undefined;
   }
 

@@ -29,6 +29,7 @@ import { joinPath } from './ls.js';
 import { isDotName } from '../ondisk/dirent.js';
 import { chooseSysOps, type MetaRecord, type OpFailure, type SysOps } from './sysops.js';
 import type { BackgroundFileWriter } from '../io/native.js';
+import type { RawSource } from '../io/channel.js';
 import { CHUNK } from './cat.js';
 
 export interface GetOptions extends CommonOptions {
@@ -147,7 +148,7 @@ class Extractor {
   /** Where files written in one call go (threads of their own), when the system calls are native. */
   private readonly writer: BackgroundFileWriter | undefined;
   /** The image file and the offset of its block 0, for the writer threads' reads. */
-  private readonly rawSource: { readonly fd: number; readonly offset: number } | undefined;
+  private readonly rawSource: RawSource | undefined;
   private progress: CopyProgress = new CopyProgress('get', undefined);
   private scratch: string | undefined;
   private xattrWarned = false;

@@ -291,6 +291,8 @@ export class FuseSession {
   private dirty = false;
   /** Something changed since the last write-back (FLUSH has work to do). */
   private unwritten = false;
+  /** The kernel agreed to the writeback cache (INIT): it keeps written files' times. */
+  private writebackCache = false;
   /** When the last sync or periodic flush finished (ms, monotonic). */
   private lastSync = performance.now();
   private readonly writable: boolean;
@@ -589,7 +591,10 @@ export class FuseSession {
 
   private opInit(request: RequestOf<'INIT'>, _ino: number, reply: Reply): void {
     const result = negotiateInit(request.args, { want: this.writable ? (this.options.writebackCache === false ? WANT_RW : WANT_RW | InitFlag.WRITEBACK_CACHE) : WANT, maxWrite: this.options.maxRead, maxPages: Math.ceil(this.options.maxRead / 4096) });
-    if (result.kind === 'accepted') this.protocol = result.protocol;
+    if (result.kind === 'accepted') {
+      this.protocol = result.protocol;
+      this.writebackCache = (result.protocol.flags & InitFlag.WRITEBACK_CACHE) !== 0n;
+    }
     reply.replyInit(result.reply);
   }
 
@@ -834,7 +839,7 @@ export class FuseSession {
     // stamps them at write(2) and sends them in a SETATTR when they changed. Stamping
     // them here too would put a later time on disk than the one every client was shown
     // (a WRITE of the page cache comes at close, maybe a clock tick after the write).
-    const written = this.fs.write(ino, request.args.offset, request.args.data, !this.writebackCache());
+    const written = this.fs.write(ino, request.args.offset, request.args.data, !this.writebackCache);
     if (written < size && (request.args.writeFlags & WriteFlag.CACHE) !== 0) {
       // The page cache's write-back (writeback_cache): the kernel takes a short count as
       // the pages written and drops the rest without an error. Only a write(2) that
@@ -843,11 +848,6 @@ export class FuseSession {
       throw new FsError('ENOSPC', `no space left: ${written} of ${size} bytes written back at offset ${request.args.offset}`, { inode: ino });
     }
     reply.replyWrite(written);
-  }
-
-  /** The kernel agreed to the writeback cache (INIT). */
-  private writebackCache(): boolean {
-    return (this.protocol.flags & InitFlag.WRITEBACK_CACHE) !== 0n;
   }
 
   private opFallocate(request: RequestOf<'FALLOCATE'>, ino: number, reply: Reply): void {
@@ -870,7 +870,7 @@ export class FuseSession {
       // Out of space half-way: report what was copied (a short copy), never more. The
       // destination's times are the kernel's under the writeback cache, as for WRITE
       // (it stamps them itself after the copy).
-      const written = this.fs.write(out, offOut + done, chunk, !this.writebackCache());
+      const written = this.fs.write(out, offOut + done, chunk, !this.writebackCache);
       done += written;
       if (written < chunk.length || chunk.length < want) break; // short write, or end of file
     }

@@ -27,6 +27,12 @@ export interface IoStats {
   readonly flushes: number;
 }
 
+/** An open file and the byte offset of a channel's block 0 in it (IoChannel.rawSource). */
+export interface RawSource {
+  readonly fd: number;
+  readonly offset: number;
+}
+
 export interface IoChannel {
   /** Human-readable name (path of the image, "memory", ...) used in error messages. */
   readonly name: string;
@@ -71,7 +77,7 @@ export interface IoChannel {
    * threads, with pread). Undefined when there is none, or when the channel is
    * writable (written data may not have reached the file yet).
    */
-  rawSource?(): { readonly fd: number; readonly offset: number } | undefined;
+  rawSource?(): RawSource | undefined;
   /** Drop any cached copy of the blocks (all of them when called with no range). */
   invalidate(block?: number, count?: number): void;
   /** Counters since open. */

@@ -14,6 +14,7 @@
 import * as fs from 'node:fs';
 import { FsError, fromSystemError } from '../errors.js';
 import { BaseChannel } from './base-channel.js';
+import type { RawSource } from './channel.js';
 import * as native from './native.js';
 
 export interface FileChannelOptions {
@@ -96,7 +97,7 @@ export class FileChannel extends BaseChannel {
     return this.blockDevice;
   }
 
-  rawSource(): { readonly fd: number; readonly offset: number } | undefined {
+  rawSource(): RawSource | undefined {
     return this.fd >= 0 && this.readOnly ? { fd: this.fd, offset: this.offset } : undefined;
   }
 

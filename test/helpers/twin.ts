@@ -313,10 +313,21 @@ for (const [name, n] of Object.entries(osConstants.errno)) if (!ERRNO_NAMES.has(
  * Throws an error with the errno's name as `code` when the syscall fails, and a plain
  * error (no code: outcome() rethrows it) when perl cannot run it at all.
  */
+/**
+ * renameat2(AT_FDCWD, FROM, AT_FDCWD, TO, FLAGS) as a perl program (`perl -e SCRIPT FROM TO
+ * FLAGS`): Node has no renameat2 and this coreutils' mv no --exchange, and perl is in
+ * every Debian. Exit 0, or 1 with the errno number on stderr. Undefined off x86_64
+ * (SYS_renameat2 is 316 there; other architectures number it otherwise).
+ */
+export const RENAMEAT2_PERL: string | undefined =
+  process.arch === 'x64'
+    ? // Numeric arguments go to syscall() as integers, strings as pointers: the flags need +0.
+      'syscall(316, -100, $ARGV[0], -100, $ARGV[1], $ARGV[2] + 0) == 0 or do { print STDERR ($! + 0); exit 1 }'
+    : undefined;
+
 function hostRenameat2(from: string, to: string, flags: number): void {
-  if (process.arch !== 'x64') throw new Error(`hostRenameat2: SYS_renameat2 is 316 on x86_64 only; add the number for ${process.arch}`);
-  // Numeric arguments go to syscall() as integers, strings as pointers: the flags need +0.
-  const script = 'syscall(316, -100, $ARGV[0], -100, $ARGV[1], $ARGV[2] + 0) == 0 or do { print STDERR ($! + 0); exit 1 }';
+  const script = RENAMEAT2_PERL;
+  if (script === undefined) throw new Error(`hostRenameat2: SYS_renameat2 is 316 on x86_64 only; add the number for ${process.arch}`);
   const r = spawnSync('perl', ['-e', script, from, to, String(flags)], { encoding: 'utf8' });
   if (r.error !== undefined) throw new Error(`perl for renameat2 could not run: ${r.error.message}`);
   if (r.status === 0) return;
