@@ -42,6 +42,9 @@
  *                                          then the failures: [{path (Buffer), code,
  *                                          errno, syscall, message, source (Buffer, only
  *                                          when reading the source failed)}]
+ *   adviseWillNeed(fd, offset, length)     posix_fadvise(POSIX_FADV_WILLNEED): the kernel
+ *                                          starts reading the range into the page cache
+ *                                          and the call returns at once
  *   clockCoarse(out)                       out[0], out[1] = seconds, nanoseconds of
  *                                          CLOCK_REALTIME_COARSE (the kernel's inode clock);
  *                                          out is a Float64Array, nothing is allocated
@@ -238,7 +241,8 @@ static int get_range(napi_env env, napi_value *argv, const char *fn, uint64_t *o
   double off, len;
   if (get_uint(env, argv[0], fn, "offset", MAX_EXACT, &off) != 0) return -1;
   if (get_uint(env, argv[1], fn, "length", MAX_EXACT, &len) != 0) return -1;
-  if (off + len > MAX_EXACT) { /* exact: both are integers <= 2^53, the sum <= 2^54 is exact */
+  /* In integers: the double sum rounds (2^53 + 1 comes out as 2^53). */
+  if ((uint64_t)off + (uint64_t)len > (uint64_t)MAX_EXACT) {
     throw_errno(env, EINVAL, fn, "offset + length exceeds 2^53");
     return -1;
   }
@@ -1370,6 +1374,26 @@ static napi_value js_clock_coarse(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+/* ---------------------------------------------------------------- adviseWillNeed */
+
+/*
+ * adviseWillNeed(fd, offset, length): posix_fadvise(POSIX_FADV_WILLNEED). The kernel
+ * queues reads of the range's missing pages and returns without waiting for them, so
+ * a caller that knows what it reads next can have the device work on it meanwhile.
+ * posix_fadvise returns the error number instead of setting errno.
+ */
+static napi_value js_advise_will_need(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int fd;
+  uint64_t offset, length;
+  if (get_args(env, info, "adviseWillNeed", 3, argv) != 0) return NULL;
+  if (get_fd(env, argv[0], "adviseWillNeed", "fd", &fd) != 0) return NULL;
+  if (get_range(env, argv + 1, "adviseWillNeed", &offset, &length) != 0) return NULL;
+  int rc = posix_fadvise(fd, (off_t)offset, (off_t)length, POSIX_FADV_WILLNEED);
+  if (rc != 0) return throw_errno(env, rc, "posix_fadvise", NULL);
+  return undefined(env);
+}
+
 /* ---------------------------------------------------------------- module */
 
 static napi_value init(napi_env env, napi_value exports) {
@@ -1396,6 +1420,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"fileWriterTake", NULL, js_file_writer_take, NULL, NULL, NULL, napi_enumerable, NULL},
     {"fileWriterDrain", NULL, js_file_writer_drain, NULL, NULL, NULL, napi_enumerable, NULL},
     {"clockCoarse", NULL, js_clock_coarse, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"adviseWillNeed", NULL, js_advise_will_need, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

@@ -100,6 +100,27 @@ describe('CachingChannel: reads', () => {
     assert.equal(s.readaheadHits, 7);
   });
 
+  it('hint passes the uncached runs down as readahead hints, reads nothing and caches nothing', () => {
+    const { rec, cache } = setup(64, 32);
+    cache.read(2, 1);
+    cache.read(5, 2);
+    rec.reset();
+    cache.hint(0, 10);
+    cache.hint(60, 10); // clipped at the device's end
+    assert.deepEqual(rec.ops, [
+      ['readahead', 0, 2],
+      ['readahead', 3, 2],
+      ['readahead', 7, 3],
+      ['readahead', 60, 4],
+    ]);
+    assert.equal(cache.has(0), false);
+    assert.equal(cache.stats().readaheadBlocks, 0);
+    rec.reset();
+    cache.hint(2, 1);
+    assert.deepEqual(rec.ops, [], 'a cached block is not hinted');
+    assert.throws(() => cache.hint(-1, 2), (e: unknown) => e instanceof FsError && e.code === 'EINVAL');
+  });
+
   it('large reads bypass the cache without evicting it, yet see dirty cached data', () => {
     const { mem, rec, cache } = setup(256, 16, { largeRequestBlocks: 8 });
     cache.read(0, 4);

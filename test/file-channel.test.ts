@@ -82,6 +82,30 @@ describe('FileChannel on an image file', () => {
     ch.close();
   });
 
+  it('readahead has the kernel fetch the blocks (inside the window, clipped at its end) and returns at once', () => {
+    const path = makeFile('hint.img', 64, 5);
+    const ch = FileChannel.open(path, { blockSize: BS, readOnly: true, offset: 8 * BS, size: 32 * BS });
+    const resident = () => Number(execFileSync('fincore', ['--bytes', '--noheadings', '--output', 'RES', path], { encoding: 'utf8' }).trim());
+    const evict = () => execFileSync('python3', ['-c', 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)', path]);
+    const settle = (want: number) => {
+      let got = resident();
+      for (let tries = 0; got < want && tries < 500; tries++) {
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+        got = resident();
+      }
+      return got;
+    };
+    evict();
+    assert.equal(resident(), 0);
+    ch.readahead(4, 6);
+    assert.equal(settle(6 * BS), 6 * BS, 'the six blocks asked for');
+    evict();
+    ch.readahead(28, 100); // the window ends at block 32: four blocks, nothing past it
+    assert.equal(settle(4 * BS), 4 * BS);
+    assert.equal(ch.stats().reads, 0, 'a hint is not a read');
+    ch.close();
+  });
+
   it('discard punches a hole (space is released, data reads as zeros)', () => {
     const path = makeFile('holes.img', 64, 4);
     const ch = FileChannel.open(path, { blockSize: BS });

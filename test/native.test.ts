@@ -30,6 +30,7 @@ import {
   BackgroundFileWriter,
   canWriteInBackground,
   clockCoarse,
+  adviseWillNeed,
   canWriteNewFile,
   isNativeAvailable,
   isNativeSyscallError,
@@ -159,6 +160,41 @@ void describe('native addon', () => {
     assert.match(result.message, /not built/);
     assert.match(result.message, /npm run build:native/);
     assert.match(result.message, /npm rebuild/);
+  });
+});
+
+void describe('adviseWillNeed', () => {
+  /** Bytes of `file` in the page cache (fincore, from util-linux-extra). */
+  function resident(file: string): number {
+    return Number(execFileSync('fincore', ['--bytes', '--noheadings', '--output', 'RES', file], { encoding: 'utf8' }).trim());
+  }
+
+  void it('has the kernel read the range into the page cache, without waiting for it', () => {
+    const file = path.join(dir, 'advise.bin');
+    fs.writeFileSync(file, Buffer.alloc(2 << 20, 7));
+    const fd = open(file, 'r');
+    // Out of the page cache (only clean pages leave: hence the fsync first).
+    execFileSync('python3', ['-c', 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)', file]);
+    assert.equal(resident(file), 0, 'evicted before the hint');
+    assert.equal(adviseWillNeed(fd, 512 << 10, 1 << 20), true);
+    let cached = resident(file);
+    for (let tries = 0; cached < 1 << 20 && tries < 500; tries++) {
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+      cached = resident(file);
+    }
+    assert.ok(cached >= 1 << 20 && cached < 2 << 20, `${cached} bytes cached after a hint for 1 MiB of 2`);
+  });
+
+  void it('reports a descriptor it cannot advise on, and checks its arguments', () => {
+    const fifo = path.join(dir, 'advise.fifo');
+    mknod(fifo, S_IFIFO | 0o600, 0, 0);
+    const r = fs.openSync(fifo, 'r+'); // O_RDWR: a FIFO opens without waiting for a writer
+    assert.throws(() => adviseWillNeed(r, 0, 4096), (e: unknown) => isNativeSyscallError(e) && e.code === 'ESPIPE' && e.syscall === 'posix_fadvise');
+    fs.closeSync(r);
+    assert.throws(() => adviseWillNeed(r, 0, 4096), (e: unknown) => isNativeSyscallError(e) && e.code === 'EBADF');
+    const fd = open(path.join(dir, 'advise-args.bin'), 'w+');
+    assert.throws(() => adviseWillNeed(fd, -1, 4096), (e: unknown) => isNativeSyscallError(e) && e.code === 'EINVAL');
+    assert.throws(() => adviseWillNeed(fd, 2 ** 53, 1), (e: unknown) => isNativeSyscallError(e) && e.code === 'EINVAL');
   });
 });
 

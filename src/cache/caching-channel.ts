@@ -511,6 +511,29 @@ export class CachingChannel implements IoChannel {
     }
   }
 
+  /**
+   * Ask the backing channel to start reading the blocks of [block, block+count) that
+   * are not cached, without waiting (its readahead hint: posix_fadvise WILLNEED on a
+   * file). Nothing enters this cache; a caller that knows what it reads next lets the
+   * device fetch it meanwhile, so the later misses find the data in the page cache.
+   */
+  hint(block: number, count: number): void {
+    this.assertOpen();
+    checkRange(block, count, this.name);
+    const end = Math.min(block + count, Math.floor(this.inner.sizeBytes / this.inner.blockSize));
+    let b = block;
+    while (b < end) {
+      if (this.map.has(b)) {
+        b++;
+        continue;
+      }
+      let e = b + 1;
+      while (e < end && !this.map.has(e)) e++;
+      this.inner.readahead(b, e - b);
+      b = e;
+    }
+  }
+
   // ---------------------------------------------------------------- writes
 
   /**

@@ -144,6 +144,15 @@ export abstract class BaseChannel implements IoChannel {
   readahead(block: number, count: number): void {
     this.assertOpen();
     checkRange(block, count, this.name);
+    const bs = this.blockSizeBytes;
+    const end = Math.min((block + count) * bs, this.sizeBytes);
+    if (block * bs < end) this.adviseAt(block * bs, end - block * bs);
+  }
+
+  /** readahead's hint for the bytes [offset, offset+length) of the device; by default nothing. */
+  protected adviseAt(offset: number, length: number): void {
+    void offset;
+    void length;
   }
 
   invalidate(block?: number, count?: number): void {

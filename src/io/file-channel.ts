@@ -101,6 +101,18 @@ export class FileChannel extends BaseChannel {
     return this.fd >= 0 && this.readOnly ? { fd: this.fd, offset: this.offset } : undefined;
   }
 
+  /**
+   * posix_fadvise(WILLNEED): the kernel starts reading the range in the background. A
+   * hint only: where it cannot be given (no addon, a failing fadvise) nothing happens.
+   */
+  protected override adviseAt(offset: number, length: number): void {
+    try {
+      native.adviseWillNeed(this.fd, this.offset + offset, length);
+    } catch {
+      // The reads that follow work without it.
+    }
+  }
+
   protected readAt(offset: number, length: number, into: Uint8Array, at: number): void {
     let done = 0;
     while (done < length) {

@@ -2,7 +2,7 @@
  * Typed wrapper over the `ext4ts_native` N-API addon (native/ext4ts_native.c): the
  * Linux syscalls Node.js lacks — flock, fallocate, the block-device ioctls,
  * file-descriptor passing over unix sockets (to receive /dev/fuse from fusermount3),
- * the kernel's coarse clock for inode times, and for `ext4ts get`: nanosecond times that
+ * the kernel's coarse clock for inode times, read-ahead hints (posix_fadvise), and for `ext4ts get`: nanosecond times that
  * may precede 1970 (utimensat), mknod and lsetxattr. Paths ({@link NativePath}) are strings or raw bytes (Buffer/Uint8Array),
  * so names that are not UTF-8 work.
  *
@@ -87,6 +87,7 @@ interface Binding {
   fileWriterTake?(writer: WriterHandle): RawWriterFailure[];
   fileWriterDrain?(writer: WriterHandle): RawWriterFailure[];
   clockCoarse?(out: Float64Array): void;
+  adviseWillNeed?(fd: number, offset: number, length: number): void;
 }
 
 /** The addon's file writer (an opaque external value). */
@@ -323,6 +324,18 @@ export function clockCoarse(out: Float64Array): boolean {
   const b = tryLoad();
   if (b?.clockCoarse === undefined) return false;
   b.clockCoarse(out);
+  return true;
+}
+
+/**
+ * posix_fadvise(POSIX_FADV_WILLNEED) on [offset, offset+length) of `fd`: the kernel
+ * starts reading the range's missing pages into the page cache and this returns at
+ * once. False, nothing done, when the addon is missing or older than this function.
+ */
+export function adviseWillNeed(fd: number, offset: number, length: number): boolean {
+  const b = tryLoad();
+  if (b?.adviseWillNeed === undefined) return false;
+  b.adviseWillNeed(fd, offset, length);
   return true;
 }
 
