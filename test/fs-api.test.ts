@@ -15,6 +15,7 @@ import { CachingChannel } from '../src/cache/caching-channel.js';
 import { quoteName } from '../src/errors.js';
 import { FsError } from '../src/errors.js';
 import { makeImage, debugfs } from './helpers/images.js';
+import { RecordingChannel } from './helpers/recording-channel.js';
 import type { Inode } from '../src/ondisk/inode.js';
 
 function isCode(code: string) {
@@ -175,6 +176,65 @@ describe('Ext4 path API errors and resolution', () => {
     const bytes = new Uint8Array(fs.readFileSync(image));
     const truncated = new MemoryChannel(bytes.slice(0, 4 << 20), { blockSize: 1024 });
     assert.throws(() => Ext4.open(truncated), (x: unknown) => x instanceof FsError && x.code === 'EUCLEAN' && /device holds only/.test(x.message));
+  });
+});
+
+describe('read-ahead hints', () => {
+  /** The hints (readahead calls) that reached the device, as [first, count]. */
+  function hints(rec: RecordingChannel): [number, number][] {
+    return rec.ops.filter((op) => op[0] === 'readahead').map((op) => [op[1] as number, op[2] as number]);
+  }
+
+  it("prefetchBlocks hints a directory's and a file's blocks, only uncached ones, and nothing for what has none", () => {
+    const bytes = new Uint8Array(fs.readFileSync(image));
+    const rec = new RecordingChannel(new MemoryChannel(bytes, { blockSize: 1024 }));
+    const e = Ext4.open(new CachingChannel(rec, { cacheSize: 1 << 20 }));
+    const blocksOf = (path: string) => debugfs(image, `blocks ${path}`).trim().split(/\s+/).map(Number);
+    const expand = (runs: [number, number][]) => runs.flatMap(([first, count]) => Array.from({ length: count }, (_, i) => first + i));
+    const sub = e.resolve('/sub');
+    const hello = e.resolve('/hello.txt');
+    rec.reset();
+    // /sub's seven blocks need an extent tree of depth 1: its one index block is hinted.
+    const leaf = /\(ETB0\):(\d+)/.exec(debugfs(image, 'stat /sub'));
+    assert.ok(leaf !== null);
+    e.prefetchBlocks(sub);
+    assert.deepEqual(hints(rec), [[Number(leaf[1]), 1]]);
+    assert.equal(rec.ops.filter((op) => op[0] === 'read').length, 0, 'nothing is read for a hint');
+    const deeper = e.resolve('/sub/deeper');
+    rec.reset();
+    e.prefetchBlocks(deeper);
+    e.prefetchBlocks(hello);
+    assert.deepEqual(expand(hints(rec)), [...blocksOf('/sub/deeper'), ...blocksOf('/hello.txt')], 'the blocks of a directory and of a file');
+    const up = e.resolve('/sub/up', false);
+    e.readdir('/sub');
+    rec.reset();
+    e.prefetchBlocks(sub);
+    e.prefetchBlocks(up); // a fast symlink: its target is in the inode
+    e.prefetchBlocks(99_999_999); // no such inode: skipped, no error
+    assert.deepEqual(hints(rec), [], 'cached blocks, a fast symlink and a bad inode number give no hint');
+  });
+
+  it('an inode-table miss next to the last run read hints the runs after it', () => {
+    const bytes = new Uint8Array(fs.readFileSync(image));
+    const rec = new RecordingChannel(new MemoryChannel(bytes, { blockSize: 1024 }));
+    const e = Ext4.open(new CachingChannel(rec, { cacheSize: 4 << 20 }), { inodeCacheSize: 0 });
+    const where = /located at block (\d+), offset 0x0+\b/.exec(debugfs(image, 'imap <1>'));
+    assert.ok(where !== null);
+    const table = Number(where[1]);
+    const dump = execFileSync('dumpe2fs', [image], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const perGroup = Number(/Inodes per group:\s+(\d+)/.exec(dump)?.[1]);
+    const unused = Number(/Group 0:[\s\S]*?(\d+) unused inodes/.exec(dump)?.[1]);
+    const used = Math.ceil(((perGroup - unused) * 256) / 1024); // table blocks with inodes in use
+    assert.ok(used > 128 && used < 256, `fixture: ${used} table blocks in use in group 0`);
+    rec.reset();
+    e.readInode(1); // table block 0: a run of 64 blocks read, the first: no hint
+    assert.deepEqual(hints(rec), []);
+    e.readInode(64 * 4 + 1); // table block 64, where that run ended: hint 128.. (up to 2 runs, not past the inodes in use)
+    assert.deepEqual(hints(rec), [[table + 128, used - 128]]);
+    rec.reset();
+    e.readInode(4 * 4 + 1); // cached: nothing
+    e.readInode(2 * 4 + 2);
+    assert.deepEqual(rec.ops, []);
   });
 });
 

@@ -6,7 +6,8 @@
  * short count as the pages written and drops the rest without an error, so the server
  * answers ENOSPC and fsync/close report it. COPY_FILE_RANGE counts what it wrote. Either
  * way e2fsck finds the image clean. And FLUSH after a read that changed only atime
- * writes nothing back (the atime goes with the next write-back).
+ * writes nothing back (the atime goes with the next write-back). READDIRPLUS has the
+ * device fetch the listed subdirectories' blocks.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,6 +17,9 @@ import { join } from 'node:path';
 import { Ext4 } from '../src/fs/ext4.js';
 import { FsError } from '../src/errors.js';
 import { scratchDir } from './helpers/images.js';
+import { RecordingChannel } from './helpers/recording-channel.js';
+import { FileChannel } from '../src/io/file-channel.js';
+import { CachingChannel } from '../src/cache/caching-channel.js';
 import { Opcode, SessionClient, struct, WRITE_CACHE } from './helpers/fuse-client.js';
 import { fsckClean } from './helpers/twin.js';
 
@@ -136,5 +140,30 @@ describe('FLUSH and access times', () => {
     assert.equal(client.release(ino, opened.fh, false), 0);
     fsys.close();
     fsckClean(image);
+  });
+});
+
+describe('READDIRPLUS and read-ahead', () => {
+  it("hints each listed subdirectory's blocks to the device, and nothing for files", () => {
+    const src = join(scratchDir(), 'session-hints.src');
+    fs.rmSync(src, { recursive: true, force: true });
+    for (const d of ['a', 'b/inner', 'c']) fs.mkdirSync(join(src, d), { recursive: true });
+    for (let i = 0; i < 40; i++) fs.writeFileSync(join(src, 'c', `long-file-name-${i}`), `${i}`); // c: several blocks
+    fs.writeFileSync(join(src, 'file'), 'data');
+    const image = join(scratchDir(), 'session-hints.img');
+    execFileSync('mke2fs', ['-q', '-F', '-t', 'ext4', '-b', '1024', '-d', src, image, '8M'], { stdio: 'ignore' });
+    const rec = new RecordingChannel(FileChannel.open(image, { readOnly: true }));
+    const client = new SessionClient(Ext4.open(new CachingChannel(rec)));
+    client.init();
+    const dir = client.open(1, true);
+    assert.ok('fh' in dir);
+    rec.reset();
+    const listed = client.readdirplus(1, dir.fh, 0n, 64 << 10);
+    assert.deepEqual(listed?.map((e) => e.name.toString()).sort(), ['.', '..', 'a', 'b', 'c', 'file', 'lost+found']);
+    const hinted = rec.ops.filter((op) => op[0] === 'readahead').flatMap(([, first, count]) => Array.from({ length: count as number }, (_, i) => (first as number) + i));
+    const blocksOf = (path: string) => execFileSync('debugfs', ['-R', `blocks ${path}`, image], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split(/\s+/).map(Number);
+    assert.deepEqual(hinted.sort((x, y) => x - y), ['/a', '/b', '/c', '/lost+found'].flatMap(blocksOf).sort((x, y) => x - y));
+    assert.ok(blocksOf('/c').length > 1, 'fixture: /c has several blocks');
+    client.release(1, dir.fh, true);
   });
 });

@@ -375,6 +375,7 @@ class Extractor {
           // A directory merged into (the destination itself, for `get IMG / DIR`) is
           // judged by what it is now.
           this.stack.push({ src, dest, ino, fresh: made, ownGroup: existing === 'absent' ? ownGroup : this.ownGroupIn(existing), plain: made ? plain : this.plainIn(dest) });
+          this.fs.prefetchBlocks(ino); // read side by side with the directories before it
           const record = this.record(dest, st, this.xattrs(src, ino));
           this.checkPrecision(record);
           this.dirRecords.push(record);

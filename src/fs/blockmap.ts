@@ -11,7 +11,7 @@ import { corrupted } from '../errors.js';
 import type { CachingChannel } from '../cache/caching-channel.js';
 import type { Superblock } from '../ondisk/superblock.js';
 import { decodeExtentNode, findExtent, type ExtentNode } from '../ondisk/extent.js';
-import { BLOCK_MAP_MAX_LOGICAL, blockMapLimits, indirectPath } from '../ondisk/indirect.js';
+import { BLOCK_MAP_MAX_LOGICAL, IND_SLOT, blockMapLimits, indirectPath } from '../ondisk/indirect.js';
 import { EXTENTS_FL, type Inode } from '../ondisk/inode.js';
 import { readU32 } from '../ondisk/bytes.js';
 import type { NodeCache } from './node-cache.js';
@@ -44,6 +44,52 @@ export function mapRun(ctx: MapContext, ino: number, inode: Inode, lblk: number,
   if (lblk >= LOGICAL_END) return { physical: 0, count: Math.max(1, max), kind: 'hole' };
   const limit = Math.max(1, Math.min(max, LOGICAL_END - lblk));
   return (inode.flags & EXTENTS_FL) !== 0 ? mapExtent(ctx, ino, inode, lblk, limit) : mapIndirect(ctx, ino, inode, lblk, limit);
+}
+
+/**
+ * The physical runs of `inode` that its i_block alone names, read by nothing: with an
+ * extent tree, the root's extents (initialized ones) or, for a deeper tree, its index
+ * blocks; with a block map, the direct blocks and the first indirect block. At most
+ * `maxBlocks` blocks in all, in logical order, each run given to `visit`. For read-ahead
+ * hints: whatever else the inode maps is found later, when it is read. Throws EUCLEAN
+ * for a damaged root (as mapping it would).
+ */
+export function residentRuns(ctx: MapContext, ino: number, inode: Inode, maxBlocks: number, visit: (physical: number, count: number) => void): void {
+  const { sb } = ctx;
+  let left = maxBlocks;
+  if ((inode.flags & EXTENTS_FL) !== 0) {
+    const root = decodeRoot(inode.block, { inode: ino, totalBlocks: sb.blocksCount, firstDataBlock: sb.firstDataBlock });
+    if (root.kind === 'index') {
+      for (const e of root.entries) {
+        if (left <= 0) return;
+        visit(e.leaf, 1);
+        left--;
+      }
+      return;
+    }
+    for (const e of root.entries) {
+      if (left <= 0) return;
+      if (e.uninit) continue;
+      const n = Math.min(e.len, left);
+      visit(e.start, n);
+      left -= n;
+    }
+    return;
+  }
+  let runStart = 0;
+  let runLen = 0;
+  for (let slot = 0; slot <= IND_SLOT && left > 0; slot++) {
+    const p = checkPointer(ctx, ino, readU32(inode.block, slot * 4), undefined);
+    if (p !== 0 && runLen > 0 && p === runStart + runLen) {
+      runLen++;
+    } else {
+      if (runLen > 0) visit(runStart, runLen);
+      runStart = p;
+      runLen = p === 0 ? 0 : 1;
+    }
+    if (p !== 0) left--;
+  }
+  if (runLen > 0) visit(runStart, runLen);
 }
 
 function mapExtent(ctx: MapContext, ino: number, inode: Inode, lblk: number, max: number): BlockRun {
