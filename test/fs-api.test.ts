@@ -235,6 +235,22 @@ describe('read-ahead hints', () => {
     e.readInode(4 * 4 + 1); // cached: nothing
     e.readInode(2 * 4 + 2);
     assert.deepEqual(rec.ops, []);
+    // Without a cache: one read per inode, neither runs nor hints.
+    const rec0 = new RecordingChannel(new MemoryChannel(bytes, { blockSize: 1024 }));
+    const e0 = Ext4.open(new CachingChannel(rec0, { cacheSize: 0 }), { inodeCacheSize: 0 });
+    rec0.reset();
+    e0.readInode(1);
+    e0.readInode(64 * 4 + 1);
+    e0.readInode(65 * 4 + 1);
+    assert.deepEqual(
+      rec0.ops.filter((op) => op[0] !== 'read' || (op[1] as number) >= table),
+      [
+        ['read', table, 1],
+        ['read', table + 64, 1],
+        ['read', table + 65, 1],
+      ],
+      'the inode-table blocks, one each, and nothing else but the group descriptors',
+    );
   });
 });
 

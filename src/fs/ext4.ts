@@ -461,7 +461,8 @@ export class Ext4 {
       throw corrupted('inode', `inode ${ino} is in group ${loc.group}, whose inode table is uninitialized (a reference to an unused inode)`, { inode: ino });
     }
     const block = gd.inodeTable + loc.tableBlock;
-    if (!this.channel.has(block)) {
+    // (Without a cache nothing is kept: no run to fetch, and no hint per inode read.)
+    if (this.channel.cacheSize > 0 && !this.channel.has(block)) {
       // Neighbouring inodes are usually wanted soon (a directory's files): fetch a run
       // of the inode table with one read.
       const count = Math.min(INODE_TABLE_READAHEAD, this.sb.inodeTableBlocks - loc.tableBlock);
