@@ -23,7 +23,7 @@ import { FsError, corrupted, quoteText } from '../errors.js';
 import type { CachingChannel } from '../cache/caching-channel.js';
 import { clockCoarse } from '../io/native.js';
 import { changedSuperblock, encodeSuperblock, STATE_VALID, SUPERBLOCK_OFFSET, type Superblock } from '../ondisk/superblock.js';
-import { RO_COMPAT_DIR_NLINK, RO_COMPAT_HUGE_FILE, RO_COMPAT_LARGE_FILE, INCOMPAT_CASEFOLD, INCOMPAT_EXTENTS, INCOMPAT_FILETYPE, INCOMPAT_LARGEDIR, COMPAT_DIR_INDEX } from '../ondisk/features.js';
+import { RO_COMPAT_DIR_NLINK, RO_COMPAT_HUGE_FILE, RO_COMPAT_LARGE_FILE, INCOMPAT_CASEFOLD, INCOMPAT_EA_INODE, INCOMPAT_EXTENTS, INCOMPAT_FILETYPE, INCOMPAT_LARGEDIR, COMPAT_DIR_INDEX } from '../ondisk/features.js';
 import {
   blankInode,
   decodeInode,
@@ -41,6 +41,7 @@ import {
   isChr,
   isBlk,
   APPEND_FL,
+  EA_INODE_FL,
   EXTENTS_FL,
   HUGE_FILE_FL,
   IMMUTABLE_FL,
@@ -62,6 +63,8 @@ import {
   encodeXattrBlock,
   compareXattrEntries,
   splitXattrName,
+  xattrEaInodeEntryHash,
+  xattrEaInodeValueHash,
   XATTR_INDEX,
   type XattrEntry,
 } from '../ondisk/xattr.js';
@@ -245,6 +248,8 @@ export class Writer {
   private readonly hasFileType: boolean;
   /** The casefold feature: directories with CASEFOLD_FL fold names. */
   private readonly casefold: boolean;
+  /** The ea_inode feature: xattr values too large for the inode and its block go to EA inodes. */
+  private readonly eaInodes: boolean;
   private kbytesWritten = 0;
   private readonly wasClean: boolean;
   private closed = false;
@@ -266,6 +271,7 @@ export class Writer {
     this.hugeFile = (sb.featureRoCompat & RO_COMPAT_HUGE_FILE) !== 0;
     this.extents = (sb.featureIncompat & INCOMPAT_EXTENTS) !== 0;
     this.hasFileType = (sb.featureIncompat & INCOMPAT_FILETYPE) !== 0;
+    this.eaInodes = (sb.featureIncompat & INCOMPAT_EA_INODE) !== 0;
     this.wasClean = (sb.state & STATE_VALID) !== 0;
   }
 
@@ -495,17 +501,113 @@ export class Writer {
     const block = inodeFileAcl(inode, this.sb.has64bit);
     if (block === 0) return;
     const sb = this.sb;
-    const view = this.core.channel.read(block, 1);
-    const decoded = decodeXattrBlock(view, { blockNo: block, inode: ino, csumSeed: sb.hasMetadataCsum ? sb.csumSeed : undefined });
+    const decoded = this.readXattrBlock(ino, block);
     if (decoded.header.refcount > 1) {
       const next = encodeXattrBlock(decoded.entries, { blockSize: this.bs, blockNo: block, refcount: decoded.header.refcount - 1, csumSeed: sb.hasMetadataCsum ? sb.csumSeed : undefined }, { hashes: 'keep' });
       this.put(block, 1, next);
     } else {
       this.alloc.freeBlocks(block, 1);
+      // The block held one reference to each EA inode its entries name.
+      this.releaseEaRefs(decoded.entries);
     }
     inode.fileAclLo = 0;
     inode.fileAclHi = 0;
     this.addBlocks(inode, -1);
+  }
+
+  /** An inode's xattr block, decoded (EA inode entries allowed with the feature). */
+  private readXattrBlock(ino: number, block: number): ReturnType<typeof decodeXattrBlock> {
+    const sb = this.sb;
+    return decodeXattrBlock(this.core.channel.read(block, 1), {
+      blockNo: block,
+      inode: ino,
+      csumSeed: sb.hasMetadataCsum ? sb.csumSeed : undefined,
+      eaInode: this.eaInodes,
+      inodesCount: sb.inodesCount,
+      firstIno: sb.firstIno,
+    });
+  }
+
+  // ---------------------------------------------------------------- EA inodes
+
+  /**
+   * The reference count of an EA inode, kept as the kernel keeps it: the high 32 bits in
+   * i_ctime's seconds, the low 32 in l_i_version.
+   */
+  private static eaRefs(inode: Inode): number {
+    const hi = ((inode.ctime.seconds % 2 ** 32) + 2 ** 32) % 2 ** 32;
+    return hi * 2 ** 32 + inode.versionLo;
+  }
+
+  /**
+   * Add `delta` to the references of EA inode `eaIno`; the last one going frees it. An
+   * entry naming something that is not an EA inode in use is corruption (EUCLEAN), and
+   * nothing is changed.
+   */
+  private eaRef(eaIno: number, delta: number): void {
+    const inode = this.mutable(eaIno);
+    const refs = Writer.eaRefs(inode) + delta;
+    if ((inode.flags & EA_INODE_FL) === 0 || !isReg(inode.mode) || inode.linksCount === 0 || refs < 0) {
+      throw corrupted('xattr', `inode ${eaIno}, named as holding an xattr value, is not an EA inode in use (flags 0x${inode.flags.toString(16)}, ${Writer.eaRefs(inode)} references)`, { inode: eaIno });
+    }
+    if (refs === 0) {
+      this.freeInode(eaIno, inode);
+      return;
+    }
+    inode.ctime = { seconds: Math.floor(refs / 2 ** 32), nanoseconds: 0 };
+    inode.versionLo = refs % 2 ** 32;
+    this.putInode(eaIno, inode);
+  }
+
+  /**
+   * Give up the references `entries` hold on EA inodes, for entries that go away with
+   * their inode or block. One naming something that is not an EA inode in use was a
+   * broken reference before this deletion, which does not make it worse: it is skipped.
+   */
+  private releaseEaRefs(entries: readonly XattrEntry[]): void {
+    for (const e of entries) {
+      if (e.value.kind !== 'inode') continue;
+      try {
+        this.eaRef(e.value.inode, -1);
+      } catch (error) {
+        if (!(error instanceof FsError) || error.code !== 'EUCLEAN') throw error;
+      }
+    }
+  }
+
+  /**
+   * A new EA inode holding `value` for an xattr of `ownerIno` (owned like it, placed near
+   * it), with one reference, and the entry that names it. Its i_atime holds the value's
+   * hash (CRC32C with the filesystem seed), which the kernel checks when it reads the
+   * value, and which the entry's e_hash is computed from.
+   */
+  private createEaInode(ownerIno: number, owner: MutableInode, index: number, name: Uint8Array, value: Uint8Array): XattrEntry {
+    const ino = this.alloc.allocInode(ownerIno, false);
+    const inode = cloneInode(this.blankRecord());
+    inode.mode = S_IFREG | 0o600;
+    inode.uid = owner.uid;
+    inode.gid = owner.gid;
+    inode.linksCount = 1;
+    inode.generation = randomInt(0, 0xffff_ffff);
+    this.initMap(inode);
+    inode.flags |= EA_INODE_FL;
+    const t = now();
+    this.stamp(inode, { m: true }, t);
+    if (inode.extraIsize >= 0x18) inode.crtime = clampTime(t, true);
+    try {
+      if (this.writeBlocks(ino, inode, 0, value) < value.length) throw new FsError('ENOSPC', 'no room left for the extended attribute value', { inode: ownerIno });
+    } catch (error) {
+      this.abandonInode(ino, inode);
+      throw error;
+    }
+    inode.size = value.length;
+    const hash = xattrEaInodeValueHash(this.sb.csumSeed, value);
+    // As a signed 32-bit number: the raw i_atime bits are the hash whatever the inode size.
+    inode.atime = { seconds: hash | 0, nanoseconds: 0 };
+    inode.ctime = { seconds: 0, nanoseconds: 0 };
+    inode.versionLo = 1;
+    this.putInode(ino, inode);
+    return { index, name, value: { kind: 'inode', inode: ino, size: value.length }, hash: xattrEaInodeEntryHash(name, hash) };
   }
 
   // ---------------------------------------------------------------- inline data
@@ -924,22 +1026,54 @@ export class Writer {
     if (value === null && !existed) throw new FsError('ENODATA', `no extended attribute ${quoteText(name)}`, { inode: ino });
     const newInode = inodeEntries.filter((e) => !same(e));
     let newBlock = blockEntries.filter((e) => !same(e));
+    let eaEntry: XattrEntry | undefined;
     if (stored !== null) {
       const entry: XattrEntry = { index: split.index, name: split.name, value: { kind: 'bytes', bytes: stored }, hash: 0 };
-      let placed = false;
-      try {
-        encodeInodeXattrs(new Uint8Array(inode.raw.length), [...newInode, entry], this.xattrLayout(inode));
+      if (this.fits((buf) => encodeInodeXattrs(buf, [...newInode, entry], this.xattrLayout(inode)), inode.raw.length)) {
         newInode.push(entry);
-        placed = true;
-      } catch (error) {
-        if (!(error instanceof FsError) || error.code !== 'ENOSPC') throw error;
+      } else if (!this.eaInodes || this.fits((buf) => encodeXattrBlock([...newBlock, entry], { blockSize: buf.length, blockNo: 0 }), this.bs)) {
+        newBlock = [...newBlock, entry];
+      } else {
+        // Neither in the inode nor in the block: the value gets an EA inode of its own,
+        // and the entry (naming it) goes where entries without a value fit.
+        eaEntry = this.createEaInode(ino, inode, split.index, split.name, stored);
+        if (this.fits((buf) => encodeInodeXattrs(buf, [...newInode, eaEntry as XattrEntry], this.xattrLayout(inode)), inode.raw.length)) newInode.push(eaEntry);
+        else newBlock = [...newBlock, eaEntry];
       }
-      if (!placed) newBlock = [...newBlock, entry];
     }
-    encodeInodeXattrs(inode.raw, newInode, this.xattrLayout(inode));
-    this.writeXattrBlock(ino, inode, blockNo, blockEntries, newBlock);
+    try {
+      encodeInodeXattrs(inode.raw, newInode, this.xattrLayout(inode));
+      this.writeXattrBlock(ino, inode, blockNo, blockEntries, newBlock);
+      // The inode is charged (i_blocks) for the EA inode values it names, as the kernel
+      // charges it (and e2fsck counts): each value rounded up to whole blocks.
+      this.addBlocks(inode, this.eaCharge(newInode) + this.eaCharge(newBlock) - this.eaCharge(inodeEntries) - this.eaCharge(blockEntries));
+    } catch (error) {
+      if (eaEntry?.value.kind === 'inode') this.eaRef(eaEntry.value.inode, -1);
+      throw error;
+    }
     this.stamp(inode, { c: true });
     this.putInode(ino, inode);
+    // The replaced or removed value's EA inode, once nothing names it from this inode.
+    // (One in a block: writeXattrBlock settled it with the block.)
+    for (const e of inodeEntries) if (same(e) && e.value.kind === 'inode') this.eaRef(e.value.inode, -1);
+  }
+
+  /** Blocks the EA inode values named by `entries` take, each rounded up to whole blocks. */
+  private eaCharge(entries: readonly XattrEntry[]): number {
+    let blocks = 0;
+    for (const e of entries) if (e.value.kind === 'inode') blocks += Math.ceil(e.value.size / this.bs);
+    return blocks;
+  }
+
+  /** Whether `encode` succeeds into a scratch buffer of `size` bytes (false on ENOSPC). */
+  private fits(encode: (buf: Uint8Array) => void, size: number): boolean {
+    try {
+      encode(new Uint8Array(size));
+      return true;
+    } catch (error) {
+      if (error instanceof FsError && error.code === 'ENOSPC') return false;
+      throw error;
+    }
   }
 
   private writeXattrBlock(ino: number, inode: MutableInode, oldBlock: number, oldEntries: readonly XattrEntry[], entries: readonly XattrEntry[]): void {
@@ -951,6 +1085,7 @@ export class Writer {
       return;
     }
     const seed = sb.hasMetadataCsum ? sb.csumSeed : undefined;
+    let released: readonly XattrEntry[] = [];
     // Check that the entries fit before any block changes hands.
     try {
       encodeXattrBlock(entries, { blockSize: this.bs, blockNo: 0 });
@@ -960,10 +1095,16 @@ export class Writer {
     }
     let target = oldBlock;
     if (oldBlock !== 0) {
-      const header = decodeXattrBlock(this.core.channel.read(oldBlock, 1), { blockNo: oldBlock, inode: ino, csumSeed: seed }).header;
+      const header = this.readXattrBlock(ino, oldBlock).header;
       if (header.refcount > 1) {
+        // The shared block stays as it is for the others, EA references included; this
+        // inode's copy holds references of its own to the EA inodes it keeps.
         this.dropXattrBlock(ino, inode);
         target = 0;
+        for (const e of entries) if (e.value.kind === 'inode' && oldEntries.includes(e)) this.eaRef(e.value.inode, 1);
+      } else {
+        // Rewritten in place: the entries that leave it release their EA inodes (after).
+        released = oldEntries.filter((e) => e.value.kind === 'inode' && !entries.includes(e));
       }
     }
     if (target === 0) {
@@ -975,6 +1116,7 @@ export class Writer {
     }
     const bytes = encodeXattrBlock(entries, { blockSize: this.bs, blockNo: target, csumSeed: seed });
     this.put(target, 1, bytes);
+    for (const e of released) if (e.value.kind === 'inode') this.eaRef(e.value.inode, -1);
   }
 
   // ---------------------------------------------------------------- directories
@@ -1270,6 +1412,7 @@ export class Writer {
     const fast = isSymlink(inode.mode) && (inode.flags & (EXTENTS_FL | INLINE_DATA_FL)) === 0 && inode.size < 60 && this.blocksBytes(inode) === (inodeFileAcl(inode, this.sb.has64bit) !== 0 ? this.bs : 0);
     const hasMap = (isReg(inode.mode) || isDir(inode.mode) || isSymlink(inode.mode)) && !fast && (inode.flags & INLINE_DATA_FL) === 0;
     if (hasMap) this.punch(ino, inode, 0, LOGICAL_END);
+    if (this.eaInodes && (inode.flags & EA_INODE_FL) === 0) this.releaseEaRefs(this.core.inodeXattrs(ino, inode));
     this.dropXattrBlock(ino, inode);
     inode.linksCount = 0;
     inode.dtime = Math.max(1, Math.floor(Date.now() / 1000));

@@ -153,7 +153,7 @@ export const FEATURES: readonly FeatureInfo[] = [
   feature('incompat', INCOMPAT_64BIT, '64bit', 'supported', 'supported', 'block numbers above 2^32 and 64-byte group descriptors'),
   feature('incompat', INCOMPAT_MMP, 'mmp', 'supported', 'supported', 'multi-mount protection: a read-write open runs the MMP start protocol and heartbeat, and marks the MMP block clean on close (src/fs/mmp.ts)'),
   feature('incompat', INCOMPAT_FLEX_BG, 'flex_bg', 'supported', 'supported', 'bitmaps and inode tables may live outside their group'),
-  feature('incompat', INCOMPAT_EA_INODE, 'ea_inode', 'supported', 'read-only', 'large xattr values in their own inodes; ext4ts does not maintain their reference counts'),
+  feature('incompat', INCOMPAT_EA_INODE, 'ea_inode', 'supported', 'supported', 'xattr values too large for the inode and its block in inodes of their own (EA inodes, reference-counted, shared)'),
   feature('incompat', INCOMPAT_DIRDATA, 'dirdata', 'refuse', 'read-only', 'Lustre data in directory entries; not upstream, entries cannot be parsed safely'),
   feature('incompat', INCOMPAT_CSUM_SEED, 'metadata_csum_seed', 'supported', 'supported', 'checksum seed stored in s_checksum_seed', ['csum_seed']),
   feature('incompat', INCOMPAT_LARGEDIR, 'large_dir', 'supported', 'supported', 'directories above 2 GiB and 3-level htrees', ['largedir']),
