@@ -5,7 +5,7 @@
  *
  * - Base images: small filesystems made by `mke2fs -d` (ext4 1K/4K with metadata_csum,
  *   ext4 without it, ext2 and ext3-4K with block maps, inline_data, a 2,000-entry htree
- *   directory), whose METADATA blocks are located with `dumpe2fs` and `debugfs stat/imap`:
+ *   directory, xattr values in EA inodes), whose METADATA blocks are located with `dumpe2fs` and `debugfs stat/imap`:
  *   superblock, group descriptors, bitmaps, inodes, directory/htree blocks, extent and
  *   indirect blocks, xattr blocks, slow-symlink blocks, the journal superblock.
  * - Mutations (deterministic from a 32-bit seed): bit flips, random bytes, fields set to
@@ -342,6 +342,26 @@ function populateHtree(dir: string): void {
   tryRun('setfattr', ['-n', 'user.big', '-v', 'B'.repeat(700), join(dir, 'small.txt')]);
 }
 
+/**
+ * Files whose xattr values (2-3.5 KB: the host's ext4 holds them, a 1K block does not)
+ * mke2fs -d stores in EA inodes; one file with two, one sharing its directory with
+ * plain files, and one with a small value beside the large one.
+ */
+function populateEaInode(dir: string): void {
+  populateInline(dir);
+  mkdirSync(join(dir, 'ea'));
+  const value = (ch: string, n: number) => ch.repeat(n);
+  for (const [name, values] of [
+    ['one', [['user.big', value('A', 3000)]]],
+    ['two', [['user.big', value('B', 2500)], ['user.more', value('C', 3500)]]],
+    ['mixed', [['user.big', value('D', 2100)], ['user.small', 'tiny']]],
+  ] as const) {
+    writeFileSync(join(dir, 'ea', name), `${name}\n`);
+    for (const [n, v] of values) tryRun('setfattr', ['-n', n, '-v', v, join(dir, 'ea', name)]);
+  }
+  for (let i = 0; i < 4; i++) writeFileSync(join(dir, 'ea', `plain-${i}`), `${i}\n`);
+}
+
 export const BASE_SPECS: readonly BaseSpec[] = [
   {
     name: 'ext4-1k',
@@ -397,6 +417,14 @@ export const BASE_SPECS: readonly BaseSpec[] = [
     size: '16M',
     mkfsArgs: ['-t', 'ext4', '-b', '1024', '-N', '4096'],
     populate: populateHtree,
+    reindex: true,
+  },
+  {
+    name: 'ea-inode',
+    description: 'ext4, 1K blocks, ea_inode, xattr values in EA inodes',
+    size: '16M',
+    mkfsArgs: ['-t', 'ext4', '-b', '1024', '-O', 'ea_inode'],
+    populate: populateEaInode,
     reindex: true,
   },
 ];
