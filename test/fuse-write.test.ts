@@ -24,6 +24,8 @@
  *   and blocks are free (also when the last close comes after a lazy unmount).
  * - ENOSPC reaches dd (and file creation when inodes run out); after rm the space is reusable.
  * - fsync'ed and closed data survive a SIGKILL of the server.
+ * - On an ea_inode filesystem a 40 KB xattr value goes to an EA inode, survives cp -a
+ *   and the removal of the original, and the kernel reads it back.
  * - `-o ro` never writes; a filesystem ext4ts cannot write is served read-only with a warning.
  *
  * The server is a separate process (`ext4ts mount`), so this process may use the mounts;
@@ -630,6 +632,36 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
       await umountOk(m);
     }
     assertFsck(img);
+  });
+
+  it('ea_inode: setfattr of a 40 KB value, cp -a of the file, rm of the original; e2fsck clean, the kernel reads the copy', async () => {
+    const img = mkfs('ea', ['-t', 'ext4', '-b', '4096', '-O', 'ea_inode'], '32M');
+    const m = await mountExt4ts(img, mountpoint('ea'), ['rw']);
+    assert.match(mountAt(m.mnt)?.options ?? '', /^rw\b/, 'ea_inode filesystems are written');
+    const value = Buffer.alloc(40_000);
+    for (let i = 0; i < value.length; i++) value[i] = (i * 7 + (i >> 9)) & 0xff;
+    const hex = `0x${value.toString('hex')}`;
+    try {
+      writeFileSync(join(scratchDir(), 'ea-value.hex'), hex);
+      for (const step of [
+        `echo data > f && setfattr -n user.big -v "$(cat ${join(scratchDir(), 'ea-value.hex')})" f`,
+        'cp -a f g',
+        'rm f',
+      ]) {
+        const r = await run('sh', ['-c', step], m.mnt);
+        assert.equal(r.status, 0, `${step}: ${r.stderr}`);
+      }
+      const back = await run('getfattr', ['--only-values', '-n', 'user.big', 'g'], m.mnt);
+      assert.equal(back.status, 0, back.stderr);
+    } finally {
+      await umountOk(m);
+    }
+    assertFsck(img);
+    await withLoop(img, (k) => {
+      const got = spawnSync('getfattr', ['--only-values', '-n', 'user.big', join(k, 'g')]);
+      assert.equal(got.status, 0, String(got.stderr));
+      assert.ok(Buffer.from(got.stdout).equals(value), 'the kernel reads the value ext4ts stored (and checks its hash)');
+    });
   });
 
   it('-o ro never writes (EROFS); a filesystem ext4ts cannot write is mounted read-only with a warning', async () => {
