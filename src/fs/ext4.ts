@@ -560,12 +560,6 @@ export class Ext4 {
   }
 
   /**
-   * What a long listing (`ls -l`) shows of an inode, from one read of it that does not
-   * enter the inode cache: a tree walk reads each inode once, and caching them all would
-   * only push out the directories. `getattr`, `readlinkInode` (for a symlink) and
-   * `hasXattrInode(ino, xattrNames)` in one call, with their errors.
-   */
-  /**
    * Start reading, in the background, the blocks of inode `ino` that the inode alone
    * locates (see residentRuns: a small directory's blocks, a deeper tree's index
    * blocks), at most `maxBlocks`. For walks: the directories a listing found are
@@ -584,6 +578,12 @@ export class Ext4 {
     }
   }
 
+  /**
+   * What a long listing (`ls -l`) shows of an inode, from one read of it that does not
+   * enter the inode cache: a tree walk reads each inode once, and caching them all would
+   * only push out the directories. `getattr`, `readlinkInode` (for a symlink) and
+   * `hasXattrInode(ino, xattrNames)` in one call, with their errors.
+   */
   describeInode(ino: number, xattrNames: readonly string[]): InodeDescription {
     // Decoded in place (no copy of the record) when nothing below reads through the
     // cache, which could recycle the buffer the record is in: no xattr block, no symlink
