@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { Ext4 } from '../src/fs/ext4.js';
 import { FsError } from '../src/errors.js';
 import { scratchDir } from './helpers/images.js';
-import { fsckClean } from './helpers/twin.js';
+import { fillFile, fsckClean } from './helpers/twin.js';
 import { unmountLeftovers, withMount } from './helpers/kernel.js';
 
 after(() => unmountLeftovers());
@@ -184,18 +184,7 @@ describe('ea_inode: large xattr values in inodes of their own', () => {
     const free0 = freeInodes(image);
     const fsys = Ext4.openFile(image, { write: true });
     // Fill the data blocks, then ask for a value that needs more than is left.
-    const chunk = new Uint8Array(1 << 20).fill(0x42);
-    let size = 0;
-    const filler = fsys.stat('/c').ino;
-    for (;;) {
-      try {
-        if (fsys.write(filler, size, chunk) < chunk.length) break;
-      } catch (error) {
-        if (error instanceof FsError && error.code === 'ENOSPC') break;
-        throw error;
-      }
-      size += chunk.length;
-    }
+    fillFile(fsys, fsys.stat('/c').ino, 1 << 20);
     assert.throws(() => fsys.setxattr('/a', 'user.big', value(60_000, 7)), (e: unknown) => e instanceof FsError && e.code === 'ENOSPC');
     assert.throws(() => fsys.getxattr('/a', 'user.big'), (e: unknown) => e instanceof FsError && e.code === 'ENODATA');
     fsys.close();

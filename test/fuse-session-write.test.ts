@@ -15,13 +15,12 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { Ext4 } from '../src/fs/ext4.js';
-import { FsError } from '../src/errors.js';
 import { scratchDir } from './helpers/images.js';
 import { RecordingChannel } from './helpers/recording-channel.js';
 import { FileChannel } from '../src/io/file-channel.js';
 import { CachingChannel } from '../src/cache/caching-channel.js';
 import { Opcode, SessionClient, struct, WRITE_CACHE } from './helpers/fuse-client.js';
-import { fsckClean } from './helpers/twin.js';
+import { fillFile, fsckClean } from './helpers/twin.js';
 
 const ENOSPC = 28;
 const KIB = 1024;
@@ -36,17 +35,7 @@ function nearlyFull(name: string): { image: string; ino: number } {
   fsys.writeFile('/src', new Uint8Array(3 * KIB).fill(0x5a));
   fsys.writeFile('/filler', '');
   const filler = fsys.stat('/filler').ino;
-  const chunk = new Uint8Array(KIB).fill(0x66);
-  let size = 0;
-  for (;;) {
-    try {
-      if (fsys.write(filler, size, chunk) < chunk.length) break;
-    } catch (error) {
-      if (error instanceof FsError && error.code === 'ENOSPC') break;
-      throw error;
-    }
-    size += KIB;
-  }
+  const size = fillFile(fsys, filler, KIB);
   // Give one block back: the last of the filler's data.
   fsys.truncate(filler, size - KIB);
   const ino = fsys.stat('/f').ino;

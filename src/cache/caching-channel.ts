@@ -495,9 +495,12 @@ export class CachingChannel implements IoChannel {
       return;
     }
     checkRange(block, count, this.name);
-    const bs = this.inner.blockSize;
-    const deviceBlocks = Math.floor(this.inner.sizeBytes / bs);
-    const end = Math.min(block + Math.min(count, this.largeRequestBlocks), deviceBlocks);
+    this.uncachedRuns(block, Math.min(count, this.largeRequestBlocks), (first, n) => this.prefetchRun(first, n));
+  }
+
+  /** Each run of blocks in [block, block+count), clipped at the device's end, that the cache does not hold. */
+  private uncachedRuns(block: number, count: number, visit: (first: number, count: number) => void): void {
+    const end = Math.min(block + count, Math.floor(this.inner.sizeBytes / this.inner.blockSize));
     let b = block;
     while (b < end) {
       if (this.map.has(b)) {
@@ -506,7 +509,7 @@ export class CachingChannel implements IoChannel {
       }
       let e = b + 1;
       while (e < end && !this.map.has(e)) e++;
-      this.prefetchRun(b, e - b);
+      visit(b, e - b);
       b = e;
     }
   }
@@ -520,18 +523,7 @@ export class CachingChannel implements IoChannel {
   hint(block: number, count: number): void {
     this.assertOpen();
     checkRange(block, count, this.name);
-    const end = Math.min(block + count, Math.floor(this.inner.sizeBytes / this.inner.blockSize));
-    let b = block;
-    while (b < end) {
-      if (this.map.has(b)) {
-        b++;
-        continue;
-      }
-      let e = b + 1;
-      while (e < end && !this.map.has(e)) e++;
-      this.inner.readahead(b, e - b);
-      b = e;
-    }
+    this.uncachedRuns(block, count, (first, n) => this.inner.readahead(first, n));
   }
 
   // ---------------------------------------------------------------- writes

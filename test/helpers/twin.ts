@@ -25,6 +25,24 @@ export function fsckClean(image: string): string {
   return out;
 }
 
+/**
+ * Append `chunkSize`-byte writes to regular file `ino` until the filesystem is full (a
+ * short write or ENOSPC); returns the file's size then.
+ */
+export function fillFile(fsys: Ext4, ino: number, chunkSize: number): number {
+  const chunk = new Uint8Array(chunkSize).fill(0x66);
+  let size = 0;
+  for (;;) {
+    try {
+      if (fsys.write(ino, size, chunk) < chunk.length) return size;
+    } catch (error) {
+      if (error instanceof FsError && error.code === 'ENOSPC') return size;
+      throw error;
+    }
+    size += chunk.length;
+  }
+}
+
 /** The errno code of what `fn` throws ('ok' when it returns). */
 export function outcome(fn: () => unknown): string {
   try {
