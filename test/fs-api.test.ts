@@ -214,6 +214,27 @@ describe('read-ahead hints', () => {
     assert.deepEqual(hints(rec), [], 'cached blocks, a fast symlink and a bad inode number give no hint');
   });
 
+  it('prefetchInodeTables hints the inodes in use of each group, skipping uninitialized tables, up to a byte budget', () => {
+    const dump = execFileSync('dumpe2fs', [image], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const perGroup = Number(/Inodes per group:\s+(\d+)/.exec(dump)?.[1]);
+    const want: [number, number][] = [];
+    for (const m of dump.matchAll(/^Group \d+: .*?(\[[^\]]*\])?\n\s+.*?Inode table at (\d+)-\d+[^\n]*\n[^\n]*?(\d+) unused inodes/gms)) {
+      if ((m[1] ?? '').includes('INODE_UNINIT')) continue;
+      want.push([Number(m[2]), Math.ceil(((perGroup - Number(m[3])) * 256) / 1024)]);
+    }
+    assert.ok(want.length >= 1 && (want[0] as [number, number])[1] > 0, `fixture: ${JSON.stringify(want)}`);
+    const bytes = new Uint8Array(fs.readFileSync(image));
+    const rec = new RecordingChannel(new MemoryChannel(bytes, { blockSize: 1024 }));
+    const e = Ext4.open(new CachingChannel(rec, { cacheSize: 4 << 20 }));
+    rec.reset();
+    e.prefetchInodeTables();
+    assert.deepEqual(hints(rec), want);
+    assert.deepEqual(rec.ops.filter((op) => op[0] === 'read' && (op[1] as number) >= (want[0] as [number, number])[0]), [], 'no table block read (only group descriptors)');
+    rec.reset();
+    e.prefetchInodeTables(10 * 1024);
+    assert.deepEqual(hints(rec), [[(want[0] as [number, number])[0], 10]], 'a 10 KiB budget: ten 1 KiB blocks');
+  });
+
   it('an inode-table miss next to the last run read hints the runs after it', () => {
     const bytes = new Uint8Array(fs.readFileSync(image));
     const rec = new RecordingChannel(new MemoryChannel(bytes, { blockSize: 1024 }));

@@ -19,7 +19,7 @@ import * as nodefs from 'node:fs';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { CopyProgress } from './progress.js';
-import type { Ext4 } from '../fs/ext4.js';
+import { ROOT_INO, type Ext4 } from '../fs/ext4.js';
 import { FsError } from '../errors.js';
 import type { Stat } from '../fs/types.js';
 import { about, Failure, isSystemError, printable, Reporter, strerror } from './errors.js';
@@ -201,6 +201,8 @@ class Extractor {
     // other creation passes an explicit private mode, or is followed by a chmod).
     const umask = this.ops.writeNewFile !== undefined ? process.umask(0) : undefined;
     try {
+      // Copying the whole tree reads every inode in use: the device fetches the tables now.
+      if (srcIno === ROOT_INO) this.fs.prefetchInodeTables();
       this.entry(Buffer.from(src), target, srcIno);
       for (let dir = this.stack.pop(); dir !== undefined; dir = this.stack.pop()) this.fillDir(dir);
       this.settleWriter(true);

@@ -3,7 +3,7 @@
  * group), names sorted by their bytes (as LC_ALL=C), names printed as raw bytes (as ls
  * does into a pipe).
  */
-import type { Ext4 } from '../fs/ext4.js';
+import { ROOT_INO, type Ext4 } from '../fs/ext4.js';
 import type { Stat } from '../fs/types.js';
 import { about, Reporter } from './errors.js';
 import { cachedModeString, LsTimes, now } from './format.js';
@@ -116,6 +116,9 @@ class Lister {
       about(path, () => this.describe(row));
       this.printRows([row], false);
     } else {
+      // A long recursive listing of the whole tree reads every inode in use: the device
+      // fetches the tables now, in long reads.
+      if (this.recursive && this.long && ino === ROOT_INO) this.fs.prefetchInodeTables();
       const stack: Pending[] = [{ path: name, ino }];
       for (let dir = stack.pop(); dir !== undefined; dir = stack.pop()) {
         const subdirs = this.listDir(dir.path, dir.ino);

@@ -125,6 +125,8 @@ const DIR_LEAF_CACHE_ENTRIES = 4_096;
 const DX_CACHE_ENTRIES = 16_384;
 /** Inode-table blocks fetched together when one misses the cache. */
 const INODE_TABLE_READAHEAD = 64;
+/** Most inode-table bytes prefetchInodeTables asks for (a walk of a huge filesystem does not flood the page cache). */
+const PREFETCH_TABLES_BYTES = 64 << 20;
 /** Most blocks one prefetchBlocks hint asks for (256 KiB with 4 KiB blocks). */
 const PREFETCH_HINT_BLOCKS = 64;
 /** The xattr list of an inode that has none (shared: nothing to allocate per inode). */
@@ -513,6 +515,33 @@ export class Ext4 {
     // Two runs: the next miss may start a few blocks past this run's end.
     const count = Math.min(2 * INODE_TABLE_READAHEAD, used - tableBlock);
     if (count > 0) this.channel.hint(gd.inodeTable + tableBlock, count);
+  }
+
+  /**
+   * Hint (CachingChannel.hint) every inode-table block that holds inodes in use, group
+   * by group, up to `maxBytes` in all: for a walk of the whole tree, which reads them all,
+   * so the device fetches them in a few long sequential reads at the start instead of a
+   * run at a time as the walk gets to them. Returns at once; a group whose descriptor
+   * cannot be read is skipped.
+   */
+  prefetchInodeTables(maxBytes = PREFETCH_TABLES_BYTES): void {
+    const sb = this.sb;
+    let left = Math.floor(maxBytes / sb.blockSize);
+    for (let g = 0; g < sb.groupCount && left > 0; g++) {
+      try {
+        const gd = this.groupDesc(g);
+        let used = sb.inodeTableBlocks;
+        if (sb.hasGroupDescCsum) {
+          if ((gd.flags & BG_INODE_UNINIT) !== 0) continue;
+          used = Math.ceil(((sb.inodesPerGroup - gd.itableUnused) * sb.inodeSize) / sb.blockSize);
+        }
+        const count = Math.min(used, left);
+        if (count > 0) this.channel.hint(gd.inodeTable, count);
+        left -= count;
+      } catch (error) {
+        if (!(error instanceof FsError)) throw error;
+      }
+    }
   }
 
   /** A live inode: one with a valid mode and links (a directory entry must not name a freed inode). */
