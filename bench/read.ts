@@ -29,7 +29,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { newestProfile, summarizeProfile, type ProfileSummary } from './lib/cpuprofile.js';
-import { CA_CERTS_NOTE, CA_CERTS_UNSET, dropCaches, fillPageCache, pinningAvailable, runMeasured, versionLine, type RunResult } from './lib/proc.js';
+import { CA_CERTS_NOTE, CA_CERTS_UNSET, dropCaches, evictFromPageCache, fillPageCache, pinningAvailable, runMeasured, versionLine, type RunResult } from './lib/proc.js';
 import { buildCli } from './lib/mount-tools.js';
 import { checkExtract, ensureTree, FULL_TREE, QUICK_TREE, type BenchTree, type ExtractCheck } from './lib/read-tree.js';
 import type { DeviceStats, Ext2fsDone, Ext2fsJob, Ext2fsProgress, Job, LibResult } from './lib/read-worker.js';
@@ -54,6 +54,10 @@ Options:
   --only <ops>          walk, extract or walk,extract (default both)
   --no-cold             skip the cold runs (they need root to drop the page cache)
   --no-warm             skip the warm runs
+  --image-cold          also runs with only the image evicted from the page cache
+                        (posix_fadvise DONTNEED; the tools' binaries and Node stay cached):
+                        what the filesystem code costs cold, without the runtime's own
+                        cold start, which a cold run of the ext4ts CLI pays (~0.1 s here)
   --no-ext2fs           skip the ext2fs package
   --ext2fs-reps <n>     runs of the ext2fs package per cell (default 1)
   --ext2fs-timeout <s>  cap of one ext2fs package run; a capped run is extrapolated (default 120)
@@ -79,7 +83,8 @@ process; "in-process" rows (library, ext2fs package) exclude Node start-up.
 `;
 
 type Op = 'walk' | 'extract';
-type State = 'cold' | 'warm';
+/** cold: every cache dropped; image-cold: only the image's pages evicted (the tools' own binaries stay cached); warm. */
+type State = 'cold' | 'image-cold' | 'warm';
 type Family = 'cli' | 'lib' | 'debugfs' | 'ext2fs';
 
 interface Tool {
@@ -122,6 +127,7 @@ function parseConfig(argv: readonly string[]): Config | 'help' {
         only: { type: 'string', default: 'walk,extract' },
         'no-cold': { type: 'boolean', default: false },
         'no-warm': { type: 'boolean', default: false },
+        'image-cold': { type: 'boolean', default: false },
         'no-ext2fs': { type: 'boolean', default: false },
         'ext2fs-reps': { type: 'string', default: '1' },
         'ext2fs-timeout': { type: 'string', default: '120' },
@@ -147,6 +153,7 @@ function parseConfig(argv: readonly string[]): Config | 'help' {
   }
   const states: State[] = [];
   if (!values['no-cold']) states.push('cold');
+  if (values['image-cold']) states.push('image-cold');
   if (!values['no-warm']) states.push('warm');
   if (states.length === 0) throw new UsageError('--no-cold and --no-warm leave nothing to run');
   const cpu = intOption('--cpu', values.cpu, -1, os.cpus().length - 1);
@@ -523,7 +530,7 @@ function measure(ctx: Ctx): Sample[] {
           // Rotate the order so that slow drift (other load, the disk) spreads evenly.
           const order = tools.map((_, i) => tools[(i + rep) % tools.length] as Tool);
           for (const tool of order) {
-            if (tool.family === 'ext2fs' && (rep >= cfg.ext2fsReps || (state === 'warm' && !cfg.ext2fsWarm))) continue;
+            if (tool.family === 'ext2fs' && (rep >= cfg.ext2fsReps || (state !== 'cold' && !cfg.ext2fsWarm))) continue;
             if (tool.family === 'cli' && failedCli.has(`${op}`)) continue;
             const used = spent.get(tool.key) ?? 0;
             if (rep > 0 && used >= cfg.cellBudget) continue;
@@ -532,6 +539,7 @@ function measure(ctx: Ctx): Sample[] {
               fs.mkdirSync(dest, { recursive: true });
             }
             if (state === 'cold') dropCaches();
+            else if (state === 'image-cold') evictFromPageCache(ctx.tree.image);
             else fillPageCache(ctx.tree.image);
             let s: Omit<Sample, 'tool' | 'op' | 'state' | 'rep'>;
             switch (tool.family) {
@@ -960,7 +968,7 @@ function main(): number {
     `  debugfs      ${debugfsVersion}; walk = one "ls -l DIR" per directory in a -f command file; extract = rdump / DEST`,
     `  ext2fs       ${cfg.ext2fs ? `npm ext2fs ${ext2fsVersion ?? '?'} (libext2fs in WASM), ${cfg.ext2fsReps} run(s) per cell, ${cfg.ext2fsWarm ? 'cold and warm' : 'cold only'}, capped at ${cfg.ext2fsTimeout} s per run (~ = extrapolated from a capped run)` : 'skipped (--no-ext2fs)'}`,
     `  runs         up to ${cfg.reps} per cell (stopping once a cell used ${cfg.cellBudget} s), tools interleaved; medians; pinned: ${cfg.cpu === undefined || !pinningAvailable() ? 'no' : `taskset -c ${cfg.cpu}`}${CA_CERTS_UNSET ? `; ${CA_CERTS_NOTE}` : ''}`,
-    `  cold/warm    cold = page cache dropped (sync; echo 3 > drop_caches) before every run; warm = image read into the page cache before every run`,
+    `  cold/warm    cold = page cache dropped (sync; echo 3 > drop_caches) before every run; warm = image read into the page cache before every run${cfg.states.includes('image-cold') ? '; image-cold = only the image evicted (posix_fadvise DONTNEED), the tools themselves cached' : ''}`,
     `  timing       "process" = wall time of the whole command (Node start-up included); "in-process" = inside the Node process, start-up excluded;`,
     `               CPU s = user + system CPU of the whole process tree (for in-process rows, Node and tsx start-up included)`,
     `  start-up     node -e 0: ${startup.node === undefined ? '-' : `${fmtNum(startup.node, 3)} s`}; ext4ts --version (Node + loading the CLI): ${startup.cli === undefined ? '-' : `${fmtNum(startup.cli, 3)} s`} (pinned, median of 5)`,

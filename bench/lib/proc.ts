@@ -122,6 +122,16 @@ export function dropCaches(): void {
   }
 }
 
+/**
+ * Evict one file's pages from the page cache (posix_fadvise POSIX_FADV_DONTNEED after
+ * fsync: only clean pages go), leaving everything else cached. Node has no fadvise;
+ * python3 (which node-gyp needs anyway) has.
+ */
+export function evictFromPageCache(file: string): void {
+  const r = spawnSync('python3', ['-c', 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)', file], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`cannot evict ${file} from the page cache (python3 posix_fadvise): ${(r.stderr ?? String(r.error)).trim()}`);
+}
+
 /** Read a file once, 4 MiB at a time, so that the page cache holds it. */
 export function fillPageCache(file: string): void {
   const fd = fs.openSync(file, 'r');
