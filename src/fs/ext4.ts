@@ -506,15 +506,22 @@ export class Ext4 {
       tableBlock = 0;
     }
     if (group >= sb.groupCount) return;
-    const gd = this.groupDesc(group);
-    let used = sb.inodeTableBlocks;
-    if (sb.hasGroupDescCsum) {
-      if ((gd.flags & BG_INODE_UNINIT) !== 0) return;
-      used = Math.ceil(((sb.inodesPerGroup - gd.itableUnused) * sb.inodeSize) / sb.blockSize);
-    }
     // Two runs: the next miss may start a few blocks past this run's end.
-    const count = Math.min(2 * INODE_TABLE_READAHEAD, used - tableBlock);
-    if (count > 0) this.channel.hint(gd.inodeTable + tableBlock, count);
+    const count = Math.min(2 * INODE_TABLE_READAHEAD, this.usedTableBlocks(group) - tableBlock);
+    if (count > 0) this.channel.hint(this.groupDesc(group).inodeTable + tableBlock, count);
+  }
+
+  /**
+   * Blocks at the start of `group`'s inode table that hold inodes in use: up to the last
+   * one not covered by bg_itable_unused, none in an uninitialized table (without group
+   * descriptor checksums, the whole table).
+   */
+  private usedTableBlocks(group: number): number {
+    const sb = this.sb;
+    if (!sb.hasGroupDescCsum) return sb.inodeTableBlocks;
+    const gd = this.groupDesc(group);
+    if ((gd.flags & BG_INODE_UNINIT) !== 0) return 0;
+    return Math.ceil(((sb.inodesPerGroup - gd.itableUnused) * sb.inodeSize) / sb.blockSize);
   }
 
   /**
@@ -529,14 +536,8 @@ export class Ext4 {
     let left = Math.floor(maxBytes / sb.blockSize);
     for (let g = 0; g < sb.groupCount && left > 0; g++) {
       try {
-        const gd = this.groupDesc(g);
-        let used = sb.inodeTableBlocks;
-        if (sb.hasGroupDescCsum) {
-          if ((gd.flags & BG_INODE_UNINIT) !== 0) continue;
-          used = Math.ceil(((sb.inodesPerGroup - gd.itableUnused) * sb.inodeSize) / sb.blockSize);
-        }
-        const count = Math.min(used, left);
-        if (count > 0) this.channel.hint(gd.inodeTable, count);
+        const count = Math.min(this.usedTableBlocks(g), left);
+        if (count > 0) this.channel.hint(this.groupDesc(g).inodeTable, count);
         left -= count;
       } catch (error) {
         if (!(error instanceof FsError)) throw error;

@@ -410,26 +410,31 @@ export class Writer {
   private newInode(parentIno: number, parent: MutableInode, mode: number, who: Creator): { ino: number; inode: MutableInode } {
     const dir = (mode & S_IFMT) === S_IFDIR;
     const ino = this.alloc.allocInode(parentIno, dir);
-    const inode = cloneInode(this.blankRecord());
     let gid = who.gid;
     let m = mode;
     if ((parent.mode & S_ISGID) !== 0) {
       gid = parent.gid;
       if (dir) m |= S_ISGID;
     }
-    inode.mode = m;
-    inode.uid = who.uid;
-    inode.gid = gid;
-    inode.linksCount = dir ? 2 : 1;
-    inode.generation = randomInt(0, 0xffff_ffff);
     let flags = parent.flags & INHERITED_FLAGS;
     if (!dir) flags &= ~DIR_ONLY_FLAGS;
+    return { ino, inode: this.freshRecord(m, who.uid, gid, dir ? 2 : 1, flags) };
+  }
+
+  /** A new inode's record: mode, owner, links and flags as given, a random generation, every time (crtime too) now. */
+  private freshRecord(mode: number, uid: number, gid: number, links: number, flags: number): MutableInode {
+    const inode = cloneInode(this.blankRecord());
+    inode.mode = mode;
+    inode.uid = uid;
+    inode.gid = gid;
+    inode.linksCount = links;
+    inode.generation = randomInt(0, 0xffff_ffff);
     inode.flags = flags;
     const t = now();
     this.stamp(inode, { a: true, m: true, c: true }, t);
     // i_crtime and i_crtime_extra sit at 0x90..0x98.
     if (inode.extraIsize >= 0x18) inode.crtime = clampTime(t, true);
-    return { ino, inode };
+    return inode;
   }
 
   // ---------------------------------------------------------------- block maps
@@ -496,12 +501,15 @@ export class Writer {
     }
   }
 
-  /** Free the xattr block reference of an inode being deleted (or cleared). */
-  private dropXattrBlock(ino: number, inode: MutableInode): void {
+  /**
+   * Free the xattr block reference of an inode being deleted (or cleared); `decoded`:
+   * the block, when the caller has it decoded already.
+   */
+  private dropXattrBlock(ino: number, inode: MutableInode, decoded?: ReturnType<typeof decodeXattrBlock>): void {
     const block = inodeFileAcl(inode, this.sb.has64bit);
     if (block === 0) return;
     const sb = this.sb;
-    const decoded = this.readXattrBlock(ino, block);
+    decoded ??= this.readXattrBlock(ino, block);
     if (decoded.header.refcount > 1) {
       const next = encodeXattrBlock(decoded.entries, { blockSize: this.bs, blockNo: block, refcount: decoded.header.refcount - 1, csumSeed: sb.hasMetadataCsum ? sb.csumSeed : undefined }, { hashes: 'keep' });
       this.put(block, 1, next);
@@ -559,6 +567,11 @@ export class Writer {
     this.putInode(eaIno, inode);
   }
 
+  /** eaRef(·, `delta`) for each entry of `entries` whose value is in an EA inode. */
+  private eaRefEach(entries: readonly XattrEntry[], delta: number): void {
+    for (const e of entries) if (e.value.kind === 'inode') this.eaRef(e.value.inode, delta);
+  }
+
   /**
    * Give up the references `entries` hold on EA inodes, for entries that go away with
    * their inode or block. One naming something that is not an EA inode in use was a
@@ -583,17 +596,9 @@ export class Writer {
    */
   private createEaInode(ownerIno: number, owner: MutableInode, index: number, name: Uint8Array, value: Uint8Array): XattrEntry {
     const ino = this.alloc.allocInode(ownerIno, false);
-    const inode = cloneInode(this.blankRecord());
-    inode.mode = S_IFREG | 0o600;
-    inode.uid = owner.uid;
-    inode.gid = owner.gid;
-    inode.linksCount = 1;
-    inode.generation = randomInt(0, 0xffff_ffff);
+    const inode = this.freshRecord(S_IFREG | 0o600, owner.uid, owner.gid, 1, 0);
     this.initMap(inode);
     inode.flags |= EA_INODE_FL;
-    const t = now();
-    this.stamp(inode, { m: true }, t);
-    if (inode.extraIsize >= 0x18) inode.crtime = clampTime(t, true);
     try {
       if (this.writeBlocks(ino, inode, 0, value) < value.length) throw new FsError('ENOSPC', 'no room left for the extended attribute value', { inode: ownerIno });
     } catch (error) {
@@ -602,6 +607,7 @@ export class Writer {
     }
     inode.size = value.length;
     const hash = xattrEaInodeValueHash(this.sb.csumSeed, value);
+    // i_atime and i_ctime carry the hash and the reference count, not times.
     // As a signed 32-bit number: the raw i_atime bits are the hash whatever the inode size.
     inode.atime = { seconds: hash | 0, nanoseconds: 0 };
     inode.ctime = { seconds: 0, nanoseconds: 0 };
@@ -1055,7 +1061,7 @@ export class Writer {
     this.putInode(ino, inode);
     // The replaced or removed value's EA inode, once nothing names it from this inode.
     // (One in a block: writeXattrBlock settled it with the block.)
-    for (const e of inodeEntries) if (same(e) && e.value.kind === 'inode') this.eaRef(e.value.inode, -1);
+    this.eaRefEach(inodeEntries.filter(same), -1);
   }
 
   /** Blocks the EA inode values named by `entries` take, each rounded up to whole blocks. */
@@ -1095,16 +1101,16 @@ export class Writer {
     }
     let target = oldBlock;
     if (oldBlock !== 0) {
-      const header = this.readXattrBlock(ino, oldBlock).header;
-      if (header.refcount > 1) {
+      const old = this.readXattrBlock(ino, oldBlock);
+      if (old.header.refcount > 1) {
         // The shared block stays as it is for the others, EA references included; this
         // inode's copy holds references of its own to the EA inodes it keeps.
-        this.dropXattrBlock(ino, inode);
+        this.dropXattrBlock(ino, inode, old);
         target = 0;
-        for (const e of entries) if (e.value.kind === 'inode' && oldEntries.includes(e)) this.eaRef(e.value.inode, 1);
+        this.eaRefEach(entries.filter((e) => oldEntries.includes(e)), 1);
       } else {
         // Rewritten in place: the entries that leave it release their EA inodes (after).
-        released = oldEntries.filter((e) => e.value.kind === 'inode' && !entries.includes(e));
+        released = oldEntries.filter((e) => !entries.includes(e));
       }
     }
     if (target === 0) {
@@ -1116,7 +1122,7 @@ export class Writer {
     }
     const bytes = encodeXattrBlock(entries, { blockSize: this.bs, blockNo: target, csumSeed: seed });
     this.put(target, 1, bytes);
-    for (const e of released) if (e.value.kind === 'inode') this.eaRef(e.value.inode, -1);
+    this.eaRefEach(released, -1);
   }
 
   // ---------------------------------------------------------------- directories

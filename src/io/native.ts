@@ -2,9 +2,10 @@
  * Typed wrapper over the `ext4ts_native` N-API addon (native/ext4ts_native.c): the
  * Linux syscalls Node.js lacks — flock, fallocate, the block-device ioctls,
  * file-descriptor passing over unix sockets (to receive /dev/fuse from fusermount3),
- * the kernel's coarse clock for inode times, read-ahead hints (posix_fadvise), and for `ext4ts get`: nanosecond times that
- * may precede 1970 (utimensat), mknod and lsetxattr. Paths ({@link NativePath}) are strings or raw bytes (Buffer/Uint8Array),
- * so names that are not UTF-8 work.
+ * the kernel's coarse clock for inode times, read-ahead hints (posix_fadvise), and for
+ * `ext4ts get`: nanosecond times that may precede 1970 (utimensat), mknod and lsetxattr.
+ * Paths ({@link NativePath}) are strings or raw bytes (Buffer/Uint8Array), so names that
+ * are not UTF-8 work.
  *
  * The addon is built by node-gyp when the package is installed (`npm ci` runs the
  * `install` script), or by hand with `npm run build:native`. It is loaded lazily on
