@@ -235,6 +235,20 @@ describe('read-ahead hints', () => {
     assert.deepEqual(hints(rec), [[(want[0] as [number, number])[0], 10]], 'a 10 KiB budget: ten 1 KiB blocks');
   });
 
+  it("a hint into the next group's table never fails the read that led to it (a damaged descriptor there)", () => {
+    const bytes = new Uint8Array(fs.readFileSync(image));
+    const descSize = Number(/Group descriptor size:\s+(\d+)/.exec(execFileSync('dumpe2fs', ['-h', image], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }))?.[1] ?? 32);
+    // 1 KiB blocks: the descriptor table is block 2; group 1's bg_checksum (0x1e) made wrong.
+    const at = 2 * 1024 + descSize + 0x1e;
+    bytes[at] = ((bytes[at] as number) ^ 0xff) & 0xff;
+    const e = Ext4.open(new CachingChannel(new MemoryChannel(bytes, { blockSize: 1024 }), { cacheSize: 4 << 20 }), { inodeCacheSize: 0 });
+    assert.throws(() => e.readInode(2048 + 1), (x: unknown) => x instanceof FsError && x.code === 'EUCLEAN', 'the damage is there');
+    // Table blocks 384 and 448 of group 0 (four 256-byte inodes per block): the second
+    // read's run ends at the table's end, so the next run to hint is group 1's.
+    e.readInode(384 * 4 + 1);
+    assert.doesNotThrow(() => e.readInode(448 * 4 + 1));
+  });
+
   it('an inode-table miss next to the last run read hints the runs after it', () => {
     const bytes = new Uint8Array(fs.readFileSync(image));
     const rec = new RecordingChannel(new MemoryChannel(bytes, { blockSize: 1024 }));

@@ -498,6 +498,7 @@ export class Ext4 {
    * Hint (CachingChannel.hint) the run of the inode table that starts at `tableBlock`
    * of `group`'s table, or at the next group's start when this table ends there; only
    * blocks that hold inodes in use (not past itable_unused, not an uninitialized table).
+   * Never fails: a group whose descriptor cannot be read gets no hint.
    */
   private hintInodeTable(group: number, tableBlock: number): void {
     const sb = this.sb;
@@ -506,9 +507,15 @@ export class Ext4 {
       tableBlock = 0;
     }
     if (group >= sb.groupCount) return;
-    // Two runs: the next miss may start a few blocks past this run's end.
-    const count = Math.min(2 * INODE_TABLE_READAHEAD, this.usedTableBlocks(group) - tableBlock);
-    if (count > 0) this.channel.hint(this.groupDesc(group).inodeTable + tableBlock, count);
+    try {
+      // Two runs: the next miss may start a few blocks past this run's end.
+      const count = Math.min(2 * INODE_TABLE_READAHEAD, this.usedTableBlocks(group) - tableBlock);
+      if (count > 0) this.channel.hint(this.groupDesc(group).inodeTable + tableBlock, count);
+    } catch (error) {
+      // A hint: a damaged next group is reported when something in it is read, not by
+      // the read that led here.
+      if (!(error instanceof FsError)) throw error;
+    }
   }
 
   /**
