@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { Ext4 } from '../src/fs/ext4.js';
 import { FsError } from '../src/errors.js';
-import { scratchDir } from './helpers/images.js';
+import { dumpe2fsHeader, scratchDir } from './helpers/images.js';
 import { fillFile, fsckClean } from './helpers/twin.js';
 import { unmountLeftovers, withMount } from './helpers/kernel.js';
 
@@ -57,7 +57,7 @@ function kernelValue(image: string, path: string, name: string): Buffer | undefi
 /** EA inodes in use: inodes flagged EA_INODE_FL (0x200000), by debugfs. */
 function eaInodes(image: string): number[] {
   const used: number[] = [];
-  const count = Number(/Inode count:\s+(\d+)/.exec(execFileSync('dumpe2fs', ['-h', image], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }))?.[1]);
+  const count = Number(dumpe2fsHeader(image).get('Inode count'));
   const fsys = Ext4.openFile(image);
   try {
     for (let ino = 12; ino <= count; ino++) {
@@ -71,7 +71,7 @@ function eaInodes(image: string): number[] {
 }
 
 function freeInodes(image: string): number {
-  return Number(/Free inodes:\s+(\d+)/.exec(execFileSync('dumpe2fs', ['-h', image], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }))?.[1]);
+  return Number(dumpe2fsHeader(image).get('Free inodes'));
 }
 
 describe('ea_inode: large xattr values in inodes of their own', () => {
