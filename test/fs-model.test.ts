@@ -12,7 +12,8 @@
  * CI runs 25 sequences per variant with a fixed seed. A longer campaign by hand:
  *   EXT4TS_MODEL_RUNS=500 EXT4TS_MODEL_SEED=$RANDOM EXT4TS_MODEL_VARIANTS=all \
  *     node --import tsx --test test/fs-model.test.ts
- * (all: also ext4 with 4 KiB blocks, ext3, and ext4 without metadata_csum and 64bit).
+ * (all: also ext4 with 4 KiB blocks, bigalloc with 64 KiB clusters of 4 KiB blocks, ext3,
+ * and ext4 without metadata_csum and 64bit).
  * A failure prints the seed and the shrunk sequence to replay it.
  */
 import { describe, it, before, after } from 'node:test';
@@ -203,8 +204,11 @@ const VARIANTS: readonly Variant[] = [
   { name: 'ext4-1k', args: ['-t', 'ext4', '-b', '1024'] },
   { name: 'ext2', args: ['-t', 'ext2', '-b', '1024'] },
   { name: 'ea-inode', args: ['-t', 'ext4', '-b', '1024', '-O', 'ea_inode'], bigXattrs: true },
+  // Clusters of 4 blocks: writes, truncates and fallocate ranges start and end inside clusters.
+  { name: 'bigalloc-1k', args: ['-t', 'ext4', '-b', '1024', '-O', 'bigalloc', '-C', '4096'] },
   ...(process.env.EXT4TS_MODEL_VARIANTS === 'all'
     ? [
+        { name: 'bigalloc-4k', args: ['-t', 'ext4', '-b', '4096', '-O', 'bigalloc', '-C', '65536'] },
         { name: 'ext4-4k', args: ['-t', 'ext4', '-b', '4096'] },
         { name: 'ext3', args: ['-t', 'ext3', '-b', '1024'] },
         { name: 'ext4-nocsum', args: ['-t', 'ext4', '-b', '4096', '-O', '^metadata_csum,^64bit'] },

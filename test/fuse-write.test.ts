@@ -256,6 +256,8 @@ describe('ext4ts mount -o rw', { concurrency: true }, () => {
     // Without the kernel's writeback cache: every write(2) is a WRITE, times come from the server.
     { name: 'ext3', mkfs: ['-t', 'ext3', '-b', '1024'], size: '64M', shape: { manyDirs: 6, perDir: 40 }, options: 'rw,no_writeback_cache' },
     { name: 'ext2', mkfs: ['-t', 'ext2', '-b', '4096'], size: '96M', shape: { manyDirs: 6, perDir: 40 } },
+    // 16 KiB clusters of 4 KiB blocks: every file and directory takes whole clusters.
+    { name: 'bigalloc', mkfs: ['-t', 'ext4', '-O', 'bigalloc', '-C', '16384'], size: '256M', shape: { manyDirs: 6, perDir: 40 } },
   ];
   for (const v of variants) {
     it(`${v.name}${v.options === undefined ? '' : ` (-o ${v.options})`}: cp -a, then what users do; e2fsck clean; the kernel reads what the reference has`, async () => {

@@ -43,7 +43,7 @@ import {
   type FuzzCase,
 } from './helpers/fuzz.js';
 
-/** Mutated images per base image and checksum mode (8 bases x 2 modes x 20 = 320, plus ~45 scenario images). */
+/** Mutated images per base image and checksum mode (9 bases x 2 modes x 20 = 360, plus ~45 scenario images). */
 const CASES_PER_RUN = 20;
 const CAMPAIGN_SEED = 0x5eed_2024;
 /**

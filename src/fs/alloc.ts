@@ -23,7 +23,12 @@
  * - blocks: the first free run at or after a goal (the block after the file's last
  *   one, or the start of its inode's group), wrapping around the filesystem.
  *
- * Bigalloc (clusters) is not handled: such filesystems are opened read-only.
+ * Bigalloc: the bitmaps and the free counts (descriptors and this class's total) are
+ * in clusters of `clusterRatio` blocks; the API speaks blocks. `allocBlocks` hands out
+ * whole clusters (its run starts and ends on cluster boundaries) and `freeBlocks`
+ * releases every cluster its range touches. Which blocks of a cluster a file maps,
+ * and when a cluster is free again, is the writer's business. Without bigalloc a
+ * cluster is a block and all of this is the identity.
  */
 import { FsError, corrupted } from '../errors.js';
 import type { CachingChannel } from '../cache/caching-channel.js';
@@ -103,13 +108,15 @@ export class Allocator {
   private readonly inodeHints: Int32Array;
   /** Rotor for spreading top-level directories. */
   private orlovRotor = 0;
+  /** Blocks per cluster (1 without bigalloc). */
+  private readonly ratio: number;
 
   constructor(
     private readonly sb: Superblock,
     private readonly channel: CachingChannel,
     loadDesc: (group: number) => GroupDesc,
   ) {
-    if (sb.clusterRatio !== 1) throw new FsError('EROFS', 'bigalloc filesystems cannot be written yet (allocation in clusters)');
+    this.ratio = sb.clusterRatio;
     this.descs = [];
     let blocks = 0;
     let inodes = 0;
@@ -137,6 +144,7 @@ export class Allocator {
     return gd;
   }
 
+  /** Free clusters (free blocks without bigalloc). */
   get freeBlockCount(): number {
     return this.freeBlocksTotal;
   }
@@ -151,7 +159,7 @@ export class Allocator {
 
   // ---------------------------------------------------------------- blocks
 
-  /** Blocks that hold group metadata inside group `g` (bit numbers within the group). */
+  /** Clusters of group `g` that hold group metadata (bit numbers within the group's bitmap, ascending, once each). */
   private metadataBits(g: number): number[] {
     const sb = this.sb;
     const first = groupFirstBlock(sb, g);
@@ -161,7 +169,11 @@ export class Allocator {
     const add = (start: number, n: number): void => {
       const from = Math.max(start, first);
       const to = Math.min(start + n, first + count);
-      for (let b = from; b < to; b++) bits.push(b - first);
+      const ratio = this.ratio;
+      for (let b = from; b < to; b++) {
+        const bit = Math.floor((b - first) / ratio);
+        if (bits[bits.length - 1] !== bit) bits.push(bit);
+      }
     };
     const l = groupLayout(sb, g);
     if (l.superblock !== null) add(l.superblock, 1);
@@ -187,7 +199,14 @@ export class Allocator {
       if (r.start >= end) break;
       add(r.start, r.count);
     }
-    return bits;
+    if (this.ratio === 1) return bits;
+    // Ranges come in any order: sort and drop the clusters two of them share.
+    return [...new Set(bits)].sort((a, b) => a - b);
+  }
+
+  /** Clusters in group `g` (a partial cluster at the filesystem's end is not one). */
+  private groupClusters(g: number): number {
+    return Math.floor(groupBlockCount(this.sb, g) / this.ratio);
   }
 
   /** The block bitmaps, inode bitmaps and inode tables of all groups, sorted by first block (built once: they never move). */
@@ -207,7 +226,7 @@ export class Allocator {
     if ((gd.flags & BG_BLOCK_UNINIT) !== 0) {
       const bitmap = this.channel.acquire(gd.blockBitmap, true);
       bitmap.fill(0);
-      const count = groupBlockCount(this.sb, g);
+      const count = this.groupClusters(g);
       for (const bit of this.metadataBits(g)) setBit(bitmap, bit);
       // Bits past the end of a short last group, and past the group, are set (padding).
       for (let bit = count; bit < this.sb.blockSize * 8; bit++) setBit(bitmap, bit);
@@ -225,10 +244,14 @@ export class Allocator {
   /**
    * Allocate up to `count` contiguous blocks: the first free run at or after `goal`
    * (wrapping around), as long as it is, up to `count`. ENOSPC when none is free.
+   * With bigalloc the run is of whole clusters, enough to hold `count` blocks (the
+   * returned count may exceed it by less than a cluster).
    */
   allocBlocks(goal: number, count: number): BlockExtent {
     const sb = this.sb;
+    const ratio = this.ratio;
     if (count < 1) throw new FsError('EINVAL', `allocation of ${count} blocks`);
+    const clusters = Math.ceil(count / ratio);
     if (this.freeBlocksTotal <= 0) throw new FsError('ENOSPC', 'no free blocks left on the filesystem');
     const goalBlock = goal >= sb.firstDataBlock && goal < sb.blocksCount ? goal : sb.firstDataBlock;
     const goalGroup = Math.floor((goalBlock - sb.firstDataBlock) / sb.blocksPerGroup);
@@ -237,8 +260,8 @@ export class Allocator {
       const gd = this.desc(g);
       if (gd.freeBlocksCount === 0) continue;
       const first = groupFirstBlock(sb, g);
-      const n = groupBlockCount(sb, g);
-      const startBit = i === 0 ? goalBlock - first : 0;
+      const n = this.groupClusters(g);
+      const startBit = i === 0 ? Math.min(n, Math.floor((goalBlock - first) / ratio)) : 0;
       const bitmap = this.acquireBlockBitmap(g);
       let got: BlockExtent | undefined;
       try {
@@ -247,9 +270,9 @@ export class Allocator {
         if (bit < 0 && i === 0 && startBit > 0) bit = findClearHinted(bitmap, hints, g, 0, startBit);
         if (bit >= 0) {
           let end = bit;
-          while (end < n && end - bit < count && !testBit(bitmap, end)) setBit(bitmap, end++);
+          while (end < n && end - bit < clusters && !testBit(bitmap, end)) setBit(bitmap, end++);
           if (hints[g] === bit) hints[g] = end;
-          got = { start: first + bit, count: end - bit };
+          got = { start: first + bit * ratio, count: (end - bit) * ratio };
         }
       } finally {
         this.channel.release(this.desc(g).blockBitmap, got !== undefined);
@@ -259,26 +282,31 @@ export class Allocator {
         throw corrupted('group descriptor', `group ${g} counts ${gd.freeBlocksCount} free blocks, but its bitmap has none`);
       }
       this.dirtyBlockBitmaps.add(g);
-      this.update(g, { freeBlocksCount: this.desc(g).freeBlocksCount - got.count });
-      this.freeBlocksTotal -= got.count;
+      const taken = got.count / ratio;
+      this.update(g, { freeBlocksCount: this.desc(g).freeBlocksCount - taken });
+      this.freeBlocksTotal -= taken;
       return got;
     }
     throw new FsError('ENOSPC', 'no free blocks left on the filesystem');
   }
 
-  /** Called with every range of blocks freed (after the checks), before the bitmaps change. */
+  /** Called with every range of blocks freed (after the checks; whole clusters), before the bitmaps change. */
   onFree: ((start: number, count: number) => void) | undefined;
 
-  /** Release `count` blocks from `start` (they may span groups). */
+  /**
+   * Release `count` blocks from `start` (they may span groups); with bigalloc, every
+   * cluster the range touches.
+   */
   freeBlocks(start: number, count: number): void {
     const sb = this.sb;
+    const ratio = this.ratio;
     if (count <= 0) return;
     if (start < sb.firstDataBlock || start + count > sb.blocksCount) {
       throw corrupted('block map', `freeing blocks ${start}..${start + count - 1}, outside the filesystem`);
     }
-    this.onFree?.(start, count);
-    let block = start;
-    const end = start + count;
+    let block = start - ((start - sb.firstDataBlock) % ratio);
+    const end = Math.min(sb.blocksCount, Math.ceil((start + count - sb.firstDataBlock) / ratio) * ratio + sb.firstDataBlock);
+    this.onFree?.(block, end - block);
     while (block < end) {
       const g = Math.floor((block - sb.firstDataBlock) / sb.blocksPerGroup);
       const first = groupFirstBlock(sb, g);
@@ -287,8 +315,8 @@ export class Allocator {
       let freed = 0;
       let doubleFree = -1;
       try {
-        for (let b = block; b < groupEnd; b++) {
-          const bit = b - first;
+        for (let b = block; b < groupEnd; b += ratio) {
+          const bit = (b - first) / ratio;
           if (!testBit(bitmap, bit)) {
             doubleFree = b;
             continue;
@@ -303,7 +331,7 @@ export class Allocator {
       this.dirtyBlockBitmaps.add(g);
       this.update(g, { freeBlocksCount: this.desc(g).freeBlocksCount + freed });
       this.freeBlocksTotal += freed;
-      if (doubleFree >= 0) throw corrupted('block bitmap', `block ${doubleFree} was freed but is not in use (a block shared by two owners?)`, { block: doubleFree });
+      if (doubleFree >= 0) throw corrupted('block bitmap', `${ratio === 1 ? 'block' : 'cluster of block'} ${doubleFree} was freed but is not in use (a block shared by two owners?)`, { block: doubleFree });
       block = groupEnd;
     }
   }
@@ -313,8 +341,9 @@ export class Allocator {
     const sb = this.sb;
     const g = Math.floor((block - sb.firstDataBlock) / sb.blocksPerGroup);
     const gd = this.desc(g);
-    if ((gd.flags & BG_BLOCK_UNINIT) !== 0) return this.metadataBits(g).includes(block - groupFirstBlock(sb, g));
-    return testBit(this.channel.view(gd.blockBitmap), block - groupFirstBlock(sb, g));
+    const bit = Math.floor((block - groupFirstBlock(sb, g)) / this.ratio);
+    if ((gd.flags & BG_BLOCK_UNINIT) !== 0) return this.metadataBits(g).includes(bit);
+    return testBit(this.channel.view(gd.blockBitmap), bit);
   }
 
   // ---------------------------------------------------------------- inodes
@@ -346,7 +375,7 @@ export class Allocator {
         for (let i = 0; i < groups; i++) {
           const g = (parentGroup + i) % groups;
           const gd = this.desc(g);
-          if (gd.freeInodesCount >= Math.min(avgInodes, sb.inodesPerGroup / 8) && gd.freeBlocksCount >= Math.min(avgBlocks, sb.blocksPerGroup / 8)) return g;
+          if (gd.freeInodesCount >= Math.min(avgInodes, sb.inodesPerGroup / 8) && gd.freeBlocksCount >= Math.min(avgBlocks, sb.clustersPerGroup / 8)) return g;
         }
       }
     } else {

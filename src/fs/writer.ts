@@ -243,6 +243,8 @@ function storedInode(inode: MutableInode, bytes: Uint8Array): Inode | undefined 
 export class Writer {
   readonly alloc: Allocator;
   private readonly bs: number;
+  /** Blocks per cluster (bigalloc; 1 otherwise). */
+  private readonly ratio: number;
   private readonly hugeFile: boolean;
   private readonly extents: boolean;
   private readonly hasFileType: boolean;
@@ -267,6 +269,7 @@ export class Writer {
       else for (const b of trusted) if (b >= start && b < start + count) trusted.delete(b);
     };
     this.bs = sb.blockSize;
+    this.ratio = sb.clusterRatio;
     this.casefold = (sb.featureIncompat & INCOMPAT_CASEFOLD) !== 0;
     this.hugeFile = (sb.featureRoCompat & RO_COMPAT_HUGE_FILE) !== 0;
     this.extents = (sb.featureIncompat & INCOMPAT_EXTENTS) !== 0;
@@ -446,14 +449,15 @@ export class Writer {
       blockSize: this.bs,
       read: (block) => channel.read(block, 1),
       write: (block, bytes) => this.put(block, 1, bytes),
+      // A tree block takes a whole cluster (bigalloc): the allocator hands one out.
       allocMeta: (goal) => {
         const got = this.alloc.allocBlocks(goal, 1);
-        this.addBlocks(inode, 1);
+        this.addBlocks(inode, got.count);
         return got.start;
       },
       freeMeta: (block) => {
         this.alloc.freeBlocks(block, 1);
-        this.addBlocks(inode, -1);
+        this.addBlocks(inode, -this.ratio);
       },
       csumSeed: sb.hasMetadataCsum ? inodeCsumSeed(sb.csumSeed, ino, inode.generation) : undefined,
       ino,
@@ -490,15 +494,89 @@ export class Writer {
     return sb.firstDataBlock + g * sb.blocksPerGroup;
   }
 
-  /** Unmap [from, to) and free the data blocks. */
+  /**
+   * Unmap [from, to) and free the data blocks. With bigalloc a physical cluster is
+   * freed only when no block of its logical cluster stays mapped (the blocks of a
+   * logical cluster all live in one physical cluster).
+   */
   private punch(ino: number, inode: MutableInode, from: number, to: number): void {
     if (to <= from) return;
     const tree = this.tree(ino, inode);
-    const ranges = tree.remove(from, to);
-    for (const r of ranges) {
-      this.alloc.freeBlocks(r.pblk, r.len);
-      this.addBlocks(inode, -r.len);
+    const ratio = this.ratio;
+    if (ratio === 1) {
+      for (const r of tree.remove(from, to)) {
+        this.alloc.freeBlocks(r.pblk, r.len);
+        this.addBlocks(inode, -r.len);
+      }
+      return;
     }
+    // remove() merges what it frees by physical block: the mappings, by logical block, come first.
+    const mapped = tree.find(from, to - from);
+    tree.remove(from, to);
+    const done = new Set<number>();
+    for (const r of mapped) {
+      // Each physical cluster the range touches, with the logical cluster it backs.
+      for (let l = r.lblk; l < r.lblk + r.len; l = (Math.floor(l / ratio) + 1) * ratio) {
+        const cluster = Math.floor((r.pblk + (l - r.lblk)) / ratio);
+        if (done.has(cluster)) continue;
+        done.add(cluster);
+        const logical = Math.floor(l / ratio) * ratio;
+        if (tree.find(logical, ratio).length > 0) continue;
+        this.alloc.freeBlocks(cluster * ratio, ratio);
+        this.addBlocks(inode, -ratio);
+      }
+    }
+  }
+
+  /**
+   * Map the start of the hole [lblk, holeEnd) of `tree` to new blocks (unwritten
+   * extents with `unwritten`), charge them to the inode and return the run mapped: up
+   * to ALLOC_CHUNK blocks, fewer when the free space is fragmented. ENOSPC when
+   * nothing is free.
+   *
+   * Bigalloc (the kernel's rule, which e2fsck checks): logical block l lies at offset
+   * l % ratio of its physical cluster, and all the blocks of one logical cluster share a
+   * physical cluster. A hole in a logical cluster that has a block mapped already is
+   * mapped into that block's cluster, allocating nothing; otherwise whole clusters are
+   * allocated (and charged), the run starting at the hole's offset in the first.
+   */
+  private mapHole(ino: number, inode: MutableInode, tree: ExtentTree | IndirectTree, lblk: number, holeEnd: number, unwritten: boolean): Mapping {
+    const ratio = this.ratio;
+    let want = Math.min(holeEnd - lblk, ALLOC_CHUNK);
+    let pblk: number;
+    let count: number;
+    let charge: number;
+    let allocated: { start: number; count: number } | undefined;
+    const offset = lblk % ratio;
+    const logical = lblk - offset;
+    const neighbour = ratio === 1 ? undefined : tree.find(logical, ratio)[0];
+    if (neighbour !== undefined) {
+      // The logical cluster has a physical one: fill the hole's part of it.
+      const base = neighbour.pblk - (neighbour.lblk % ratio);
+      if (base % ratio !== 0) throw corrupted('extent tree', `logical block ${neighbour.lblk} is mapped to block ${neighbour.pblk}, out of step with its cluster`, { inode: ino });
+      pblk = base + offset;
+      count = Math.min(holeEnd, logical + ratio) - lblk;
+      charge = 0;
+    } else {
+      if (ratio > 1) {
+        // A last logical cluster cut by a mapping past the hole is that mapping's cluster: leave it to the next call.
+        const last = lblk + want;
+        const lastLogical = last - (last % ratio);
+        if (last % ratio !== 0 && lastLogical > logical && tree.find(last, ratio - (last % ratio)).length > 0) want = lastLogical - lblk;
+      }
+      allocated = this.alloc.allocBlocks(this.goalFor(ino, tree, lblk) - offset, offset + want);
+      pblk = allocated.start + offset;
+      count = Math.min(want, allocated.count - offset);
+      charge = allocated.count;
+    }
+    try {
+      tree.insert(lblk, pblk, count, unwritten);
+    } catch (error) {
+      if (allocated !== undefined) this.alloc.freeBlocks(allocated.start, allocated.count);
+      throw error;
+    }
+    this.addBlocks(inode, charge);
+    return { lblk, pblk, len: count, unwritten };
   }
 
   /**
@@ -520,7 +598,7 @@ export class Writer {
     }
     inode.fileAclLo = 0;
     inode.fileAclHi = 0;
-    this.addBlocks(inode, -1);
+    this.addBlocks(inode, -this.ratio);
   }
 
   /** An inode's xattr block, decoded (EA inode entries allowed with the feature). */
@@ -688,21 +766,14 @@ export class Writer {
         const holeEnd = first === undefined ? lastBlock : Math.min(lastBlock, first.lblk);
         let got;
         try {
-          got = this.alloc.allocBlocks(this.goalFor(ino, tree, lblk), Math.min(holeEnd - lblk, ALLOC_CHUNK));
+          got = this.mapHole(ino, inode, tree, lblk, holeEnd, false);
         } catch (error) {
           const done = Math.min(end, lblk * bs) - offset;
           if (error instanceof FsError && error.code === 'ENOSPC' && done > 0) return done;
           throw error;
         }
-        try {
-          tree.insert(lblk, got.start, got.count, false);
-        } catch (error) {
-          this.alloc.freeBlocks(got.start, got.count);
-          throw error;
-        }
-        this.addBlocks(inode, got.count);
-        pblk = got.start;
-        count = got.count;
+        pblk = got.pblk;
+        count = got.len;
         fresh = true;
       }
       // Bytes of this run covered by the write.
@@ -901,19 +972,15 @@ export class Writer {
         continue;
       }
       const holeEnd = first === undefined ? to : Math.min(to, first.lblk);
-      const got = this.alloc.allocBlocks(this.goalFor(ino, tree, lblk), Math.min(holeEnd - lblk, ALLOC_CHUNK));
-      if (!this.extents || (inode.flags & EXTENTS_FL) === 0) {
-        this.core.channel.zeroout(got.start, got.count);
-        this.core.invalidateBlocks(got.start, got.count);
+      const extents = (inode.flags & EXTENTS_FL) !== 0;
+      const got = this.mapHole(ino, inode, tree, lblk, holeEnd, extents);
+      if (!extents) {
+        // A block map has no unwritten state: its new blocks are zeroed (after the map
+        // holds them, so nothing is zeroed that a failed insert gives back).
+        this.core.channel.zeroout(got.pblk, got.len);
+        this.core.invalidateBlocks(got.pblk, got.len);
       }
-      try {
-        tree.insert(lblk, got.start, got.count, (inode.flags & EXTENTS_FL) !== 0);
-      } catch (error) {
-        this.alloc.freeBlocks(got.start, got.count);
-        throw error;
-      }
-      this.addBlocks(inode, got.count);
-      lblk += got.count;
+      lblk += got.len;
     }
   }
 
@@ -1067,7 +1134,9 @@ export class Writer {
   /** Blocks the EA inode values named by `entries` take, each rounded up to whole blocks. */
   private eaCharge(entries: readonly XattrEntry[]): number {
     let blocks = 0;
-    for (const e of entries) if (e.value.kind === 'inode') blocks += Math.ceil(e.value.size / this.bs);
+    // Charged in whole clusters, as the kernel rounds each value up to one (bigalloc).
+    const cluster = this.bs * this.ratio;
+    for (const e of entries) if (e.value.kind === 'inode') blocks += Math.ceil(e.value.size / cluster) * this.ratio;
     return blocks;
   }
 
@@ -1115,8 +1184,9 @@ export class Writer {
     }
     if (target === 0) {
       const g = Math.floor((ino - 1) / sb.inodesPerGroup);
-      target = this.alloc.allocBlocks(sb.firstDataBlock + g * sb.blocksPerGroup, 1).start;
-      this.addBlocks(inode, 1);
+      const got = this.alloc.allocBlocks(sb.firstDataBlock + g * sb.blocksPerGroup, 1);
+      target = got.start;
+      this.addBlocks(inode, got.count);
       inode.fileAclLo = target % 2 ** 32;
       inode.fileAclHi = Math.floor(target / 2 ** 32);
     }
@@ -1194,17 +1264,9 @@ export class Writer {
       },
       append: () => {
         const lblk = Math.ceil(dir.size / bs);
-        const tree = this.tree(ino, dir);
-        const got = this.alloc.allocBlocks(this.goalFor(ino, tree, lblk), 1);
-        try {
-          tree.insert(lblk, got.start, 1, false);
-        } catch (error) {
-          this.alloc.freeBlocks(got.start, 1);
-          throw error;
-        }
-        this.addBlocks(dir, 1);
+        const got = this.mapHole(ino, dir, this.tree(ino, dir), lblk, lblk + 1, false);
         dir.size = (lblk + 1) * bs;
-        this.put(got.start, 1, new Uint8Array(bs));
+        this.put(got.pblk, 1, new Uint8Array(bs));
         return lblk;
       },
     };

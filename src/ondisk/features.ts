@@ -169,7 +169,7 @@ export const FEATURES: readonly FeatureInfo[] = [
   feature('ro_compat', RO_COMPAT_EXTRA_ISIZE, 'extra_isize', 'supported', 'supported', 'inodes reserve s_min_extra_isize bytes beyond 128'),
   feature('ro_compat', RO_COMPAT_HAS_SNAPSHOT, 'has_snapshot', 'supported', 'read-only', 'next3 snapshots; not upstream (e2fsprogs prints FEATURE_R7)', [], false),
   feature('ro_compat', RO_COMPAT_QUOTA, 'quota', 'supported', 'read-only', 'quota files in hidden inodes; ext4ts does not update usage, so it never writes'),
-  feature('ro_compat', RO_COMPAT_BIGALLOC, 'bigalloc', 'supported', 'read-only', 'allocation in clusters of several blocks; the allocator does not handle clusters yet'),
+  feature('ro_compat', RO_COMPAT_BIGALLOC, 'bigalloc', 'supported', 'supported', 'allocation in clusters of several blocks: a logical cluster of a file lives in one physical cluster, tree and xattr blocks take a cluster each'),
   feature('ro_compat', RO_COMPAT_METADATA_CSUM, 'metadata_csum', 'supported', 'supported', 'crc32c checksums on all metadata'),
   feature('ro_compat', RO_COMPAT_REPLICA, 'replica', 'supported', 'read-only', 'replica feature, never upstream'),
   feature('ro_compat', RO_COMPAT_READONLY, 'read-only', 'supported', 'read-only', 'the filesystem is marked read-only', ['readonly']),

@@ -427,6 +427,14 @@ export const BASE_SPECS: readonly BaseSpec[] = [
     populate: populateEaInode,
     reindex: true,
   },
+  {
+    name: 'bigalloc',
+    description: 'ext4, 1K blocks, bigalloc with 4 KiB clusters, standard tree (written in clusters)',
+    size: '16M',
+    mkfsArgs: ['-t', 'ext4', '-b', '1024', '-O', 'bigalloc', '-C', '4096'],
+    populate: (d) => populateStandard(d),
+    reindex: true,
+  },
 ];
 
 /**
