@@ -83,6 +83,9 @@
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <math.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1394,11 +1397,67 @@ static napi_value js_advise_will_need(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+/* ---------------------------------------------------------------- readSpin */
+
+/*
+ * readSpin(fd, buffer, spinMicros) -> bytes: read(2) into `buffer` that, when nothing is
+ * there yet, keeps trying for up to `spinMicros` (yielding the CPU between tries) before
+ * it blocks in poll(2). Made for a FUSE server's /dev/fuse: a client sends its next
+ * request a few microseconds after the reply to the last one, and a server thread that
+ * went to sleep in the meantime has to be woken by the kernel, which on a virtual
+ * machine costs an interrupt between CPUs. The descriptor is switched to O_NONBLOCK on
+ * the first call. Errors are thrown with their errno code (EINTR is retried).
+ */
+static napi_value js_read_spin(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int fd;
+  double spin_us;
+  void *data;
+  size_t length;
+  if (get_args(env, info, "readSpin", 3, argv) != 0) return NULL;
+  if (get_fd(env, argv[0], "readSpin", "fd", &fd) != 0) return NULL;
+  if (!get_byte_view(env, argv[1], (const void **)&data, &length) || length == 0) return throw_type(env, "readSpin", "buffer must be a non-empty Uint8Array");
+  if (get_uint(env, argv[2], "readSpin", "spinMicros", 1000000.0, &spin_us) != 0) return NULL;
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0) return throw_errno(env, errno, "fcntl", NULL);
+  if ((flags & O_NONBLOCK) == 0 && fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) return throw_errno(env, errno, "fcntl", NULL);
+  struct timespec start = {0, 0};
+  bool spinning = spin_us > 0;
+  bool started = false;
+  for (;;) {
+    ssize_t n = read(fd, data, length);
+    if (n >= 0) {
+      napi_value out;
+      napi_create_double(env, (double)n, &out);
+      return out;
+    }
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN) return throw_errno(env, errno, "read", NULL);
+    if (spinning) {
+      struct timespec now;
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      if (!started) {
+        start = now;
+        started = true;
+      }
+      double elapsed_us = (double)(now.tv_sec - start.tv_sec) * 1e6 + (double)(now.tv_nsec - start.tv_nsec) / 1e3;
+      if (elapsed_us < spin_us) {
+        sched_yield();
+        continue;
+      }
+      spinning = false;
+    }
+    struct pollfd p = {.fd = fd, .events = POLLIN, .revents = 0};
+    if (poll(&p, 1, -1) < 0 && errno != EINTR) return throw_errno(env, errno, "poll", NULL);
+  }
+}
+
 /* ---------------------------------------------------------------- module */
 
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"flock", NULL, js_flock, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"readSpin", NULL, js_read_spin, NULL, NULL, NULL, napi_enumerable, NULL},
     {"fallocate", NULL, js_fallocate, NULL, NULL, NULL, napi_enumerable, NULL},
     {"blockDeviceSize", NULL, js_block_device_size, NULL, NULL, NULL, napi_enumerable, NULL},
     {"blockSectorSize", NULL, js_block_sector_size, NULL, NULL, NULL, napi_enumerable, NULL},

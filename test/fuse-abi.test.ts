@@ -691,6 +691,13 @@ describe('FUSE INIT negotiation', () => {
     assert.equal(parseMountOptions(['no_writeback_cache,writeback_cache']).writebackCache, true);
   });
 
+  it('spin=MICROSECONDS: 100 by default, 0 to 10000, anything else EINVAL', () => {
+    assert.equal(parseMountOptions([]).spinMicros, 100);
+    assert.equal(parseMountOptions(['spin=0']).spinMicros, 0);
+    assert.equal(parseMountOptions(['ro,spin=2500']).spinMicros, 2500);
+    for (const bad of ['spin', 'spin=', 'spin=-1', 'spin=1.5', 'spin=10001', 'spin=1e3', 'spin=x']) assert.throws(() => parseMountOptions([bad]), isEinval, bad);
+  });
+
   it('7.31 kernel: minor 31, no flags2, no INIT_EXT', () => {
     const result = negotiateInit({ major: 7, minor: 31, maxReadahead: 131072, flags: 0x03ff_fffbn }, { want, maxWrite: 131072 });
     assert.equal(result.kind, 'accepted');

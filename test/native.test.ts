@@ -8,7 +8,7 @@
 // Buffer and non-UTF-8 paths.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -47,6 +47,7 @@ import {
   S_IFSOCK,
   sendFd,
   socketpair,
+  spinningReader,
   writeNewFile,
   type FlockOperation,
 } from '../src/io/native.js';
@@ -425,6 +426,51 @@ void describe('pwriteBatch', () => {
       fs.closeSync(rw);
     }
     assert.deepEqual(fs.readFileSync(file), pattern(8192), 'nothing was written');
+  });
+});
+
+void describe('readSpin (spinningReader): reads that look a while before they sleep', () => {
+  /** A child process that writes `text` to its fd 3 (`fd` here) after `ms`. */
+  const writeLater = (fd: number, text: string, ms: number): Promise<number | null> => {
+    const child = spawn(process.execPath, ['-e', `setTimeout(() => require('fs').writeSync(3, ${JSON.stringify(text)}), ${ms})`], { stdio: ['ignore', 'inherit', 'inherit', fd] });
+    return new Promise((resolve) => child.on('exit', (code) => resolve(code)));
+  };
+
+  void it('reads what is there at once, and leaves the descriptor non-blocking', () => {
+    const [c, d] = socketpair();
+    openFds.push(c, d);
+    fs.writeSync(c, 'abc');
+    const read = spinningReader(d, 100);
+    assert.ok(read !== undefined);
+    const buffer = Buffer.alloc(16);
+    assert.equal(read(buffer), 3);
+    assert.equal(buffer.subarray(0, 3).toString(), 'abc');
+    assert.throws(() => fs.readSync(d, buffer), { code: 'EAGAIN' }, 'a plain read now returns EAGAIN at once');
+  });
+
+  for (const spin of [0, 200]) {
+    void it(`with nothing there, ${spin === 0 ? 'waits at once' : `looks for ${spin} µs, then waits`} until a writer sends something`, async () => {
+      const [c, d] = socketpair();
+      openFds.push(c, d);
+      const exited = writeLater(c, 'late data', 300);
+      const buffer = Buffer.alloc(64);
+      const n = spinningReader(d, spin)?.(buffer);
+      assert.equal(n, 9);
+      assert.equal(buffer.subarray(0, 9).toString(), 'late data');
+      assert.equal(await exited, 0);
+    });
+  }
+
+  void it('end of file reads 0; bad descriptors and arguments are errors', () => {
+    const [c, d] = socketpair();
+    openFds.push(d);
+    fs.closeSync(c);
+    const buffer = Buffer.alloc(8);
+    assert.equal(spinningReader(d, 50)?.(buffer), 0);
+    assertErrno(() => spinningReader(1_000_000, 50)?.(buffer), 'EBADF', 9);
+    assert.throws(() => spinningReader(d, 50)?.('text' as unknown as Uint8Array), TypeError);
+    assert.throws(() => spinningReader(d, 50)?.(new Uint8Array(0)), TypeError);
+    assertErrno(() => spinningReader(d, 2_000_000)?.(buffer), 'EINVAL', 22);
   });
 });
 

@@ -8,6 +8,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import * as fs from 'node:fs';
 import { Ext4 } from '../fs/ext4.js';
 import { isFsError } from '../errors.js';
+import { spinningReader } from '../io/native.js';
 import { Housekeeper, WakeupFlag } from '../cache/housekeeper.js';
 import { PressureMonitor, systemPressureSources } from '../cache/pressure.js';
 import { FuseSession } from './session.js';
@@ -130,12 +131,15 @@ async function serve(fd: number): Promise<void> {
     }
   };
   const buffer = Buffer.alloc(options.maxRead + 4096);
+  // Look for the next request a while before sleeping (options.spinMicros); without
+  // the addon's readSpin, plain blocking reads.
+  const spinRead = options.spinMicros > 0 ? spinningReader(fd, options.spinMicros) : undefined;
   let requests = 0;
   let initialized = false;
   for (;;) {
     let n: number;
     try {
-      n = fs.readSync(fd, buffer, 0, buffer.length, null);
+      n = spinRead !== undefined ? spinRead(buffer) : fs.readSync(fd, buffer, 0, buffer.length, null);
     } catch (error) {
       const code = (error as { code?: unknown }).code;
       if (code === 'ENODEV') break; // unmounted

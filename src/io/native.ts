@@ -89,6 +89,7 @@ interface Binding {
   fileWriterDrain?(writer: WriterHandle): RawWriterFailure[];
   clockCoarse?(out: Float64Array): void;
   adviseWillNeed?(fd: number, offset: number, length: number): void;
+  readSpin?(fd: number, buffer: Uint8Array, spinMicros: number): number;
 }
 
 /** The addon's file writer (an opaque external value). */
@@ -338,6 +339,18 @@ export function adviseWillNeed(fd: number, offset: number, length: number): bool
   if (b?.adviseWillNeed === undefined) return false;
   b.adviseWillNeed(fd, offset, length);
   return true;
+}
+
+/**
+ * A reader of `fd` (made non-blocking) that, when nothing is there, tries again for up
+ * to `spinMicros` (yielding the CPU between tries) before it waits in poll(2); returns
+ * the bytes read. Undefined when the addon is missing or older than this function.
+ * For /dev/fuse: see the addon's readSpin.
+ */
+export function spinningReader(fd: number, spinMicros: number): ((buffer: Uint8Array) => number) | undefined {
+  const b = tryLoad();
+  if (b?.readSpin === undefined) return undefined;
+  return (buffer) => (b.readSpin as NonNullable<Binding['readSpin']>).call(b, fd, buffer, spinMicros);
 }
 
 /** A file {@link BackgroundFileWriter} could not write: `error` is shaped like a failed syscall's (code, errno, syscall). */
