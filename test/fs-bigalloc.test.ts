@@ -18,6 +18,7 @@ import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE } from 
 import { debugfs, dumpe2fsHeader, scratchDir } from './helpers/images.js';
 import { fillFile, fsckClean } from './helpers/twin.js';
 import { unmountLeftovers, withMount } from './helpers/kernel.js';
+import { randomBytes } from './helpers/tree.js';
 
 after(() => unmountLeftovers());
 
@@ -49,15 +50,7 @@ function freeBlocks(image: string): number {
 }
 
 /** Deterministic bytes, different per seed. */
-function bytes(size: number, seed: number): Uint8Array {
-  const out = new Uint8Array(size);
-  let x = seed * 2654435761;
-  for (let i = 0; i < size; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    out[i] = x >>> 24;
-  }
-  return out;
-}
+const bytes = (size: number, seed: number): Uint8Array => randomBytes(seed, size);
 
 /** Run `body` on the image opened for writing, close it (written back), check e2fsck. */
 function step(image: string, body: (fsys: Ext4) => void): void {
