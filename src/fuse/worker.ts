@@ -1,6 +1,9 @@
 /**
  * The FUSE worker: owns the filesystem and serves /dev/fuse requests one at a time
- * with blocking reads (see ../shared/DESIGN.md, "The core is synchronous"). Between
+ * with blocking reads (see ../shared/DESIGN.md, "The core is synchronous"), which look
+ * for the next request for `spin=` microseconds before they sleep (the addon's
+ * readSpin; waking a sleeping thread from another CPU costs more than most requests,
+ * on a virtual machine most of all). Between
  * requests it does housekeeping when the main thread's wakeup flag asks for it, and
  * then lets its event loop turn once (for V8's memory reducer).
  */
