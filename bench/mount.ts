@@ -85,7 +85,7 @@ Options:
   --reps <n>            fresh mounts per (workload, tool), median reported (default 3; 1 with --quick)
   --only <list>         workloads to run, comma-separated (default walk,readall,seq,random)
   --tools <list>        tools to run (default kernel,fuse2fs,ext4ts; ratios need the kernel)
-  --cpu <n>             CPU that servers and clients are pinned to (default 0; -1: no pinning)
+  --cpu <n>             CPU that servers and clients are pinned to (default 0; --cpu=-1: no pinning)
   --random-count <n>    random 4 KiB reads per run (default 20000)
   --timeout <s>         cap of one client run, seconds (default 900)
   --cli <file>          the ext4ts CLI (default: src/ built like npm run build into .bench/mount-cli/,

@@ -75,7 +75,7 @@ Options:
   --fs-size <size>      mke2fs size of each fresh image (default 2G, more if --seq-size needs it)
   --dir <dir>           where the images, the archive and the random file go
                         (default /dev/shm/ext4ts-bench-write: tmpfs, so no disk in the timings)
-  --cpu <n>             CPU the servers and clients are pinned to (default 0; -1: no pinning)
+  --cpu <n>             CPU the servers and clients are pinned to (default 0; --cpu=-1: no pinning)
   --cli <file>          the ext4ts CLI (default: src/ built like npm run build into .bench/mount-cli/,
                         shared with bench:mount; e.g. --cli dist/cli/ext4ts.js)
   --ext4ts-options <o>  extra -o options for ext4ts mount (after rw)
