@@ -205,6 +205,26 @@ describe('bigalloc: writes in clusters', () => {
     assert.equal(freeBlocks(image), free0, 'every cluster back');
   });
 
+  it('a fast symlink with an xattr block (a whole cluster) keeps its target in i_block: read, removed', () => {
+    const image = bigallocImage('ba-symlink', 1024, 4096);
+    const free0 = freeBlocks(image);
+    step(image, (fsys) => {
+      fsys.symlink('target-of-the-link', '/s');
+      fsys.setxattr('/s', 'trusted.big', bytes(700, 15)); // too large for the inode: a block
+    });
+    assert.equal(freeBlocks(image), free0 - 4, 'the xattr block takes a cluster');
+    const fsys = Ext4.openFile(image);
+    try {
+      assert.equal(Buffer.from(fsys.readlink('/s')).toString(), 'target-of-the-link');
+    } finally {
+      fsys.close();
+    }
+    const kernelTarget = withMount(image, join(scratchDir(), `mnt-${process.pid}-symlink`), { readOnly: true }, (mnt) => fs.readlinkSync(join(mnt, 's')));
+    assert.equal(kernelTarget, 'target-of-the-link');
+    step(image, (fsys2) => fsys2.unlink('/s'));
+    assert.equal(freeBlocks(image), free0, 'the cluster is back, nothing else freed');
+  });
+
   it('filling the filesystem ends in ENOSPC, through groups never used (BLOCK_UNINIT, backup superblocks); the space comes back', () => {
     // Four groups of 32 MiB: groups 1 and 3 hold backup superblocks and descriptors.
     const image = bigallocImage('ba-full', 1024, 4096, [], '128M');

@@ -271,6 +271,7 @@ export class Ext4 {
         }
       },
       mapRun: (ino, inode, lblk, max) => mapRun(this.mapContext(ino, inode), ino, inode, lblk, max),
+      isFastSymlink: (inode) => this.isFastSymlink(inode),
       inodeXattrs: (ino, inode) => this.inodeXattrs(ino, inode),
       blockXattrs: (ino, inode) => this.blockXattrs(ino, inode),
       inlineData: (ino, inode) => this.inlineData(ino, inode),
@@ -954,9 +955,14 @@ export class Ext4 {
     return this.readData(ino, inode, 0, inode.size);
   }
 
+  /**
+   * A symlink's target is in i_block (the kernel's ext4_inode_is_fast_symlink): under 60
+   * bytes, and i_blocks counts nothing but its xattr block, which takes a whole cluster
+   * with bigalloc. For a symlink that is not inline data.
+   */
   private isFastSymlink(inode: Inode): boolean {
     if (inode.size >= 60) return false;
-    const xattrBlock = inodeFileAcl(inode, this.sb.has64bit) !== 0 ? this.sb.blockSize : 0;
+    const xattrBlock = inodeFileAcl(inode, this.sb.has64bit) !== 0 ? this.sb.blockSize * this.sb.clusterRatio : 0;
     return inodeBlocksBytes(inode, this.sb.blockSize, this.hugeFile) - xattrBlock === 0;
   }
 

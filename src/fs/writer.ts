@@ -98,6 +98,8 @@ export interface FsCore {
   dirIndexRemove(dirIno: number, name: Uint8Array): void;
   /** The reader's block mapping (decoded tree nodes cached and verified once). */
   mapRun(ino: number, inode: Inode, lblk: number, max: number): BlockRun;
+  /** A symlink (not inline data) keeps its target in i_block, as the reader decides it. */
+  isFastSymlink(inode: Inode): boolean;
   inodeXattrs(ino: number, inode: Inode): readonly XattrEntry[];
   blockXattrs(ino: number, inode: Inode): readonly XattrEntry[];
   /** Content of an inline-data file. */
@@ -1477,7 +1479,7 @@ export class Writer {
 
   /** Free an inode with no links left (its blocks, xattr block and number). */
   freeInode(ino: number, inode: MutableInode = this.mutable(ino)): void {
-    const fast = isSymlink(inode.mode) && (inode.flags & (EXTENTS_FL | INLINE_DATA_FL)) === 0 && inode.size < 60 && this.blocksBytes(inode) === (inodeFileAcl(inode, this.sb.has64bit) !== 0 ? this.bs : 0);
+    const fast = isSymlink(inode.mode) && (inode.flags & INLINE_DATA_FL) === 0 && this.core.isFastSymlink(inode);
     const hasMap = (isReg(inode.mode) || isDir(inode.mode) || isSymlink(inode.mode)) && !fast && (inode.flags & INLINE_DATA_FL) === 0;
     if (hasMap) this.punch(ino, inode, 0, LOGICAL_END);
     if (this.eaInodes && (inode.flags & EA_INODE_FL) === 0) this.releaseEaRefs(this.core.inodeXattrs(ino, inode));
