@@ -1405,8 +1405,9 @@ static napi_value js_advise_will_need(napi_env env, napi_callback_info info) {
  * it blocks in poll(2). Made for a FUSE server's /dev/fuse: a client sends its next
  * request a few microseconds after the reply to the last one, and a server thread that
  * went to sleep in the meantime has to be woken by the kernel, which on a virtual
- * machine costs an interrupt between CPUs. The descriptor is switched to O_NONBLOCK on
- * the first call. Errors are thrown with their errno code (EINTR is retried).
+ * machine costs an interrupt between CPUs. The descriptor must be non-blocking
+ * (setNonBlocking, once: not a fcntl per request); a blocking one would sleep in read(2)
+ * without looking. Errors are thrown with their errno code (EINTR is retried).
  */
 static napi_value js_read_spin(napi_env env, napi_callback_info info) {
   napi_value argv[3];
@@ -1418,9 +1419,6 @@ static napi_value js_read_spin(napi_env env, napi_callback_info info) {
   if (get_fd(env, argv[0], "readSpin", "fd", &fd) != 0) return NULL;
   if (!get_byte_view(env, argv[1], (const void **)&data, &length) || length == 0) return throw_type(env, "readSpin", "buffer must be a non-empty Uint8Array");
   if (get_uint(env, argv[2], "readSpin", "spinMicros", 1000000.0, &spin_us) != 0) return NULL;
-  int flags = fcntl(fd, F_GETFL);
-  if (flags < 0) return throw_errno(env, errno, "fcntl", NULL);
-  if ((flags & O_NONBLOCK) == 0 && fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) return throw_errno(env, errno, "fcntl", NULL);
   struct timespec start = {0, 0};
   bool spinning = spin_us > 0;
   bool started = false;
@@ -1452,12 +1450,25 @@ static napi_value js_read_spin(napi_env env, napi_callback_info info) {
   }
 }
 
+/* setNonBlocking(fd): set O_NONBLOCK on the open file description (for readSpin). */
+static napi_value js_set_non_blocking(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int fd;
+  if (get_args(env, info, "setNonBlocking", 1, argv) != 0) return NULL;
+  if (get_fd(env, argv[0], "setNonBlocking", "fd", &fd) != 0) return NULL;
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0) return throw_errno(env, errno, "fcntl", NULL);
+  if ((flags & O_NONBLOCK) == 0 && fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) return throw_errno(env, errno, "fcntl", NULL);
+  return undefined(env);
+}
+
 /* ---------------------------------------------------------------- module */
 
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"flock", NULL, js_flock, NULL, NULL, NULL, napi_enumerable, NULL},
     {"readSpin", NULL, js_read_spin, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"setNonBlocking", NULL, js_set_non_blocking, NULL, NULL, NULL, napi_enumerable, NULL},
     {"fallocate", NULL, js_fallocate, NULL, NULL, NULL, napi_enumerable, NULL},
     {"blockDeviceSize", NULL, js_block_device_size, NULL, NULL, NULL, napi_enumerable, NULL},
     {"blockSectorSize", NULL, js_block_sector_size, NULL, NULL, NULL, napi_enumerable, NULL},

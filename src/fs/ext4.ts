@@ -508,14 +508,25 @@ export class Ext4 {
       tableBlock = 0;
     }
     if (group >= sb.groupCount) return;
+    // Two runs: the next miss may start a few blocks past this run's end.
+    this.hintTableRun(group, tableBlock, 2 * INODE_TABLE_READAHEAD);
+  }
+
+  /**
+   * Hint up to `max` blocks of `group`'s inode table from `tableBlock`, only blocks that
+   * hold inodes in use; returns how many were hinted. Never fails: a hint into a group
+   * whose descriptor cannot be read gives 0 (the damage is reported when something in
+   * that group is read, not by whatever led here).
+   */
+  private hintTableRun(group: number, tableBlock: number, max: number): number {
     try {
-      // Two runs: the next miss may start a few blocks past this run's end.
-      const count = Math.min(2 * INODE_TABLE_READAHEAD, this.usedTableBlocks(group) - tableBlock);
-      if (count > 0) this.channel.hint(this.groupDesc(group).inodeTable + tableBlock, count);
+      const count = Math.min(max, this.usedTableBlocks(group) - tableBlock);
+      if (count <= 0) return 0;
+      this.channel.hint(this.groupDesc(group).inodeTable + tableBlock, count);
+      return count;
     } catch (error) {
-      // A hint: a damaged next group is reported when something in it is read, not by
-      // the read that led here.
       if (!(error instanceof FsError)) throw error;
+      return 0;
     }
   }
 
@@ -542,15 +553,7 @@ export class Ext4 {
   prefetchInodeTables(maxBytes = PREFETCH_TABLES_BYTES): void {
     const sb = this.sb;
     let left = Math.floor(maxBytes / sb.blockSize);
-    for (let g = 0; g < sb.groupCount && left > 0; g++) {
-      try {
-        const count = Math.min(this.usedTableBlocks(g), left);
-        if (count > 0) this.channel.hint(this.groupDesc(g).inodeTable, count);
-        left -= count;
-      } catch (error) {
-        if (!(error instanceof FsError)) throw error;
-      }
-    }
+    for (let g = 0; g < sb.groupCount && left > 0; g++) left -= this.hintTableRun(g, 0, left);
   }
 
   /** A live inode: one with a valid mode and links (a directory entry must not name a freed inode). */

@@ -90,6 +90,7 @@ interface Binding {
   clockCoarse?(out: Float64Array): void;
   adviseWillNeed?(fd: number, offset: number, length: number): void;
   readSpin?(fd: number, buffer: Uint8Array, spinMicros: number): number;
+  setNonBlocking?(fd: number): void;
 }
 
 /** The addon's file writer (an opaque external value). */
@@ -342,15 +343,17 @@ export function adviseWillNeed(fd: number, offset: number, length: number): bool
 }
 
 /**
- * A reader of `fd` (made non-blocking) that, when nothing is there, tries again for up
- * to `spinMicros` (yielding the CPU between tries) before it waits in poll(2); returns
- * the bytes read. Undefined when the addon is missing or older than this function.
- * For /dev/fuse: see the addon's readSpin.
+ * A reader of `fd` (made non-blocking here, once) that, when nothing is there, tries
+ * again for up to `spinMicros` (yielding the CPU between tries) before it waits in
+ * poll(2); returns the bytes read. Undefined when the addon is missing or older than
+ * this function. For /dev/fuse: see the addon's readSpin.
  */
 export function spinningReader(fd: number, spinMicros: number): ((buffer: Uint8Array) => number) | undefined {
   const b = tryLoad();
-  if (b?.readSpin === undefined) return undefined;
-  return (buffer) => (b.readSpin as NonNullable<Binding['readSpin']>).call(b, fd, buffer, spinMicros);
+  if (b?.readSpin === undefined || b.setNonBlocking === undefined) return undefined;
+  const addon = b as Required<Pick<Binding, 'readSpin' | 'setNonBlocking'>>;
+  addon.setNonBlocking(fd);
+  return (buffer) => addon.readSpin(fd, buffer, spinMicros);
 }
 
 /** A file {@link BackgroundFileWriter} could not write: `error` is shaped like a failed syscall's (code, errno, syscall). */
