@@ -523,7 +523,8 @@ export class Writer {
         if (done.has(cluster)) continue;
         done.add(cluster);
         const logical = Math.floor(l / ratio) * ratio;
-        if (tree.find(logical, ratio).length > 0) continue;
+        // Only a logical cluster the range cuts (its first or last) can keep blocks mapped.
+        if ((logical < from || logical + ratio > to) && tree.find(logical, ratio).length > 0) continue;
         this.alloc.freeBlocks(cluster * ratio, ratio);
         this.addBlocks(inode, -ratio);
       }
