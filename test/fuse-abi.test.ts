@@ -691,6 +691,12 @@ describe('FUSE INIT negotiation', () => {
     assert.equal(parseMountOptions(['no_writeback_cache,writeback_cache']).writebackCache, true);
   });
 
+  it('default_permissions is always in force: no_default_permissions is refused', () => {
+    assert.doesNotThrow(() => parseMountOptions(['rw,default_permissions']));
+    // The kernel turns default_permissions on with FUSE_POSIX_ACL; the server checks nothing itself.
+    assert.throws(() => parseMountOptions(['rw,no_default_permissions']), (e: unknown) => isEinval(e) && /no_default_permissions.*not supported/.test((e as Error).message));
+  });
+
   it('spin=MICROSECONDS: 100 by default, 0 to 10000, anything else EINVAL', () => {
     assert.equal(parseMountOptions([]).spinMicros, 100);
     assert.equal(parseMountOptions(['spin=0']).spinMicros, 0);

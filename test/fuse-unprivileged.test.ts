@@ -54,6 +54,7 @@ describe('unprivileged mount through fusermount3', () => {
     assert.equal(m.status, 0, m.stderr);
     const line = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.includes(` ${mnt} `));
     assert.ok(line !== undefined && line.includes('fuse.ext4ts') && line.includes('user_id=65534'), line);
+    assert.match(line, /\bdefault_permissions\b/, 'the kernel checks permissions: the server does not');
     const cat = asNobody(['cat', join(mnt, 'sub/note')]);
     assert.equal(cat.stdout, 'user mount\n', cat.stderr);
     const sum = asNobody(['sha256sum', join(mnt, 'data.bin')]);

@@ -131,8 +131,8 @@ Mount options (-o, comma-separated, like mount(8) and fuse2fs):
   noatime                 reads never update atime
   lazytime                atime updates are written with the next other write-back or at unmount
   allow_other             let other users use the mount
-  default_permissions     the kernel checks permissions from mode bits and ACLs (on by default;
-                          no_default_permissions turns it off)
+  default_permissions     the kernel checks permissions from mode bits and POSIX ACLs (always on:
+                          the server checks none itself, so no_default_permissions is refused)
   fakeroot                show every file as owned by the mounting user
   cache_size=SIZE         block cache budget (K/M/G suffixes; default min(32M, RAM/20))
   attr_timeout=SECONDS    how long the kernel may cache attributes (default 3600: the image is

@@ -15,7 +15,6 @@ export function isRoot(): boolean {
 export interface KernelMountOptions {
   readonly readOnly: boolean;
   readonly allowOther: boolean;
-  readonly defaultPermissions: boolean;
   /** Largest READ the kernel may send, bytes. */
   readonly maxRead: number;
 }
@@ -28,10 +27,11 @@ export interface KernelMountOptions {
 export function mountFuse(fd: number, source: string, mountpoint: string, options: KernelMountOptions): void {
   const uid = process.getuid?.() ?? 0;
   const gid = process.getgid?.() ?? 0;
-  const opts = [`fd=3`, 'rootmode=40000', `user_id=${uid}`, `group_id=${gid}`, 'nosuid', 'nodev', `max_read=${options.maxRead}`];
+  // default_permissions always: the server checks no permissions itself (and the kernel
+  // turns it on anyway once INIT agrees to FUSE_POSIX_ACL).
+  const opts = [`fd=3`, 'rootmode=40000', `user_id=${uid}`, `group_id=${gid}`, 'nosuid', 'nodev', 'default_permissions', `max_read=${options.maxRead}`];
   if (options.readOnly) opts.push('ro');
   if (options.allowOther) opts.push('allow_other');
-  if (options.defaultPermissions) opts.push('default_permissions');
   const result = spawnSync('mount', ['-i', '-t', 'fuse.ext4ts', '-o', opts.join(','), source.replace(/[,\s]/g, '_'), mountpoint], {
     stdio: ['ignore', 'pipe', 'pipe', fd],
     encoding: 'utf8',
@@ -53,10 +53,9 @@ export function mountFuseUnprivileged(source: string, mountpoint: string, option
   if (!isNativeAvailable()) {
     throw new FsError('EOPNOTSUPP', 'mounting as an ordinary user needs the native helper (npm rebuild) to receive the /dev/fuse descriptor', { path: mountpoint });
   }
-  const opts = ['nosuid', 'nodev', `fsname=${source.replace(/[,\\]/g, '_')}`, 'subtype=ext4ts', `max_read=${options.maxRead}`];
+  const opts = ['nosuid', 'nodev', 'default_permissions', `fsname=${source.replace(/[,\\]/g, '_')}`, 'subtype=ext4ts', `max_read=${options.maxRead}`];
   if (options.readOnly) opts.push('ro');
   if (options.allowOther) opts.push('allow_other');
-  if (options.defaultPermissions) opts.push('default_permissions');
   const [ours, theirs] = socketpair();
   let theirsOpen = true;
   try {

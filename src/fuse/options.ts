@@ -20,8 +20,6 @@ export interface MountOptions {
   readonly lazytime: boolean;
   /** Let users other than the mounter access the mount (kernel allow_other). */
   readonly allowOther: boolean;
-  /** Let the kernel check permissions from the mode bits (on by default). */
-  readonly defaultPermissions: boolean;
   /** Report every file as owned by the mounting user (uid/gid of the server). */
   readonly fakeroot: boolean;
   /** Block cache budget in bytes (undefined = the default, min(32 MiB, RAM/20)). */
@@ -68,7 +66,6 @@ export const DEFAULT_MOUNT_OPTIONS: MountOptions = {
   atime: 'relatime',
   lazytime: false,
   allowOther: false,
-  defaultPermissions: true,
   fakeroot: false,
   cacheSize: undefined,
   flushInterval: 30,
@@ -124,11 +121,11 @@ export function parseMountOptions(lists: readonly string[]): MountOptions {
           o.allowOther = true;
           break;
         case 'default_permissions':
-          o.defaultPermissions = true;
-          break;
+          break; // always in force (see kernel-mount.ts)
         case 'no_default_permissions':
-          o.defaultPermissions = false;
-          break;
+          // The kernel turns default_permissions on whenever the server handles POSIX
+          // ACLs (FUSE_POSIX_ACL), which ext4ts does; the server checks nothing itself.
+          throw new FsError('EINVAL', 'mount option "no_default_permissions" is not supported: the kernel checks permissions (mode bits and POSIX ACLs) on every ext4ts mount');
         case 'fakeroot':
           o.fakeroot = true;
           break;
