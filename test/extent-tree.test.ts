@@ -86,7 +86,7 @@ class MemStore implements TreeStore {
 /** mapRun over the store's node blocks (a passthrough cache: always the current bytes). */
 function readerContext(store: MemStore): MapContext {
   const sb = { blockSize: store.blockSize, blocksCount: store.totalBlocks, firstDataBlock: store.firstDataBlock } as unknown as Superblock;
-  return { sb, cache: new CachingChannel(store.device, { cacheSize: 0 }), csumSeed: store.csumSeed };
+  return { sb, cache: new CachingChannel(store.device, { cacheSize: 0 }), extentSeed: () => store.csumSeed };
 }
 
 function inodeFor(root: Uint8Array): Inode {
@@ -607,7 +607,7 @@ function buildOnImage(metadataCsum: boolean, scenario: Scenario, name: string, e
   const bytes = readFileSync(image);
   const dev = new MemoryChannel(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), { blockSize: 1024 });
   const sb = { blockSize: 1024, blocksCount: totalBlocks, firstDataBlock } as unknown as Superblock;
-  const ctx: MapContext = { sb, cache: new CachingChannel(dev, { cacheSize: 0 }), csumSeed };
+  const ctx: MapContext = { sb, cache: new CachingChannel(dev, { cacheSize: 0 }), extentSeed: () => csumSeed };
   for (let l = 0; l < 2500; l++) {
     const run = mapRun(ctx, ino, inodeFor(root), l, 1);
     const c = model.get(l);

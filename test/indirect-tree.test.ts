@@ -76,7 +76,7 @@ class MemStore implements TreeStore {
 
 function readerContext(store: MemStore): MapContext {
   const sb = { blockSize: BS, blocksCount: store.totalBlocks, firstDataBlock: store.firstDataBlock } as unknown as Superblock;
-  return { sb, cache: new CachingChannel(store.device, { cacheSize: 0 }), csumSeed: undefined };
+  return { sb, cache: new CachingChannel(store.device, { cacheSize: 0 }), extentSeed: () => undefined };
 }
 
 type Model = Map<number, number>;

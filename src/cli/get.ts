@@ -45,6 +45,9 @@ const DEST_FATAL = new Set(['ENOSPC', 'EDQUOT', 'EROFS']);
 const BATCH_FILES = 2048;
 const BATCH_BYTES = 16 << 20;
 
+/** The xattrs of a file that has none (shared: never changed). */
+const NO_XATTRS: (readonly [string, Uint8Array])[] = [];
+
 /** A Node-style system error about the destination. */
 function destError(code: string, detail?: string): Error {
   return Object.assign(new Error(detail ?? strerror(code)), { code });
@@ -324,10 +327,9 @@ class Extractor {
 
   private xattrs(src: Buffer, ino: number): (readonly [string, Uint8Array])[] {
     try {
-      return this.fs
-        .listxattrInode(ino)
-        .filter((n) => this.wantedXattr(n))
-        .map((n) => [n, this.fs.getxattrInode(ino, n)] as const);
+      const names = this.fs.listxattrInode(ino);
+      if (names.length === 0) return NO_XATTRS; // most files: no arrays, no closures
+      return names.filter((n) => this.wantedXattr(n)).map((n) => [n, this.fs.getxattrInode(ino, n)] as const);
     } catch (error) {
       this.reporter.error(src, error);
       return [];

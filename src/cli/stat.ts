@@ -46,7 +46,7 @@ export function* blockRuns(fs: Ext4, ino: number, inode: Inode, verify: boolean,
   const ctx = {
     sb: fs.sb,
     cache: fs.channel,
-    csumSeed: verify && fs.sb.hasMetadataCsum ? inodeCsumSeed(fs.sb.csumSeed, ino, inode.generation) : undefined,
+    extentSeed: () => (verify && fs.sb.hasMetadataCsum ? inodeCsumSeed(fs.sb.csumSeed, ino, inode.generation) : undefined),
   };
   for (let lblk = 0; lblk < blocks; ) {
     const run = mapRun(ctx, ino, inode, lblk, blocks - lblk);

@@ -30,8 +30,12 @@ export interface BlockRun {
 export interface MapContext {
   readonly sb: Superblock;
   readonly cache: CachingChannel;
-  /** Per-inode checksum seed for extent tail checksums, or undefined to skip verification. */
-  readonly csumSeed: number | undefined;
+  /**
+   * The checksum seed of inode `ino`'s extent blocks' tails, or undefined to skip
+   * verification. Asked only when a block is decoded: most files' trees are all in the
+   * inode, and one context can serve every inode.
+   */
+  readonly extentSeed: (ino: number, inode: Inode) => number | undefined;
   /** Decoded (and verified) extent tree blocks, by physical block. */
   readonly nodes?: NodeCache<ExtentNode>;
 }
@@ -122,7 +126,7 @@ function mapExtent(ctx: MapContext, ino: number, inode: Inode, lblk: number, max
       firstLogical: entry.block,
       totalBlocks: sb.blocksCount,
       firstDataBlock: sb.firstDataBlock,
-      csumSeed: ctx.csumSeed,
+      csumSeed: ctx.extentSeed(ino, inode),
     });
     ctx.nodes?.set(entry.leaf, node);
   }

@@ -223,6 +223,16 @@ export class Ext4 {
     this.writer = options.write === true ? new Writer(this.core(), (g) => this.loadGroupDesc(g)) : undefined;
     // Records are checked a table block at a time where they cannot change (read-only).
     this.inodeCsums = this.writer === undefined && this.verify && sb.hasMetadataCsum ? new InodeChecksumMemo(sb) : undefined;
+    const fs = this; // eslint-disable-line @typescript-eslint/no-this-alias
+    const verifyExtents = this.verify && sb.hasMetadataCsum;
+    this.mapCtx = {
+      get sb() {
+        return fs.superblock; // as currently written
+      },
+      cache: channel,
+      extentSeed: (ino, inode) => (verifyExtents ? inodeCsumSeed(fs.superblock.csumSeed, ino, inode.generation) : undefined),
+      nodes: this.extentNodes,
+    };
   }
 
   /** The superblock as currently written (free counts and state change on a writable filesystem). */
@@ -270,7 +280,7 @@ export class Ext4 {
           this.dirIndexBytes -= nameIndexCost(key.length);
         }
       },
-      mapRun: (ino, inode, lblk, max) => mapRun(this.mapContext(ino, inode), ino, inode, lblk, max),
+      mapRun: (ino, inode, lblk, max) => mapRun(this.mapCtx, ino, inode, lblk, max),
       isFastSymlink: (inode) => this.isFastSymlink(inode),
       inodeXattrs: (ino, inode) => this.inodeXattrs(ino, inode),
       blockXattrs: (ino, inode) => this.blockXattrs(ino, inode),
@@ -564,19 +574,13 @@ export class Ext4 {
     return inode;
   }
 
-  private mapContext(ino: number, inode: Inode): MapContext {
-    return {
-      sb: this.sb,
-      cache: this.channel,
-      csumSeed: this.verify && this.sb.hasMetadataCsum ? inodeCsumSeed(this.sb.csumSeed, ino, inode.generation) : undefined,
-      nodes: this.extentNodes,
-    };
-  }
 
   /** Bounce buffer of readData for runs a read covers in part (at most MAX_RUN_BLOCKS blocks). */
   private readScratch = new Uint8Array(0);
   /** Decoded extent tree blocks (verified once), by physical block. */
   private readonly extentNodes = new NodeCache<ExtentNode>(NODE_CACHE_ENTRIES, (node) => node.entries.length);
+  /** What block mapping needs: one context for every inode (see MapContext); set by the constructor. */
+  private readonly mapCtx: MapContext;
   /**
    * Name hashes of decoded leaves (by the dirLeaves array they belong to), so a listing
    * resumed in the middle of a leaf does not hash it again. A rewritten leaf is decoded
@@ -613,7 +617,7 @@ export class Ext4 {
       const inode = this.liveInode(ino, false, true);
       if ((inode.flags & INLINE_DATA_FL) !== 0 || (isSymlink(inode.mode) && this.isFastSymlink(inode))) return;
       if (!isDir(inode.mode) && !isSymlink(inode.mode) && !isReg(inode.mode)) return;
-      residentRuns(this.mapContext(ino, inode), ino, inode, maxBlocks, (physical, count) => this.channel.hint(physical, count));
+      residentRuns(this.mapCtx, ino, inode, maxBlocks, (physical, count) => this.channel.hint(physical, count));
     } catch (error) {
       if (!(error instanceof FsError)) throw error;
     }
@@ -698,7 +702,7 @@ export class Ext4 {
     if (!isReg(inode.mode) || inode.size === 0 || (inode.flags & (INLINE_DATA_FL | ENCRYPT_FL)) !== 0) return undefined;
     const bs = this.sb.blockSize;
     const last = Math.ceil(inode.size / bs);
-    const run = mapRun(this.mapContext(ino, inode), ino, inode, 0, last);
+    const run = mapRun(this.mapCtx, ino, inode, 0, last);
     return run.kind === 'data' && run.count >= last ? { offset: run.physical * bs, length: inode.size } : undefined;
   }
 
@@ -729,7 +733,7 @@ export class Ext4 {
       }
       return;
     }
-    const ctx = this.mapContext(ino, inode);
+    const ctx = this.mapCtx;
     const last = Math.ceil(size / bs);
     for (let lblk = 0; lblk < last; ) {
       const run = mapRun(ctx, ino, inode, lblk, last - lblk);
@@ -759,7 +763,7 @@ export class Ext4 {
       return out;
     }
     const bs = this.sb.blockSize;
-    const ctx = this.mapContext(ino, inode);
+    const ctx = this.mapCtx;
     let lblk = Math.floor(offset / bs);
     const lastBlock = Math.ceil(end / bs); // exclusive
     while (lblk < lastBlock) {
@@ -800,7 +804,7 @@ export class Ext4 {
     if (offset >= inode.size) throw new FsError('ENXIO', `offset ${offset} is at or past the end of the file`, { inode: ino });
     if ((inode.flags & INLINE_DATA_FL) !== 0 || !isReg(inode.mode)) return what === 'data' ? offset : inode.size;
     const bs = this.sb.blockSize;
-    const ctx = this.mapContext(ino, inode);
+    const ctx = this.mapCtx;
     const last = Math.ceil(inode.size / bs);
     let lblk = Math.floor(offset / bs);
     // A file cannot hold more data blocks than the filesystem has: past that, its map
@@ -1113,7 +1117,7 @@ export class Ext4 {
    */
   private *dirDataBlocks(ino: number, dir: Inode, from: number): Generator<{ readonly lblk: number; readonly entries: readonly DirEntry[] }> {
     const blocks = this.dirBlocks(ino, dir);
-    const ctx = this.mapContext(ino, dir);
+    const ctx = this.mapCtx;
     const indexed = (dir.flags & INDEX_FL) !== 0;
     let lblk = from;
     while (lblk < blocks) {
@@ -1508,7 +1512,7 @@ export class Ext4 {
     const bs = this.sb.blockSize;
     const csum = this.sb.hasMetadataCsum;
     const seed = this.verify && csum ? inodeCsumSeed(this.sb.csumSeed, ino, dir.generation) : undefined;
-    const ctx = this.mapContext(ino, dir);
+    const ctx = this.mapCtx;
     const blocks = this.dirBlocks(ino, dir);
     const physicalOf = (lblk: number): number => {
       if (lblk >= blocks) throw corrupted('htree', `index points at block ${lblk}, past the directory's ${blocks} blocks`, { inode: ino });

@@ -169,8 +169,8 @@ export function decodeExtentLeaf(bytes: Uint8Array, offset: number): ExtentLeaf 
  */
 export function decodeExtentNode(bytes: Uint8Array, options: ExtentNodeOptions): ExtentNode {
   const { capacity } = options;
-  // Error context and messages are built only on failure: a walk decodes thousands of nodes.
-  const fail = (what: string): FsError => corrupted('extent tree', what, whereOf(options));
+  // Error context and messages are built only on failure (nodeFailure): a walk decodes
+  // thousands of nodes, and a closure per decode was garbage per file.
 
   if (!Number.isInteger(capacity) || capacity < EXTENT_HEADER_SIZE + EXTENT_ENTRY_SIZE) {
     throw new FsError('EINVAL', `extent node capacity ${capacity} too small`, whereOf(options));
@@ -178,25 +178,25 @@ export function decodeExtentNode(bytes: Uint8Array, options: ExtentNodeOptions):
   if (bytes.length < capacity) throw new FsError('EINVAL', `extent node needs ${capacity} bytes, got ${bytes.length}`, whereOf(options));
 
   const header = decodeExtentHeader(bytes, 0);
-  if (header.magic !== EXTENT_MAGIC) throw fail(`bad magic 0x${header.magic.toString(16).padStart(4, '0')}`);
+  if (header.magic !== EXTENT_MAGIC) throw nodeFailure(options, `bad magic 0x${header.magic.toString(16).padStart(4, '0')}`);
   const space = extentNodeSpace(capacity);
-  if (header.max === 0) throw fail('eh_max is 0');
-  if (header.max > space) throw fail(`eh_max ${header.max} exceeds the ${space} entries that fit in ${capacity} bytes`);
-  if (header.entries > header.max) throw fail(`eh_entries ${header.entries} > eh_max ${header.max}`);
-  if (header.depth > EXTENT_MAX_DEPTH) throw fail(`depth ${header.depth} > ${EXTENT_MAX_DEPTH}`);
+  if (header.max === 0) throw nodeFailure(options, 'eh_max is 0');
+  if (header.max > space) throw nodeFailure(options, `eh_max ${header.max} exceeds the ${space} entries that fit in ${capacity} bytes`);
+  if (header.entries > header.max) throw nodeFailure(options, `eh_entries ${header.entries} > eh_max ${header.max}`);
+  if (header.depth > EXTENT_MAX_DEPTH) throw nodeFailure(options, `depth ${header.depth} > ${EXTENT_MAX_DEPTH}`);
   if (options.expectedDepth !== undefined && header.depth !== options.expectedDepth) {
-    throw fail(`depth ${header.depth}, expected ${options.expectedDepth}`);
+    throw nodeFailure(options, `depth ${header.depth}, expected ${options.expectedDepth}`);
   }
-  if (header.depth > 0 && header.entries === 0) throw fail(`index node (depth ${header.depth}) has no entries`);
+  if (header.depth > 0 && header.entries === 0) throw nodeFailure(options, `index node (depth ${header.depth}) has no entries`);
 
   const isBlock = options.block !== undefined || capacity > EXTENT_ROOT_SIZE;
   if (isBlock && options.csumSeed !== undefined) {
     const tail = extentTailOffset(header.max);
-    if (tail + EXTENT_TAIL_SIZE > capacity) throw fail(`no room for the tail after ${header.max} entries`);
+    if (tail + EXTENT_TAIL_SIZE > capacity) throw nodeFailure(options, `no room for the tail after ${header.max} entries`);
     const stored = readU32(bytes, tail);
     const computed = crc32cRaw(options.csumSeed, bytes, 0, tail);
     if (stored !== computed) {
-      throw fail(`checksum mismatch: stored 0x${stored.toString(16).padStart(8, '0')}, computed 0x${computed.toString(16).padStart(8, '0')}`);
+      throw nodeFailure(options, `checksum mismatch: stored 0x${stored.toString(16).padStart(8, '0')}, computed 0x${computed.toString(16).padStart(8, '0')}`);
     }
   }
 
@@ -207,12 +207,12 @@ export function decodeExtentNode(bytes: Uint8Array, options: ExtentNodeOptions):
       const e = decodeExtentIndex(bytes, EXTENT_HEADER_SIZE + i * EXTENT_ENTRY_SIZE);
       const prev = entries[i - 1];
       if (prev !== undefined && e.block <= prev.block) {
-        throw fail(`index ${i} starts at logical block ${e.block}, not after the previous index (${prev.block})`);
+        throw nodeFailure(options, `index ${i} starts at logical block ${e.block}, not after the previous index (${prev.block})`);
       }
-      if (!(e.leaf > firstDataBlock && e.leaf + 1 <= totalBlocks)) throw fail(`index ${i} points to block ${e.leaf}, outside the filesystem (${firstDataBlock + 1}..${totalBlocks - 1})`);
+      if (!(e.leaf > firstDataBlock && e.leaf + 1 <= totalBlocks)) throw nodeFailure(options, `index ${i} points to block ${e.leaf}, outside the filesystem (${firstDataBlock + 1}..${totalBlocks - 1})`);
       entries.push(e);
     }
-    checkFirst(entries[0]?.block, options.firstLogical, fail);
+    checkFirst(entries[0]?.block, options);
     return { header, kind: 'index', entries };
   }
 
@@ -220,18 +220,18 @@ export function decodeExtentNode(bytes: Uint8Array, options: ExtentNodeOptions):
   let nextFree = 0;
   for (let i = 0; i < header.entries; i++) {
     const e = decodeExtentLeaf(bytes, EXTENT_HEADER_SIZE + i * EXTENT_ENTRY_SIZE);
-    if (e.len === 0) throw fail(`extent ${i} (logical ${e.block}) has length 0`);
-    if (e.block + e.len > EXTENT_MAX_LOGICAL_END) throw fail(`extent ${i} (logical ${e.block}, ${e.len} blocks) runs past the last logical block`);
+    if (e.len === 0) throw nodeFailure(options, `extent ${i} (logical ${e.block}) has length 0`);
+    if (e.block + e.len > EXTENT_MAX_LOGICAL_END) throw nodeFailure(options, `extent ${i} (logical ${e.block}, ${e.len} blocks) runs past the last logical block`);
     if (i > 0 && e.block < nextFree) {
-      throw fail(`extent ${i} starts at logical block ${e.block}, overlapping or before the previous extent (ends at ${nextFree - 1})`);
+      throw nodeFailure(options, `extent ${i} starts at logical block ${e.block}, overlapping or before the previous extent (ends at ${nextFree - 1})`);
     }
     if (!(e.start > firstDataBlock && e.start + e.len <= totalBlocks)) {
-      throw fail(`extent ${i} maps to blocks ${e.start}..${e.start + e.len - 1}, outside the filesystem (${firstDataBlock + 1}..${totalBlocks - 1})`);
+      throw nodeFailure(options, `extent ${i} maps to blocks ${e.start}..${e.start + e.len - 1}, outside the filesystem (${firstDataBlock + 1}..${totalBlocks - 1})`);
     }
     nextFree = e.block + e.len;
     entries.push(e);
   }
-  checkFirst(entries[0]?.block, options.firstLogical, fail);
+  checkFirst(entries[0]?.block, options);
   return { header, kind: 'leaf', entries };
 }
 
@@ -239,9 +239,15 @@ function whereOf(options: ExtentNodeOptions): { inode: number; block?: number } 
   return options.block === undefined ? { inode: options.inode } : { inode: options.inode, block: options.block };
 }
 
-function checkFirst(first: number | undefined, expected: number | undefined, fail: (what: string) => FsError): void {
+/** The EUCLEAN error for a damaged node: "extent tree: WHAT", naming the inode and block. */
+function nodeFailure(options: ExtentNodeOptions, what: string): FsError {
+  return corrupted('extent tree', what, whereOf(options));
+}
+
+function checkFirst(first: number | undefined, options: ExtentNodeOptions): void {
+  const expected = options.firstLogical;
   if (first === undefined || expected === undefined) return;
-  if (first !== expected) throw fail(`first entry starts at logical block ${first}, but the parent index says ${expected}`);
+  if (first !== expected) throw nodeFailure(options, `first entry starts at logical block ${first}, but the parent index says ${expected}`);
 }
 
 /**
