@@ -574,7 +574,6 @@ export class Ext4 {
     return inode;
   }
 
-
   /** Bounce buffer of readData for runs a read covers in part (at most MAX_RUN_BLOCKS blocks). */
   private readScratch = new Uint8Array(0);
   /** Decoded extent tree blocks (verified once), by physical block. */
