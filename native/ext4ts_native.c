@@ -845,11 +845,7 @@ static void fw_process(file_writer *w, const fw_batch *b, char **read_buffer, si
   }
 }
 
-/* Asks the kernel to read a batch's source data ahead, in large requests, when it lies
- * densely enough in one descriptor (files copied out of an image lie mostly in the
- * order they are written): a thread's reads then find it arriving instead of waiting
- * for the disk file by file, the two threads' interleaved reads not being sequential
- * enough for the kernel's own read-ahead. Advice only: a failure changes nothing. */
+/* A batch's source span, copied out of it under the lock (see fw_advise). */
 typedef struct {
   int fd;
   uint64_t start, end, bytes;
@@ -864,6 +860,11 @@ static fw_span fw_advice(fw_batch *b) {
   return (fw_span){b->src_fd, b->src_start, b->src_end, b->src_bytes};
 }
 
+/* Asks the kernel to read a batch's source data ahead, in large requests, when it lies
+ * densely enough in one descriptor (files copied out of an image lie mostly in the
+ * order they are written): a thread's reads then find it arriving instead of waiting
+ * for the disk file by file, the two threads' interleaved reads not being sequential
+ * enough for the kernel's own read-ahead. Advice only: a failure changes nothing. */
 static void fw_advise(fw_span span) {
   if (span.fd < 0) return;
   uint64_t length = span.end - span.start;

@@ -46,7 +46,7 @@ const BATCH_FILES = 2048;
 const BATCH_BYTES = 16 << 20;
 
 /** The xattrs of a file that has none (shared: never changed). */
-const NO_XATTRS: (readonly [string, Uint8Array])[] = [];
+const NO_XATTRS: readonly (readonly [string, Uint8Array])[] = [];
 
 /** A Node-style system error about the destination. */
 function destError(code: string, detail?: string): Error {
@@ -325,7 +325,7 @@ class Extractor {
     return this.isRoot && (name.startsWith('trusted.') || name === 'security.capability');
   }
 
-  private xattrs(src: Buffer, ino: number): (readonly [string, Uint8Array])[] {
+  private xattrs(src: Buffer, ino: number): readonly (readonly [string, Uint8Array])[] {
     try {
       const names = this.fs.listxattrInode(ino);
       if (names.length === 0) return NO_XATTRS; // most files: no arrays, no closures
@@ -336,7 +336,7 @@ class Extractor {
     }
   }
 
-  private record(dest: Buffer, st: Stat, xattrs: (readonly [string, Uint8Array])[]): MetaRecord {
+  private record(dest: Buffer, st: Stat, xattrs: readonly (readonly [string, Uint8Array])[]): MetaRecord {
     let mode = st.mode & 0o7777;
     // Like cp: without the original owner, setuid/setgid would grant our own ids.
     if (!this.isRoot && (st.uid !== this.myUid || st.gid !== this.myGid)) mode &= ~0o6000;
