@@ -306,7 +306,8 @@ export function decodeInode(bytes: Uint8Array, options: InodeDecodeOptions): Ino
   if (!Number.isInteger(start) || start < 0 || start + inodeSize > bytes.length) {
     throw new FsError('EINVAL', `inode record [${start}, ${start + inodeSize}) outside ${bytes.length} bytes`, context(inodeNo, options.block));
   }
-  const raw = options.transient === true ? bytes.subarray(start, start + inodeSize) : records.copy(bytes, start, inodeSize);
+  // Transient: decoded in place; the caller's view itself when it is exactly the record.
+  const raw = options.transient !== true ? records.copy(bytes, start, inodeSize) : start === 0 && bytes.length === inodeSize ? bytes : bytes.subarray(start, start + inodeSize);
   const v = new DataView(raw.buffer, raw.byteOffset, inodeSize);
   const o = INODE_OFFSETS;
   const extraIsize = inodeSize <= GOOD_OLD_INODE_SIZE ? 0 : v.getUint16(o.extraIsize, true);
