@@ -332,7 +332,7 @@ class Extractor {
       return names.filter((n) => this.wantedXattr(n)).map((n) => [n, this.fs.getxattrInode(ino, n)] as const);
     } catch (error) {
       this.reporter.error(src, error);
-      return [];
+      return NO_XATTRS;
     }
   }
 

@@ -224,13 +224,12 @@ export class Ext4 {
     // Records are checked a table block at a time where they cannot change (read-only).
     this.inodeCsums = this.writer === undefined && this.verify && sb.hasMetadataCsum ? new InodeChecksumMemo(sb) : undefined;
     const fs = this; // eslint-disable-line @typescript-eslint/no-this-alias
-    const verifyExtents = this.verify && sb.hasMetadataCsum;
     this.mapCtx = {
       get sb() {
         return fs.superblock; // as currently written
       },
       cache: channel,
-      extentSeed: (ino, inode) => (verifyExtents ? inodeCsumSeed(fs.superblock.csumSeed, ino, inode.generation) : undefined),
+      extentSeed: (ino, inode) => fs.checksumSeed(ino, inode),
       nodes: this.extentNodes,
     };
   }
@@ -564,6 +563,11 @@ export class Ext4 {
     const sb = this.sb;
     let left = Math.floor(maxBytes / sb.blockSize);
     for (let g = 0; g < sb.groupCount && left > 0; g++) left -= this.hintTableRun(g, 0, left);
+  }
+
+  /** The checksum seed (metadata_csum) of `ino`'s blocks, or undefined when checksums are not verified. */
+  private checksumSeed(ino: number, inode: Inode): number | undefined {
+    return this.verify && this.sb.hasMetadataCsum ? inodeCsumSeed(this.sb.csumSeed, ino, inode.generation) : undefined;
   }
 
   /** A live inode: one with a valid mode and links (a directory entry must not name a freed inode). */
@@ -1309,9 +1313,8 @@ export class Ext4 {
     const bs = this.sb.blockSize;
     const view = this.channel.view(physical);
     const csum = this.sb.hasMetadataCsum;
-    const seed = this.verify && csum ? inodeCsumSeed(this.sb.csumSeed, ino, dir.generation) : undefined;
     if (indexed && lblk === 0) {
-      const root = this.dxRootOf(ino, physical, seed);
+      const root = this.dxRootOf(ino, physical, this.checksumSeed(ino, dir));
       return [
         { inode: root.dotInode, name: DOT, fileType: 2, offset: 0, recLen: 12 },
         { inode: root.dotdotInode, name: DOTDOT, fileType: 2, offset: 12, recLen: bs - 12 },
@@ -1331,7 +1334,7 @@ export class Ext4 {
       inode: ino,
       block: physical,
       hashInDirent,
-      csumSeed: seed,
+      csumSeed: this.checksumSeed(ino, dir), // only for a leaf not decoded yet
     });
     if (!hashInDirent) this.dirLeaves.set(physical, decoded.entries);
     return decoded.entries;
@@ -1361,7 +1364,7 @@ export class Ext4 {
         inodesCount: this.sb.inodesCount,
         inode: ino,
         block: physical,
-        csumSeed: this.verify && csum ? inodeCsumSeed(this.sb.csumSeed, ino, dir.generation) : undefined,
+        csumSeed: this.checksumSeed(ino, dir),
       },
       name,
     );
@@ -1510,7 +1513,7 @@ export class Ext4 {
   private htree(ino: number, dir: Inode): Htree {
     const bs = this.sb.blockSize;
     const csum = this.sb.hasMetadataCsum;
-    const seed = this.verify && csum ? inodeCsumSeed(this.sb.csumSeed, ino, dir.generation) : undefined;
+    const seed = this.checksumSeed(ino, dir);
     const ctx = this.mapCtx;
     const blocks = this.dirBlocks(ino, dir);
     const physicalOf = (lblk: number): number => {
