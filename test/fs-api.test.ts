@@ -17,6 +17,7 @@ import { FsError } from '../src/errors.js';
 import { makeImage, debugfs, dumpe2fsHeader } from './helpers/images.js';
 import { RecordingChannel } from './helpers/recording-channel.js';
 import type { Inode } from '../src/ondisk/inode.js';
+import type { InodeListing, Stat } from '../src/fs/types.js';
 
 function isCode(code: string) {
   return (e: unknown) => e instanceof FsError && e.code === code;
@@ -339,31 +340,107 @@ describe('inode cache', () => {
     e.symlink(`/${'long/'.repeat(40)}target`, '/long-link');
     // (trusted.*: user.* attributes are for regular files and directories only.)
     e.setxattrInode(e.resolve('/long-link', false), 'trusted.mark', new Uint8Array(600).fill(7));
+    // Kinds read straight from the table (a fifo, a socket) and not (a device).
+    e.mknodInode(ROOT_INO, 'fifo', 0o010640, { uid: 7, gid: 8 });
+    e.mknodInode(ROOT_INO, 'sock', 0o140600, { uid: 0, gid: 0 });
+    e.mknodInode(ROOT_INO, 'tty', 0o020620, { uid: 0, gid: 5 }, [4, 1030]);
     e.sync();
     const names = ['user.mark', 'user.other', 'trusted.mark'] as const;
+    const paths = ['/hello.txt', '/sub/up', '/abs', '/sub', '/big.bin', '/long-link', '/fifo', '/sock', '/tty', '/sub/n7'];
+    const expected = (r: Ext4, ino: number, st: Stat): InodeListing => ({
+      kind: st.kind,
+      mode: st.mode,
+      nlink: st.nlink,
+      uid: st.uid,
+      gid: st.gid,
+      size: st.size,
+      blocks: st.blocks,
+      rdevMajor: st.rdevMajor,
+      rdevMinor: st.rdevMinor,
+      mtimeSeconds: st.mtime.seconds,
+      mtimeNanoseconds: st.mtime.nanoseconds,
+      target: st.kind === 'symlink' ? r.readlinkInode(ino) : undefined,
+      hasXattr: r.hasXattrInode(ino, names),
+    });
     // The default cache, and one of two blocks, where every other read recycles a buffer.
     for (const cacheSize of [undefined, 2048]) {
       const channel = new MemoryChannel(bytes, { blockSize: 1024 });
       const r = Ext4.open(cacheSize === undefined ? channel : new CachingChannel(channel, { cacheSize }), { inodeCacheSize: 100 });
-      for (const path of ['/hello.txt', '/sub/up', '/abs', '/sub', '/big.bin', '/long-link']) {
+      // One object reused for every inode, as ls does: each answer replaces all of it.
+      const reused = r.describeInode(r.resolve('/long-link', false), names);
+      for (const path of [...paths, ...paths.reverse()]) {
         const ino = r.resolve(path, false);
         const cachedBefore = r.stats().inodesCached;
         const d = r.describeInode(ino, names);
         assert.equal(r.stats().inodesCached, cachedBefore, `${path}: not added to the inode cache`);
+        assert.equal(r.describeInode(ino, names, reused), reused);
         const st = r.getattr(ino);
-        assert.deepEqual(d.stat, st, path);
-        assert.deepEqual(d.target, st.kind === 'symlink' ? r.readlinkInode(ino) : undefined, path);
-        assert.equal(d.hasXattr, r.hasXattrInode(ino, names), path);
+        assert.deepEqual(d, expected(r, ino, st), path);
+        assert.deepEqual(reused, d, `${path}: into a reused object`);
         assert.deepEqual(r.getattr(ino, { cache: false }), st, `${path}: getattr without the cache`);
+        // Now in the inode cache (getattr above): answered from there, the same.
+        assert.deepEqual(r.describeInode(ino, names), d, `${path}: from the inode cache`);
       }
       assert.equal(Buffer.from(r.describeInode(r.resolve('/long-link', false), names).target ?? []).toString(), `/${'long/'.repeat(40)}target`);
       assert.equal(r.describeInode(r.resolve('/long-link', false), names).hasXattr, true);
+      assert.deepEqual([r.describeInode(r.resolve('/tty'), []).rdevMajor, r.describeInode(r.resolve('/tty'), []).rdevMinor], [4, 1030]);
+      assert.equal(r.describeInode(r.resolve('/fifo'), []).kind, 'fifo');
     }
     const r = Ext4.open(new MemoryChannel(bytes, { blockSize: 1024 }), { inodeCacheSize: 100 });
     assert.equal(r.describeInode(r.resolve('/hello.txt'), names).hasXattr, true);
     assert.equal(r.describeInode(r.resolve('/hello.txt'), ['user.other']).hasXattr, false);
     assert.equal(Buffer.from(r.describeInode(r.resolve('/abs', false), []).target ?? []).toString(), '/sub/deeper/file');
     assert.throws(() => r.describeInode(99_999_999, []), isCode('EUCLEAN'));
+    // A writer's changes, still only in its inode cache, are what describeInode answers.
+    const w = Ext4.open(new MemoryChannel(bytes, { blockSize: 1024 }), { write: true, inodeCacheSize: 100 });
+    const n7 = w.resolve('/sub/n7');
+    w.setattr(n7, { mode: 0o600, uid: 1234, mtime: { seconds: 1_000_000_000, nanoseconds: 5 } });
+    const seen = w.describeInode(n7, []);
+    assert.deepEqual([seen.mode & 0o7777, seen.uid, seen.mtimeSeconds, seen.mtimeNanoseconds], [0o600, 1234, 1_000_000_000, 5]);
+  });
+
+  it('describeInode reports a damaged record as getattr does', () => {
+    const bytes = new Uint8Array(fs.readFileSync(image));
+    const probe = Ext4.open(new MemoryChannel(bytes, { blockSize: 1024 }));
+    const ino = probe.resolve('/sub/n3');
+    const where = /Inode \d+ is part of block group \d+\s+located at block (\d+), offset (0x[0-9a-f]+)/.exec(debugfs(image, `imap <${ino}>`));
+    assert.ok(where !== null);
+    const off = Number(where[1]) * 1024 + Number(where[2]);
+    const cases: [string, (b: Uint8Array) => void, RegExp][] = [
+      ['checksum', (b) => void (b[off + 0x1c] = ((b[off + 0x1c] as number) ^ 0x40) & 0xff), /checksum/],
+      ['free inode', (b) => b.fill(0, off, off + 0x80), /free inode|checksum/],
+      ['extra_isize', (b) => void (b[off + 0x80] = 0xfe), /i_extra_isize|checksum/],
+      ['size_high', (b) => b.fill(0xff, off + 0x6c, off + 0x70), /exceed 2\^53|checksum/],
+    ];
+    for (const [what, damage, message] of cases) {
+      const copy = bytes.slice();
+      damage(copy);
+      for (const verify of [true, false]) {
+        const r = Ext4.open(new MemoryChannel(copy, { blockSize: 1024 }), verify ? {} : { checksums: false });
+        let viaGetattr: unknown;
+        try {
+          r.getattr(ino, { cache: false });
+        } catch (error) {
+          viaGetattr = error;
+        }
+        let viaDescribe: unknown;
+        try {
+          r.describeInode(ino, []);
+        } catch (error) {
+          viaDescribe = error;
+        }
+        if (!verify && what === 'checksum') {
+          // Unverified, a flipped i_blocks bit is just another value.
+          assert.equal(viaGetattr, undefined);
+          assert.equal(viaDescribe, undefined);
+          continue;
+        }
+        assert.ok(viaDescribe instanceof FsError && viaGetattr instanceof FsError, `${what}, verify ${verify}`);
+        assert.equal(viaDescribe.code, viaGetattr.code, `${what}, verify ${verify}`);
+        assert.equal(viaDescribe.message, viaGetattr.message, `${what}, verify ${verify}`);
+        if (verify) assert.match(viaDescribe.message, message, what);
+      }
+    }
   });
 
   it('is bounded and keeps frequently used inodes over a scan', () => {

@@ -131,14 +131,14 @@ export class LsTimes {
     this.current = now.seconds + now.nanoseconds / 1e9;
   }
 
-  format(t: Timestamp): string {
-    const when = t.seconds + t.nanoseconds / 1e9;
+  format(seconds: number, nanoseconds: number): string {
+    const when = seconds + nanoseconds / 1e9;
     const recent = this.current - SIX_MONTHS_SECONDS < when && when <= this.current;
-    const key = t.seconds * 2 + (recent ? 1 : 0);
+    const key = seconds * 2 + (recent ? 1 : 0);
     let text = this.cache.get(key);
     if (text === undefined) {
       if (this.cache.size >= 4096) this.cache.clear();
-      text = lsTime(t, this.now);
+      text = lsTime({ seconds, nanoseconds }, this.now);
       this.cache.set(key, text);
     }
     return text;

@@ -4,7 +4,7 @@
  * does into a pipe).
  */
 import { ROOT_INO, type Ext4 } from '../fs/ext4.js';
-import type { Stat } from '../fs/types.js';
+import type { FileKind, InodeListing } from '../fs/types.js';
 import { about, Reporter } from './errors.js';
 import { cachedModeString, LsTimes, now } from './format.js';
 import { withImage } from './image.js';
@@ -24,20 +24,43 @@ export interface LsOptions extends CommonOptions {
  * sink's Latin-1 writes. A row is then one string, appended to a large buffer.
  */
 
-/** One entry of a listing: filled in as the directory is read, then stat'ed (one object per entry). */
-interface Row {
+/**
+ * One entry of a listing: filled in as the directory is read, then its inode described
+ * into it (Ext4.describeInode; hasXattr: it has a POSIX ACL, marked '+'). One object per
+ * entry and nothing else: a walk lists tens of thousands.
+ */
+interface Row extends InodeListing {
   /** The name's bytes as a Latin-1 string. */
   name: string;
   ino: number;
   /** From the entry's file type (used when the inode is not read). */
   dir: boolean;
   unknown: boolean;
-  /** Undefined when the inode was not or could not be read (printed as `?`). */
-  stat: Stat | undefined;
-  /** The symlink target's bytes as a Latin-1 string. */
-  target: string | undefined;
-  /** Has a POSIX ACL (ls -l marks it with '+'). */
-  acl: boolean;
+  /** The inode was read into the row; else it is printed as `?`. */
+  described: boolean;
+}
+
+function newRow(name: string, ino: number, dir: boolean, unknown: boolean): Row {
+  return {
+    name,
+    ino,
+    dir,
+    unknown,
+    described: false,
+    kind: 'file',
+    mode: 0,
+    nlink: 0,
+    uid: 0,
+    gid: 0,
+    size: 0,
+    blocks: 0,
+    rdevMajor: 0,
+    rdevMinor: 0,
+    mtimeSeconds: 0,
+    mtimeNanoseconds: 0,
+    target: undefined,
+    hasXattr: false,
+  };
 }
 
 interface Pending {
@@ -81,8 +104,8 @@ function digits(n: number): number {
   return d;
 }
 
-function isDevice(st: Stat): boolean {
-  return st.kind === 'char-device' || st.kind === 'block-device';
+function isDevice(kind: FileKind): boolean {
+  return kind === 'char-device' || kind === 'block-device';
 }
 
 class Lister {
@@ -112,7 +135,7 @@ class Lister {
     const name = latin1(Buffer.from(path));
     if (st.kind !== 'directory') {
       // A single file: its line, named as given.
-      const row: Row = { name, ino, dir: false, unknown: false, stat: undefined, target: undefined, acl: false };
+      const row = newRow(name, ino, false, false);
       about(path, () => this.describe(row));
       this.printRows([row], false);
     } else {
@@ -135,16 +158,11 @@ class Lister {
     return this.options.almostAll !== true && name.charCodeAt(0) === 0x2e;
   }
 
-  /** Reads the inode of `row` into it (stat; with -l the symlink target and the ACL mark). */
+  /** Reads the inode of `row` into it (without -l only its kind). */
   private describe(row: Row): void {
-    if (!this.long) {
-      row.stat = this.fs.getattr(row.ino, { cache: false });
-      return;
-    }
-    const d = this.fs.describeInode(row.ino, ACL_NAMES);
-    row.stat = d.stat;
-    row.target = d.target === undefined ? undefined : latin1(d.target);
-    row.acl = d.hasXattr;
+    if (this.long) this.fs.describeInode(row.ino, ACL_NAMES, row);
+    else row.kind = this.fs.getattr(row.ino, { cache: false }).kind;
+    row.described = true;
   }
 
   /** A Buffer over the ArrayBuffer the last name was in (a directory block's names share one). */
@@ -171,7 +189,7 @@ class Lister {
     try {
       this.fs.forEachEntry(ino, (rawName, entryIno, kind) => {
         const name = this.nameOf(rawName);
-        if (!this.hidden(name)) rows.push({ name, ino: entryIno, dir: kind === 'directory', unknown: kind === 'unknown', stat: undefined, target: undefined, acl: false });
+        if (!this.hidden(name)) rows.push(newRow(name, entryIno, kind === 'directory', kind === 'unknown'));
       });
     } catch (error) {
       this.reporter.error(bytesOf(path), error);
@@ -185,13 +203,11 @@ class Lister {
           this.describe(row);
         } catch (error) {
           // Nothing of a half-read inode is shown.
-          row.stat = undefined;
-          row.target = undefined;
-          row.acl = false;
+          row.described = false;
           this.reporter.error(bytesOf(joinLatin1(path, row.name)), error);
         }
       }
-      const isDir = row.stat !== undefined ? row.stat.kind === 'directory' : row.dir;
+      const isDir = row.described ? row.kind === 'directory' : row.dir;
       if (this.recursive && isDir && row.name !== '.' && row.name !== '..') subdirs.push({ path: joinLatin1(path, row.name), ino: row.ino });
     }
     // The device fetches the subdirectories' blocks while this listing is printed and
@@ -219,19 +235,19 @@ class Lister {
     let wMinor = 0;
     let blocks = 0;
     let anyAcl = false;
-    for (const { stat: st, acl } of rows) {
-      if (acl) anyAcl = true;
-      if (st === undefined) continue;
-      blocks += st.blocks;
-      wLinks = Math.max(wLinks, digits(st.nlink));
-      wUid = Math.max(wUid, digits(st.uid));
-      wGid = Math.max(wGid, digits(st.gid));
-      if (isDevice(st)) {
-        wMajor = Math.max(wMajor, digits(st.rdevMajor));
-        wMinor = Math.max(wMinor, digits(st.rdevMinor));
+    for (const r of rows) {
+      if (!r.described) continue;
+      if (r.hasXattr) anyAcl = true;
+      blocks += r.blocks;
+      wLinks = Math.max(wLinks, digits(r.nlink));
+      wUid = Math.max(wUid, digits(r.uid));
+      wGid = Math.max(wGid, digits(r.gid));
+      if (isDevice(r.kind)) {
+        wMajor = Math.max(wMajor, digits(r.rdevMajor));
+        wMinor = Math.max(wMinor, digits(r.rdevMinor));
         wSize = Math.max(wSize, wMajor + 2 + wMinor);
       } else {
-        wSize = Math.max(wSize, digits(st.size));
+        wSize = Math.max(wSize, digits(r.size));
       }
     }
     // The listing is built as one string and appended once: a write into the sink per row
@@ -240,22 +256,20 @@ class Lister {
     // Like GNU ls: a tenth mode character ('+' for an ACL) only when some entry of the listing has one.
     const unknown = `??????????${anyAcl ? ' ' : ''} ${'?'.padStart(wLinks)} ${'?'.padStart(wUid)} ${'?'.padStart(wGid)} ${'?'.padStart(wSize)} ${'?'.padStart(12)} `;
     for (const r of rows) {
-      const st = r.stat;
-      let head: string;
-      if (st === undefined) {
-        head = unknown;
-      } else {
-        let size: string;
-        if (isDevice(st)) {
-          const blanks = Math.max(0, wSize - (wMajor + 2 + wMinor));
-          size = `${String(st.rdevMajor).padStart(wMajor + blanks)}, ${String(st.rdevMinor).padStart(wMinor)}`;
-        } else {
-          size = String(st.size).padStart(wSize);
-        }
-        const mark = anyAcl ? (r.acl ? '+' : ' ') : '';
-        head = `${cachedModeString(st.kind, st.mode)}${mark} ${String(st.nlink).padStart(wLinks)} ${String(st.uid).padStart(wUid)} ${String(st.gid).padStart(wGid)} ${size} ${this.times.format(st.mtime)} `;
+      if (!r.described) {
+        text += `${unknown}${r.name}\n`;
+        continue;
       }
-      text += r.target === undefined ? `${head}${r.name}\n` : `${head}${r.name} -> ${r.target}\n`;
+      let size: string;
+      if (isDevice(r.kind)) {
+        const blanks = Math.max(0, wSize - (wMajor + 2 + wMinor));
+        size = `${String(r.rdevMajor).padStart(wMajor + blanks)}, ${String(r.rdevMinor).padStart(wMinor)}`;
+      } else {
+        size = String(r.size).padStart(wSize);
+      }
+      const mark = anyAcl ? (r.hasXattr ? '+' : ' ') : '';
+      const head = `${cachedModeString(r.kind, r.mode)}${mark} ${String(r.nlink).padStart(wLinks)} ${String(r.uid).padStart(wUid)} ${String(r.gid).padStart(wGid)} ${size} ${this.times.format(r.mtimeSeconds, r.mtimeNanoseconds)} `;
+      text += r.target === undefined ? `${head}${r.name}\n` : `${head}${r.name} -> ${latin1(r.target)}\n`;
     }
     out.text(text);
   }

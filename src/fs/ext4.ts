@@ -23,6 +23,9 @@ import { decodeGroupDesc, BG_INODE_UNINIT, type GroupDesc } from '../ondisk/grou
 import { descriptorBlockFor, groupLayout, inodeLocation } from '../ondisk/layout.js';
 import {
   decodeInode,
+  emptyInodeSummary,
+  summarizeDecoded,
+  summarizeInode,
   inodeBlocksBytes,
   inodeCsumSeed,
   inodeFileAcl,
@@ -38,6 +41,7 @@ import {
   INLINE_DATA_FL,
   S_IFREG,
   type Inode,
+  type InodeSummary,
 } from '../ondisk/inode.js';
 import { decodeInodeXattrs, decodeXattrBlock, hasInodeXattrMagic, xattrNameString, splitXattrName, XATTR_INDEX, type XattrEntry } from '../ondisk/xattr.js';
 import { assembleInlineData, inlineDataCapacity, isInlineDataXattr } from '../ondisk/inline-data.js';
@@ -55,7 +59,7 @@ import { Writer, type Creator, type FsCore, type SetAttr } from './writer.js';
 import type { Timestamp } from '../ondisk/time.js';
 import { mapRun, residentRuns, type MapContext } from './blockmap.js';
 import { MultiMountProtection, type MmpOptions } from './mmp.js';
-import { kindOfFileType, kindOfMode, type DirEntryInfo, type FileKind, type InodeDescription, type Stat, type StatFs } from './types.js';
+import { kindOfFileType, kindOfMode, type DirEntryInfo, type FileKind, type InodeListing, type Stat, type StatFs } from './types.js';
 
 export const ROOT_INO = 2;
 /** Symlinks followed while resolving one path before ELOOP (the kernel's limit). */
@@ -467,6 +471,27 @@ export class Ext4 {
   private loadInode(ino: number, cache: boolean, transient: boolean): Inode {
     const cached = this.inodes.get(ino);
     if (cached !== undefined) return cached;
+    const inode = this.decodeRecord(ino, transient && !cache);
+    if (cache) this.inodes.set(ino, inode);
+    return inode;
+  }
+
+  /** Decode inode `ino` from its table record (not the inode cache); `transient` as for loadInode. */
+  private decodeRecord(ino: number, transient: boolean): Inode {
+    const rec = this.inodeRecord(ino);
+    return decodeInode(rec.view, { inodeNo: ino, inodeSize: this.sb.inodeSize, block: rec.block, offset: rec.offset, transient });
+  }
+
+  /** What inodeRecord found last (one object, overwritten by each call). */
+  private readonly record: InodeRecordRef = { view: new Uint8Array(0), offset: 0, block: 0 };
+
+  /**
+   * Inode `ino`'s record in the inode table as the block cache holds it, its checksum
+   * verified: the table block's view, the record's offset in it and the block number.
+   * The answer is valid until the next call on the channel (which may recycle the
+   * buffer) or to this method (which overwrites it). Not the inode cache's copy.
+   */
+  private inodeRecord(ino: number): InodeRecordRef {
     const loc = inodeLocation(this.sb, ino);
     const gd = this.groupDesc(loc.group);
     if ((gd.flags & BG_INODE_UNINIT) !== 0 && this.sb.hasGroupDescCsum) {
@@ -487,18 +512,20 @@ export class Ext4 {
       this.nextTableRun = position + count;
     }
     const view = this.channel.view(block);
-    const bytes = view.subarray(loc.blockOffset, loc.blockOffset + this.sb.inodeSize);
+    const at = loc.blockOffset;
     if (
       this.verify &&
       this.sb.hasMetadataCsum &&
-      this.inodeCsums?.verified(ino, loc.group, loc.index, view, loc.blockOffset) !== true &&
-      !verifyInodeChecksum(bytes, { inodeNo: ino, fsCsumSeed: this.sb.csumSeed })
+      this.inodeCsums?.verified(ino, loc.group, loc.index, view, at) !== true &&
+      !verifyInodeChecksum(view.subarray(at, at + this.sb.inodeSize), { inodeNo: ino, fsCsumSeed: this.sb.csumSeed })
     ) {
       throw corrupted('inode', 'checksum mismatch', { inode: ino, block });
     }
-    const inode = decodeInode(bytes, { inodeNo: ino, inodeSize: this.sb.inodeSize, block, transient: transient && !cache });
-    if (cache) this.inodes.set(ino, inode);
-    return inode;
+    const rec = this.record;
+    rec.view = view;
+    rec.offset = at;
+    rec.block = block;
+    return rec;
   }
 
   /** Position (group * table blocks + table block) just past the last inode-table run read; see loadInode. */
@@ -573,8 +600,7 @@ export class Ext4 {
   /** A live inode: one with a valid mode and links (a directory entry must not name a freed inode). */
   private liveInode(ino: number, cache = true, transient = false): Inode {
     const inode = this.loadInode(ino, cache, transient);
-    if (inode.linksCount === 0 && inode.mode === 0) throw corrupted('inode', 'a directory entry refers to a free inode', { inode: ino });
-    if (kindOfMode(inode.mode) === 'unknown') throw corrupted('inode', `invalid file type in mode 0${inode.mode.toString(8)}`, { inode: ino });
+    checkLive(ino, inode.mode, inode.linksCount);
     return inode;
   }
 
@@ -630,19 +656,66 @@ export class Ext4 {
    * What a long listing (`ls -l`) shows of an inode, from one read of it that does not
    * enter the inode cache: a tree walk reads each inode once, and caching them all would
    * only push out the directories. `getattr`, `readlinkInode` (for a symlink) and
-   * `hasXattrInode(ino, xattrNames)` in one call, with their errors.
+   * `hasXattrInode(ino, xattrNames)` in one call, with their errors. Filled into `into`
+   * when given (and returned): a listing that reuses its objects allocates nothing for
+   * most inodes.
    */
-  describeInode(ino: number, xattrNames: readonly string[]): InodeDescription {
-    // Decoded in place (no copy of the record) when nothing below reads through the
-    // cache, which could recycle the buffer the record is in: no xattr block, no symlink
-    // target in a data block. Otherwise (rarely) decoded again as a copy.
-    let inode = this.liveInode(ino, false, true);
-    if (inodeFileAcl(inode, this.sb.has64bit) !== 0 || (isSymlink(inode.mode) && (inode.flags & INLINE_DATA_FL) === 0 && !this.isFastSymlink(inode))) {
-      inode = this.liveInode(ino, false);
+  describeInode(ino: number, xattrNames: readonly string[], into: InodeListing = emptyListing()): InodeListing {
+    const s = this.summary;
+    let inode = this.inodes.get(ino);
+    if (inode === undefined) {
+      // Most inodes (a file or directory without xattrs) are read straight from the table
+      // block: no Inode, Stat or Timestamp objects.
+      const rec = this.inodeRecord(ino);
+      summarizeInode(rec.view, rec.offset, this.sb.inodeSize, ino, rec.block, s);
+      checkLive(ino, s.mode, s.linksCount);
+      const kind = kindOfMode(s.mode);
+      if (
+        (kind === 'file' || kind === 'directory' || kind === 'fifo' || kind === 'socket') &&
+        inodeFileAcl(s, this.sb.has64bit) === 0 &&
+        !(s.extraIsize !== 0 && hasInodeXattrMagic(rec.view, this.sb.inodeSize, s.extraIsize, rec.offset))
+      ) {
+        return this.fillListing(s, into);
+      }
+      // Decoded in place (no copy of the record) when nothing below reads through the
+      // cache, which could recycle the buffer the record is in: no xattr block, no
+      // symlink target in a data block. Otherwise decoded as a copy.
+      const inPlace = inodeFileAcl(s, this.sb.has64bit) === 0 && !(kind === 'symlink' && (s.flags & INLINE_DATA_FL) === 0 && !this.isFastSymlink(s));
+      inode = decodeInode(rec.view, { inodeNo: ino, inodeSize: this.sb.inodeSize, block: rec.block, offset: rec.offset, transient: inPlace });
+    } else {
+      checkLive(ino, inode.mode, inode.linksCount);
     }
-    const stat = this.statOf(ino, inode);
-    const target = stat.kind === 'symlink' ? this.readlinkOf(ino, inode) : undefined;
-    return { stat, target, hasXattr: this.hasXattrOf(ino, inode, xattrNames) };
+    this.fillListing(summarizeDecoded(inode, s), into);
+    if (isChr(inode.mode) || isBlk(inode.mode)) [into.rdevMajor, into.rdevMinor] = decodeDevice(inode.block);
+    into.target = into.kind === 'symlink' ? this.readlinkOf(ino, inode) : undefined;
+    into.hasXattr = this.hasXattrOf(ino, inode, xattrNames);
+    return into;
+  }
+
+  /** Scratch summary of describeInode. */
+  private readonly summary = emptyInodeSummary();
+
+  /** `into` with what `s` says (no device numbers, target or xattr mark: describeInode adds those). */
+  private fillListing(s: InodeSummary, into: InodeListing): InodeListing {
+    into.kind = kindOfMode(s.mode);
+    into.mode = s.mode;
+    into.nlink = statNlink(s.mode, s.linksCount);
+    into.uid = s.uid;
+    into.gid = s.gid;
+    into.size = s.size;
+    into.blocks = this.statBlocks(s);
+    into.rdevMajor = 0;
+    into.rdevMinor = 0;
+    into.mtimeSeconds = s.mtimeSeconds;
+    into.mtimeNanoseconds = s.mtimeNanoseconds;
+    into.target = undefined;
+    into.hasXattr = false;
+    return into;
+  }
+
+  /** st_blocks: 512-byte units; like the kernel, an inline-data regular file is charged for its bytes. */
+  private statBlocks(inode: Pick<Inode, 'mode' | 'flags' | 'size' | 'blocksLo' | 'blocksHi'>): number {
+    return Math.floor(inodeBlocksBytes(inode, this.sb.blockSize, this.hugeFile) / 512) + (isReg(inode.mode) && (inode.flags & INLINE_DATA_FL) !== 0 ? Math.ceil(inode.size / 512) : 0);
   }
 
   private statOf(ino: number, inode: Inode): Stat {
@@ -650,17 +723,15 @@ export class Ext4 {
     let major = 0;
     let minor = 0;
     if (isChr(inode.mode) || isBlk(inode.mode)) [major, minor] = decodeDevice(inode.block);
-    const nlink = isDir(inode.mode) && inode.linksCount === 1 ? 1 : inode.linksCount;
     return {
       ino,
       kind,
       mode: inode.mode,
-      nlink,
+      nlink: statNlink(inode.mode, inode.linksCount),
       uid: inode.uid,
       gid: inode.gid,
       size: inode.size,
-      // Like the kernel, an inline-data regular file is charged for its bytes.
-      blocks: Math.floor(inodeBlocksBytes(inode, this.sb.blockSize, this.hugeFile) / 512) + (isReg(inode.mode) && (inode.flags & INLINE_DATA_FL) !== 0 ? Math.ceil(inode.size / 512) : 0),
+      blocks: this.statBlocks(inode),
       blksize: this.sb.blockSize,
       rdev: makedev(major, minor),
       rdevMajor: major,
@@ -970,7 +1041,7 @@ export class Ext4 {
    * bytes, and i_blocks counts nothing but its xattr block, which takes a whole cluster
    * with bigalloc. For a symlink that is not inline data.
    */
-  private isFastSymlink(inode: Inode): boolean {
+  private isFastSymlink(inode: Pick<Inode, 'size' | 'fileAclLo' | 'fileAclHi' | 'blocksLo' | 'blocksHi' | 'flags'>): boolean {
     if (inode.size >= 60) return false;
     const xattrBlock = inodeFileAcl(inode, this.sb.has64bit) !== 0 ? this.sb.blockSize * this.sb.clusterRatio : 0;
     return inodeBlocksBytes(inode, this.sb.blockSize, this.hugeFile) - xattrBlock === 0;
@@ -2072,6 +2143,31 @@ function splitPath(bytes: Uint8Array): Uint8Array[] {
     }
   }
   return parts;
+}
+
+/** An inode's record where the block cache holds it (Ext4.inodeRecord). */
+interface InodeRecordRef {
+  /** The inode-table block. */
+  view: Uint8Array;
+  /** The record's first byte in `view`. */
+  offset: number;
+  block: number;
+}
+
+/** EUCLEAN unless an inode is live: a valid file type, and not freed (a directory entry must not name a freed inode). */
+function checkLive(ino: number, mode: number, linksCount: number): void {
+  if (linksCount === 0 && mode === 0) throw corrupted('inode', 'a directory entry refers to a free inode', { inode: ino });
+  if (kindOfMode(mode) === 'unknown') throw corrupted('inode', `invalid file type in mode 0${mode.toString(8)}`, { inode: ino });
+}
+
+/** st_nlink: a directory with i_links_count 1 (dir_nlink: too many subdirectories to count) reports 1. */
+function statNlink(mode: number, linksCount: number): number {
+  return isDir(mode) && linksCount === 1 ? 1 : linksCount;
+}
+
+/** A listing to fill (describeInode). */
+function emptyListing(): InodeListing {
+  return { kind: 'file', mode: 0, nlink: 0, uid: 0, gid: 0, size: 0, blocks: 0, rdevMajor: 0, rdevMinor: 0, mtimeSeconds: 0, mtimeNanoseconds: 0, target: undefined, hasXattr: false };
 }
 
 /** Device number from i_block: old 16-bit encoding in word 0, else the new 32-bit one in word 1. */

@@ -36,13 +36,27 @@ export interface Stat {
   readonly generation: number;
 }
 
-/** What a long listing shows of an inode (`Ext4.describeInode`). */
-export interface InodeDescription {
-  readonly stat: Stat;
+/**
+ * What a long listing shows of an inode (`Ext4.describeInode`), in an object the caller
+ * may reuse: the attributes of `Stat` that `ls -l` prints, the mtime as two numbers.
+ */
+export interface InodeListing {
+  kind: FileKind;
+  mode: number;
+  nlink: number;
+  uid: number;
+  gid: number;
+  size: number;
+  /** 512-byte units, as Stat.blocks. */
+  blocks: number;
+  rdevMajor: number;
+  rdevMinor: number;
+  mtimeSeconds: number;
+  mtimeNanoseconds: number;
   /** A symlink's target bytes; undefined for other kinds. */
-  readonly target: Uint8Array | undefined;
+  target: Uint8Array | undefined;
   /** Whether the inode has one of the extended attributes asked about. */
-  readonly hasXattr: boolean;
+  hasXattr: boolean;
 }
 
 /** One directory entry. */

@@ -19,7 +19,7 @@
 import { corrupted, FsError } from '../errors.js';
 import { readU16, readU32, writeU16, writeU32 } from './bytes.js';
 import { crc32cRaw, crc32cRawU32 } from './crc.js';
-import { decodeTime, encodeTime, encodeTimeLegacy, type Timestamp } from './time.js';
+import { decodeTime, decodeTimeNanoseconds, decodeTimeSeconds, encodeTime, encodeTimeLegacy, type Timestamp } from './time.js';
 
 export type { Timestamp } from './time.js';
 
@@ -243,12 +243,34 @@ function checkInodeSize(inodeSize: number): void {
  * part of them); otherwise a multiple of 4 with 128 + extra_isize <= inodeSize.
  */
 export function inodeExtraIsize(raw: Uint8Array, inodeSize: number, where: { readonly inodeNo?: number; readonly block?: number } = {}): number {
+  return extraIsizeAt(raw, 0, inodeSize, where.inodeNo, where.block);
+}
+
+/** inodeExtraIsize of the record at `start` in `bytes` (checked to be inside them). */
+function extraIsizeAt(bytes: Uint8Array, start: number, inodeSize: number, inodeNo: number | undefined, block: number | undefined): number {
   if (inodeSize <= GOOD_OLD_INODE_SIZE) return 0;
-  const extra = (raw[INODE_OFFSETS.extraIsize] ?? 0) | ((raw[INODE_OFFSETS.extraIsize + 1] ?? 0) << 8);
+  const extra = readU16(bytes, start + INODE_OFFSETS.extraIsize);
   if (GOOD_OLD_INODE_SIZE + extra > inodeSize || extra % 4 !== 0) {
-    throw corrupted('inode', `bad i_extra_isize ${extra} (inode size ${inodeSize})`, context(where.inodeNo, where.block));
+    throw corrupted('inode', `bad i_extra_isize ${extra} (inode size ${inodeSize})`, context(inodeNo, block));
   }
   return extra;
+}
+
+/** i_size of the record at `start`; EUCLEAN when it exceeds 2^53. */
+function sizeAt(bytes: Uint8Array, start: number, inodeNo: number, block: number | undefined): number {
+  const sizeHi = readU32(bytes, start + INODE_OFFSETS.sizeHi);
+  if (sizeHi > SIZE_HI_MAX) {
+    throw corrupted('inode', `i_size_high 0x${sizeHi.toString(16)} makes the size exceed 2^53`, context(inodeNo, block));
+  }
+  return readU32(bytes, start + INODE_OFFSETS.sizeLo) + sizeHi * TWO_32;
+}
+
+/** EINVAL unless the record size is usable and `[start, start + inodeSize)` lies in `bytes`. */
+function checkRecordBounds(bytes: Uint8Array, start: number, inodeSize: number, inodeNo: number, block: number | undefined): void {
+  checkInodeSize(inodeSize);
+  if (!Number.isInteger(start) || start < 0 || start + inodeSize > bytes.length) {
+    throw new FsError('EINVAL', `inode record [${start}, ${start + inodeSize}) outside ${bytes.length} bytes`, context(inodeNo, block));
+  }
 }
 
 function context(inodeNo: number | undefined, block: number | undefined): { inode?: number; block?: number } {
@@ -302,29 +324,19 @@ function timeAt(v: DataView, extraIsize: number, field: number, extraField: numb
 export function decodeInode(bytes: Uint8Array, options: InodeDecodeOptions): Inode {
   const { inodeNo, inodeSize } = options;
   const start = options.offset ?? 0;
-  checkInodeSize(inodeSize);
-  if (!Number.isInteger(start) || start < 0 || start + inodeSize > bytes.length) {
-    throw new FsError('EINVAL', `inode record [${start}, ${start + inodeSize}) outside ${bytes.length} bytes`, context(inodeNo, options.block));
-  }
+  checkRecordBounds(bytes, start, inodeSize, inodeNo, options.block);
+  const extraIsize = extraIsizeAt(bytes, start, inodeSize, inodeNo, options.block);
+  const size = sizeAt(bytes, start, inodeNo, options.block);
   // Transient: decoded in place; the caller's view itself when it is exactly the record.
   const raw = options.transient !== true ? records.copy(bytes, start, inodeSize) : start === 0 && bytes.length === inodeSize ? bytes : bytes.subarray(start, start + inodeSize);
   const v = new DataView(raw.buffer, raw.byteOffset, inodeSize);
   const o = INODE_OFFSETS;
-  const extraIsize = inodeSize <= GOOD_OLD_INODE_SIZE ? 0 : v.getUint16(o.extraIsize, true);
-  if (GOOD_OLD_INODE_SIZE + extraIsize > inodeSize || extraIsize % 4 !== 0) {
-    inodeExtraIsize(raw, inodeSize, { inodeNo, ...(options.block !== undefined ? { block: options.block } : {}) }); // throws
-  }
-
-  const sizeHi = v.getUint32(o.sizeHi, true);
-  if (sizeHi > SIZE_HI_MAX) {
-    throw corrupted('inode', `i_size_high 0x${sizeHi.toString(16)} makes the size exceed 2^53`, context(inodeNo, options.block));
-  }
 
   return {
     mode: v.getUint16(o.mode, true),
     uid: v.getUint16(o.uidLo, true) + v.getUint16(o.uidHi, true) * 0x1_0000,
     gid: v.getUint16(o.gidLo, true) + v.getUint16(o.gidHi, true) * 0x1_0000,
-    size: v.getUint32(o.sizeLo, true) + sizeHi * TWO_32,
+    size,
     linksCount: v.getUint16(o.linksCount, true),
     blocksLo: v.getUint32(o.blocksLo, true),
     blocksHi: v.getUint16(o.blocksHi, true),
@@ -346,6 +358,75 @@ export function decodeInode(bytes: Uint8Array, options: InodeDecodeOptions): Ino
     projid: fits(extraIsize, o.projid, 4) ? v.getUint32(o.projid, true) : undefined,
     raw,
   };
+}
+
+/**
+ * The fields of an inode record a long listing shows (and what decides whether it needs
+ * more than these: the xattr block, the flags), in an object the caller owns and reuses.
+ */
+export interface InodeSummary {
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  linksCount: number;
+  blocksLo: number;
+  blocksHi: number;
+  flags: number;
+  fileAclLo: number;
+  fileAclHi: number;
+  extraIsize: number;
+  mtimeSeconds: number;
+  mtimeNanoseconds: number;
+}
+
+/** A summary to fill (summarizeInode, summarizeDecoded). */
+export function emptyInodeSummary(): InodeSummary {
+  return { mode: 0, uid: 0, gid: 0, size: 0, linksCount: 0, blocksLo: 0, blocksHi: 0, flags: 0, fileAclLo: 0, fileAclHi: 0, extraIsize: 0, mtimeSeconds: 0, mtimeNanoseconds: 0 };
+}
+
+/**
+ * Decode the summary fields of the record at `start` in `bytes` into `into` (and return
+ * it), validated as decodeInode validates them: no Inode, view or Timestamp per record,
+ * for walks that read each of tens of thousands of inodes once.
+ */
+export function summarizeInode(bytes: Uint8Array, start: number, inodeSize: number, inodeNo: number, block: number | undefined, into: InodeSummary): InodeSummary {
+  checkRecordBounds(bytes, start, inodeSize, inodeNo, block);
+  const o = INODE_OFFSETS;
+  const extraIsize = extraIsizeAt(bytes, start, inodeSize, inodeNo, block);
+  into.size = sizeAt(bytes, start, inodeNo, block);
+  into.extraIsize = extraIsize;
+  into.mode = readU16(bytes, start + o.mode);
+  into.uid = readU16(bytes, start + o.uidLo) + readU16(bytes, start + o.uidHi) * 0x1_0000;
+  into.gid = readU16(bytes, start + o.gidLo) + readU16(bytes, start + o.gidHi) * 0x1_0000;
+  into.linksCount = readU16(bytes, start + o.linksCount);
+  into.blocksLo = readU32(bytes, start + o.blocksLo);
+  into.blocksHi = readU16(bytes, start + o.blocksHi);
+  into.flags = readU32(bytes, start + o.flags);
+  into.fileAclLo = readU32(bytes, start + o.fileAclLo);
+  into.fileAclHi = readU16(bytes, start + o.fileAclHi);
+  const mtimeExtra = fits(extraIsize, o.mtimeExtra, 4) ? readU32(bytes, start + o.mtimeExtra) : undefined;
+  into.mtimeSeconds = decodeTimeSeconds(readU32(bytes, start + o.mtime), mtimeExtra);
+  into.mtimeNanoseconds = decodeTimeNanoseconds(mtimeExtra);
+  return into;
+}
+
+/** The summary of an already decoded inode, into `into` (and returned). */
+export function summarizeDecoded(inode: Inode, into: InodeSummary): InodeSummary {
+  into.mode = inode.mode;
+  into.uid = inode.uid;
+  into.gid = inode.gid;
+  into.size = inode.size;
+  into.linksCount = inode.linksCount;
+  into.blocksLo = inode.blocksLo;
+  into.blocksHi = inode.blocksHi;
+  into.flags = inode.flags;
+  into.fileAclLo = inode.fileAclLo;
+  into.fileAclHi = inode.fileAclHi;
+  into.extraIsize = inode.extraIsize;
+  into.mtimeSeconds = inode.mtime.seconds;
+  into.mtimeNanoseconds = inode.mtime.nanoseconds;
+  return into;
 }
 
 function checkUint(name: string, value: number, max: number): void {

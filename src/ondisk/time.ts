@@ -47,14 +47,24 @@ function signed32(value: number): number {
  * Without an extra field the seconds are the signed 32-bit value and nanoseconds are 0.
  */
 export function decodeTime(lo: number, extra?: number): Timestamp {
+  return { seconds: decodeTimeSeconds(lo, extra), nanoseconds: decodeTimeNanoseconds(extra) };
+}
+
+/** The seconds of decodeTime (for callers that keep no Timestamp object). */
+export function decodeTimeSeconds(lo: number, extra?: number): number {
   const base = signed32(lo);
-  if (extra === undefined) return { seconds: base, nanoseconds: 0 };
+  if (extra === undefined) return base;
   const epoch = extra & EXTRA_EPOCH_MASK;
   // Epoch 0 (every time before 2038) keeps `base` a small integer: `base + 0 * TWO_32` is
   // a heap number in unoptimized code, which turns the seconds field of every Timestamp
   // from small-integer to double and throws away the optimized code that reads them
   // (decodeInode, statOf and their callers were compiled twice in a tree walk).
-  return { seconds: epoch === 0 ? base : base + epoch * TWO_32, nanoseconds: extra >>> EXTRA_EPOCH_BITS };
+  return epoch === 0 ? base : base + epoch * TWO_32;
+}
+
+/** The nanoseconds of decodeTime. */
+export function decodeTimeNanoseconds(extra?: number): number {
+  return extra === undefined ? 0 : extra >>> EXTRA_EPOCH_BITS;
 }
 
 /** The 32-bit field and extra field for a timestamp; throws EOVERFLOW outside the representable range. */

@@ -395,12 +395,13 @@ export function decodeInodeXattrs(inodeBytes: Uint8Array, layout: InodeXattrLayo
 /**
  * Whether an inode record's in-inode xattr region starts with the magic: without it,
  * `decodeInodeXattrs` finds nothing, so callers can skip decoding (most inodes have no
- * xattrs). `extraIsize` must be valid (as `decodeInode` checks it).
+ * xattrs). `extraIsize` must be valid (as `decodeInode` checks it). The record starts at
+ * `recordAt` in `inodeBytes` (an inode-table block, read in place).
  */
-export function hasInodeXattrMagic(inodeBytes: Uint8Array, inodeSize: number, extraIsize: number): boolean {
+export function hasInodeXattrMagic(inodeBytes: Uint8Array, inodeSize: number, extraIsize: number, recordAt = 0): boolean {
   const start = GOOD_OLD_INODE_SIZE + extraIsize;
-  if (inodeSize <= GOOD_OLD_INODE_SIZE || start + XATTR_IBODY_HEADER_SIZE + 4 > inodeSize || start + 4 > inodeBytes.length) return false;
-  return readU32(inodeBytes, start) === XATTR_MAGIC;
+  if (inodeSize <= GOOD_OLD_INODE_SIZE || start + XATTR_IBODY_HEADER_SIZE + 4 > inodeSize || recordAt + start + 4 > inodeBytes.length) return false;
+  return readU32(inodeBytes, recordAt + start) === XATTR_MAGIC;
 }
 
 /** The 32-byte header of an xattr block. */
