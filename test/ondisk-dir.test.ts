@@ -26,11 +26,13 @@ import {
   insertDirEntryAt,
   findDirSlot,
   findInDirBlock,
+  scanDirBlock,
   recLenFromDisk,
   recLenToDisk,
   removeDirEntry,
   setDirBlockChecksum,
   verifyDirBlockChecksum,
+  type DirBlockOptions,
   type DirEntry,
   type DirEntryInput,
 } from '../src/ondisk/dirent.js';
@@ -381,6 +383,31 @@ function checkAgainstLs(image: string, path: string, sb: Super, entries: readonl
 }
 
 /** A non-indexed directory: every block is a leaf. */
+/** scanDirBlock visits what decodeDirBlock decodes (live entries, in order), or fails as it does. */
+function scanAgrees(b: Uint8Array, options: DirBlockOptions): void {
+  let decoded: { inode: number; name: number[]; fileType: number }[] | undefined;
+  let decodeError: unknown;
+  try {
+    decoded = decodeDirBlock(b, options).entries.map((e) => ({ inode: e.inode, name: [...e.name], fileType: e.fileType }));
+  } catch (e) {
+    decodeError = e;
+  }
+  const seen: { inode: number; name: number[]; fileType: number }[] = [];
+  let scanError: unknown;
+  try {
+    scanDirBlock(b, options, (name, inode, fileType) => seen.push({ inode, name: [...name], fileType }));
+  } catch (e) {
+    scanError = e;
+  }
+  if (decodeError === undefined) {
+    assert.equal(scanError, undefined);
+    assert.deepEqual(seen, decoded);
+  } else {
+    assert.ok(scanError instanceof FsError && decodeError instanceof FsError, String(scanError));
+    assert.equal(scanError.message, decodeError.message);
+  }
+}
+
 function checkLinearDir(image: string, path: string): Collected {
   const sb = readSuper(image);
   const dir = statDir(image, path, sb);
@@ -389,7 +416,7 @@ function checkLinearDir(image: string, path: string): Collected {
   const samples: Collected['samples'] = [];
   dir.blocks.forEach((phys, logical) => {
     const bytes = readBlock(image, sb.blockSize, phys);
-    const block = decodeDirBlock(bytes, {
+    const options = {
       blockSize: sb.blockSize,
       hasFileType: sb.hasFileType,
       hasChecksumTail: sb.metadataCsum,
@@ -397,7 +424,9 @@ function checkLinearDir(image: string, path: string): Collected {
       block: logical,
       inode: dir.ino,
       ...(sb.metadataCsum ? { csumSeed: dir.csumSeed } : {}),
-    });
+    };
+    const block = decodeDirBlock(bytes, options);
+    scanAgrees(bytes, options);
     if (sb.metadataCsum) {
       assert.ok(verifyDirBlockChecksum(bytes, sb.blockSize, dir.csumSeed), `${path} block ${logical} checksum`);
       assert.equal(block.tail?.checksum, dirBlockChecksum(bytes, sb.blockSize, dir.csumSeed));
@@ -1015,6 +1044,7 @@ describe('hostile blocks: mutated real blocks decode or throw FsError, never any
           for (const m of muts) b[m.at] = m.value;
           const base = { blockSize: size, hasFileType: fileType, hasChecksumTail: csum, inodesCount: 1 << 20 };
           tolerate(() => decodeDirBlock(b, { ...base, csumSeed: 0 }));
+          scanAgrees(b, { ...base, csumSeed: 0 });
           tolerate(() => decodeDirBlock(b, { ...base, hashInDirent: true }));
           tolerate(() => decodeDxRoot(b, { blockSize: size, hasChecksum: csum, largeDir: fileType, csumSeed: 7 }));
           tolerate(() => decodeDxNode(b, { blockSize: size, hasChecksum: csum }));

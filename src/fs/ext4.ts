@@ -46,7 +46,7 @@ import {
 import { decodeInodeXattrs, decodeXattrBlock, hasInodeXattrMagic, xattrNameString, splitXattrName, XATTR_INDEX, type XattrEntry } from '../ondisk/xattr.js';
 import { assembleInlineData, inlineDataCapacity, isInlineDataXattr } from '../ondisk/inline-data.js';
 import { aclChmod, decodeVfsAcl, encodeVfsAcl, ext4AclToVfs } from '../ondisk/acl.js';
-import { decodeDirBlock, findInDirBlock, decodeInlineDir, isDotName, DIRENT_HEADER_SIZE, DIRENT_MIN_REC_LEN, FT, NAME_MAX, type DirEntry } from '../ondisk/dirent.js';
+import { decodeDirBlock, findInDirBlock, scanDirBlock, decodeInlineDir, isDotName, DIRENT_HEADER_SIZE, DIRENT_MIN_REC_LEN, FT, NAME_MAX, type DirBlockOptions, type DirEntry } from '../ondisk/dirent.js';
 import { decodeDxRoot, decodeDxNode, dxLookup, isDxNodeBlock, DX_HASH_CONTINUED, type DxEntry, type DxNode, type DxRoot } from '../ondisk/htree.js';
 import { dirHashName, effectiveHashVersion, DX_HASH, type DirHash } from '../ondisk/dirhash.js';
 import { COOKIE_AFTER_DOT, COOKIE_AFTER_DOTDOT, HASH_KEYS, cookieAfterKey, firstKeyOfMajor, hashKey, isHashCookie, majorOfKey, resumeKey } from './readdir-cookie.js';
@@ -1179,8 +1179,18 @@ export class Ext4 {
       return;
     }
     const fileTypes = this.hasFileType;
-    for (const block of this.dirDataBlocks(ino, dir, 0)) {
-      for (const e of block.entries) visit(e.name, e.inode, kindOfFileType(fileTypes ? e.fileType : 0));
+    // (Indexed here: an index the filesystem does not use. Its blocks are skipped.)
+    const indexed = (dir.flags & INDEX_FL) !== 0;
+    const entry = (name: Uint8Array, inode: number, fileType: number): void => visit(name, inode, kindOfFileType(fileTypes ? fileType : 0));
+    for (const { lblk, physical } of this.dirDataRuns(ino, dir, 0)) {
+      const cached = indexed ? undefined : this.dirLeaves.get(physical);
+      if (!indexed && cached === undefined) {
+        // A leaf not decoded yet is scanned in place and not kept: a walk reads each
+        // once, and a cache of its leaves would only be garbage for the collector.
+        scanDirBlock(this.channel.view(physical), this.leafOptions(ino, dir, physical, false), entry);
+        continue;
+      }
+      for (const e of cached ?? this.dirBlockEntries(ino, dir, lblk, physical, indexed)) entry(e.name, e.inode, e.fileType);
     }
   }
 
@@ -1190,9 +1200,14 @@ export class Ext4 {
    * wanted, in order). One step per block, not per entry.
    */
   private *dirDataBlocks(ino: number, dir: Inode, from: number): Generator<{ readonly lblk: number; readonly entries: readonly DirEntry[] }> {
+    const indexed = (dir.flags & INDEX_FL) !== 0;
+    for (const { lblk, physical } of this.dirDataRuns(ino, dir, from)) yield { lblk, entries: this.dirBlockEntries(ino, dir, lblk, physical, indexed) };
+  }
+
+  /** dirDataBlocks' blocks, not decoded: logical and physical number of each, its run read ahead. */
+  private *dirDataRuns(ino: number, dir: Inode, from: number): Generator<{ readonly lblk: number; readonly physical: number }> {
     const blocks = this.dirBlocks(ino, dir);
     const ctx = this.mapCtx;
-    const indexed = (dir.flags & INDEX_FL) !== 0;
     let lblk = from;
     while (lblk < blocks) {
       const run = mapRun(ctx, ino, dir, lblk, blocks - lblk);
@@ -1201,7 +1216,7 @@ export class Ext4 {
         continue;
       }
       if (run.count > 1 && !this.channel.has(run.physical)) this.channel.readahead(run.physical, run.count);
-      for (let i = 0; i < run.count; i++, lblk++) yield { lblk, entries: this.dirBlockEntries(ino, dir, lblk, run.physical + i, indexed) };
+      for (let i = 0; i < run.count; i++, lblk++) yield { lblk, physical: run.physical + i };
     }
   }
 
@@ -1383,7 +1398,6 @@ export class Ext4 {
   private dirBlockEntries(ino: number, dir: Inode, lblk: number, physical: number, indexed: boolean): readonly DirEntry[] {
     const bs = this.sb.blockSize;
     const view = this.channel.view(physical);
-    const csum = this.sb.hasMetadataCsum;
     if (indexed && lblk === 0) {
       const root = this.dxRootOf(ino, physical, this.checksumSeed(ino, dir));
       return [
@@ -1397,18 +1411,23 @@ export class Ext4 {
       const cached = this.dirLeaves.get(physical);
       if (cached !== undefined) return cached;
     }
-    const decoded = decodeDirBlock(view, {
-      blockSize: bs,
+    const decoded = decodeDirBlock(view, this.leafOptions(ino, dir, physical, hashInDirent));
+    if (!hashInDirent) this.dirLeaves.set(physical, decoded.entries);
+    return decoded.entries;
+  }
+
+  /** How leaf `physical` of directory `ino` is decoded (its checksum seed computed here). */
+  private leafOptions(ino: number, dir: Inode, physical: number, hashInDirent: boolean): DirBlockOptions {
+    return {
+      blockSize: this.sb.blockSize,
       hasFileType: this.hasFileType,
-      hasChecksumTail: csum,
+      hasChecksumTail: this.sb.hasMetadataCsum,
       inodesCount: this.sb.inodesCount,
       inode: ino,
       block: physical,
       hashInDirent,
-      csumSeed: this.checksumSeed(ino, dir), // only for a leaf not decoded yet
-    });
-    if (!hashInDirent) this.dirLeaves.set(physical, decoded.entries);
-    return decoded.entries;
+      csumSeed: this.checksumSeed(ino, dir),
+    };
   }
 
   /**
@@ -1425,20 +1444,7 @@ export class Ext4 {
     }
     const view = this.channel.view(physical);
     if (isDxNodeBlock(view, this.sb.blockSize)) return undefined;
-    const csum = this.sb.hasMetadataCsum;
-    const found = findInDirBlock(
-      view,
-      {
-        blockSize: this.sb.blockSize,
-        hasFileType: this.hasFileType,
-        hasChecksumTail: csum,
-        inodesCount: this.sb.inodesCount,
-        inode: ino,
-        block: physical,
-        csumSeed: this.checksumSeed(ino, dir),
-      },
-      name,
-    );
+    const found = findInDirBlock(view, this.leafOptions(ino, dir, physical, false), name);
     return found === null ? undefined : found.inode;
   }
 
