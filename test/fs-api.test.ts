@@ -320,6 +320,9 @@ describe('inode cache', () => {
     const peeked = e.getattr(ino, { cache: false });
     assert.equal(e.stats().inodesCached, cachedBefore, 'not added to the inode cache');
     assert.deepEqual(peeked, e.getattr(ino));
+    assert.equal(e.stats().inodesCached, cachedBefore, 'the remembered read serves a plain getattr too');
+    e.getattr(ROOT_INO, { cache: false }); // remembered instead
+    assert.deepEqual(peeked, e.getattr(ino));
     assert.equal(e.stats().inodesCached, cachedBefore + 1, 'a plain getattr caches it');
     const where = /Inode \d+ is part of block group \d+\s+located at block (\d+), offset (0x[0-9a-f]+)/.exec(debugfs(image, `imap <${ino}>`));
     assert.ok(where !== null);
@@ -453,6 +456,56 @@ describe('inode cache', () => {
     for (let i = 1; i <= 10; i++) assert.notEqual(c.get(i), undefined, `hot inode ${i} kept`);
     assert.equal(c.get(1000), undefined, 'old scan entries reclaimed');
     assert.ok(c.evictions >= 410);
+  });
+});
+
+describe('inode cache: the remembered uncached read', () => {
+  it('is found until replaced, set, deleted or cleared, and is not counted', () => {
+    const c = new InodeCache(10);
+    const a = { mode: 1 } as Inode;
+    const b = { mode: 2 } as Inode;
+    c.remember(5, a);
+    assert.equal(c.size, 0);
+    assert.equal(c.get(5), a);
+    assert.equal(c.get(6), undefined);
+    c.remember(6, b);
+    assert.equal(c.get(5), undefined, 'replaced by the next remembered read');
+    assert.equal(c.get(6), b);
+    c.set(6, a);
+    assert.equal(c.get(6), a, 'a stored inode wins');
+    c.delete(6);
+    assert.equal(c.get(6), undefined, 'deleted: neither cached nor remembered');
+    c.remember(7, b);
+    c.clear();
+    assert.equal(c.get(7), undefined);
+    const none = new InodeCache(0);
+    none.remember(3, a);
+    none.set(3, b);
+    assert.equal(none.get(3), undefined, 'a store forgets it even where nothing is cached');
+  });
+
+  it('getattr without the cache, then the calls about the same inode, decode it once', () => {
+    const bytes = new Uint8Array(fs.readFileSync(image));
+    const probe = Ext4.open(new MemoryChannel(bytes, { blockSize: 1024 }));
+    const ino = probe.resolve('/sub/n5');
+    const other = probe.resolve('/sub/n6');
+    const e = Ext4.open(new MemoryChannel(bytes, { blockSize: 1024 }), { inodeCacheSize: 100 });
+    const before = e.stats();
+    const st = e.getattr(ino, { cache: false });
+    assert.deepEqual(e.listxattrInode(ino), []);
+    assert.equal(e.getattr(ino).size, st.size);
+    const after = e.stats();
+    assert.equal(after.inodeMisses - before.inodeMisses, 1, 'one read of the table');
+    assert.equal(after.inodesCached, before.inodesCached, 'nothing added to the cache');
+    e.getattr(other, { cache: false });
+    e.getattr(ino, { cache: false });
+    assert.equal(e.stats().inodeMisses - after.inodeMisses, 2, 'only the last uncached read is remembered');
+    // A writer's change replaces what was remembered.
+    const w = Ext4.open(new MemoryChannel(bytes.slice(), { blockSize: 1024 }), { write: true, inodeCacheSize: 0 });
+    assert.equal(w.getattr(ino, { cache: false }).uid, 0);
+    w.setattr(ino, { uid: 4321 });
+    assert.equal(w.getattr(ino, { cache: false }).uid, 4321);
+    assert.equal(w.getattr(ino).uid, 4321);
   });
 });
 

@@ -353,7 +353,9 @@ class Extractor {
    */
   private entry(src: Buffer, dest: Buffer, ino: number, fresh = false, ownGroup = this.rootOwnGroup, plain = this.rootPlain): void {
     try {
-      const st = about(src, () => this.fs.getattr(ino));
+      // Each inode is copied once: read without entering the inode cache (the calls
+      // about it that follow find it remembered).
+      const st = about(src, () => this.fs.getattr(ino, { cache: false }));
       if (st.kind !== 'directory' && st.nlink > 1) {
         const first = this.linkMap.get(ino);
         if (first !== undefined) {

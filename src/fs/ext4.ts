@@ -457,7 +457,8 @@ export class Ext4 {
   /**
    * Read an inode (through the inode cache). `cache: false` does not add an inode read
    * from the table to the cache (a scan's one-off reads, which would only push out the
-   * inodes in use and leave long-lived garbage behind).
+   * inodes in use and leave long-lived garbage behind): it is remembered only until the
+   * next such read (InodeCache.remember), for the calls about it that follow.
    */
   readInode(ino: number, cache = true): Inode {
     return this.loadInode(ino, cache, false);
@@ -473,6 +474,7 @@ export class Ext4 {
     if (cached !== undefined) return cached;
     const inode = this.decodeRecord(ino, transient && !cache);
     if (cache) this.inodes.set(ino, inode);
+    else if (!transient) this.inodes.remember(ino, inode);
     return inode;
   }
 
@@ -628,9 +630,7 @@ export class Ext4 {
 
   /** An inode's attributes; `cache: false` as for `readInode`. */
   getattr(ino: number, options: { readonly cache?: boolean } = {}): Stat {
-    const cache = options.cache !== false;
-    // An uncached read is done with the inode once its Stat is built: decoded in place.
-    return this.statOf(ino, this.liveInode(ino, cache, !cache));
+    return this.statOf(ino, this.liveInode(ino, options.cache !== false));
   }
 
   /**

@@ -35,9 +35,17 @@ export class InodeCache {
     return this.index.size;
   }
 
+  /** The one inode remembered outside the cache (`remember`); 0: none. */
+  private recentIno = 0;
+  private recent: Inode | undefined;
+
   get(ino: number): Inode | undefined {
     const e = this.index.get(ino);
     if (e === undefined) {
+      if (ino === this.recentIno && this.recent !== undefined) {
+        this.hits++;
+        return this.recent;
+      }
       this.misses++;
       return undefined;
     }
@@ -50,7 +58,26 @@ export class InodeCache {
     return e.inode;
   }
 
+  /**
+   * Keep `inode` outside the cache until the next call of `remember`: a one-off read
+   * (a walk's, each inode once) is found again by the calls about it that follow (its
+   * xattrs, its data), without entering the cache (pushing out inodes in use and
+   * leaving long-lived garbage) or being decoded again. Not counted in `size`.
+   */
+  remember(ino: number, inode: Inode): void {
+    this.recentIno = ino;
+    this.recent = inode;
+  }
+
+  private forget(ino: number): void {
+    if (ino === this.recentIno) {
+      this.recentIno = 0;
+      this.recent = undefined;
+    }
+  }
+
   set(ino: number, inode: Inode): void {
+    this.forget(ino);
     if (this.capacity <= 0) return;
     const old = this.index.get(ino);
     if (old !== undefined) {
@@ -72,6 +99,7 @@ export class InodeCache {
   }
 
   delete(ino: number): void {
+    this.forget(ino);
     const e = this.index.get(ino);
     if (e === undefined) return;
     this.lists.unlink(e);
@@ -79,6 +107,7 @@ export class InodeCache {
   }
 
   clear(): void {
+    this.forget(this.recentIno);
     this.lists.clear();
     this.index.clear();
   }
