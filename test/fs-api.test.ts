@@ -459,6 +459,29 @@ describe('inode cache', () => {
   });
 });
 
+describe('forEachEntry', () => {
+  it('visits what readdirInode lists, while the visitor reads through a cache of two blocks', () => {
+    const bytes = new Uint8Array(fs.readFileSync(image));
+    const e = Ext4.open(new CachingChannel(new MemoryChannel(bytes, { blockSize: 1024 }), { cacheSize: 2048 }), { inodeCacheSize: 0 });
+    const dir = e.resolve('/sub');
+    // (Listed by another instance: a leaf decoded here would be served from its cache.)
+    const other = Ext4.open(new MemoryChannel(bytes, { blockSize: 1024 }));
+    const expected = [...other.readdirInode(dir)].map((d) => `${d.name} ${d.ino} ${d.kind}`).sort();
+    const seen: string[] = [];
+    let next = 0;
+    e.forEachEntry(dir, (name, ino, kind) => {
+      const st = e.getattr(ino, { cache: false });
+      assert.equal(st.ino, ino);
+      // Two more blocks through the cache: whatever buffer the scan was given is recycled.
+      e.channel.view(2000 + (next++ % 1000));
+      e.channel.view(3000 + (next % 1000));
+      seen.push(`${Buffer.from(name).toString()} ${ino} ${kind}`);
+    });
+    assert.equal(seen.length, 504);
+    assert.deepEqual(seen.sort(), expected);
+  });
+});
+
 describe('inode cache: the remembered uncached read', () => {
   it('is found until replaced, set, deleted or cleared, and is not counted', () => {
     const c = new InodeCache(10);

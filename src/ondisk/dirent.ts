@@ -380,16 +380,18 @@ export function decodeDirBlock(bytes: Uint8Array, options: DirBlockOptions): Dir
  * The live entries of a leaf block handed to `visit(name, inode, fileType)` in record
  * order, with decodeDirBlock's checks (size, tail, checksum, every record) but no entry
  * objects and nothing to keep: for listings that read each block once. The names are
- * views of one copy of the block's records (valid after the call; not to be modified).
+ * views of one copy of the block's records (valid after the call; not to be modified),
+ * and `visit` may read through the cache `bytes` came from.
  * A damaged record throws after the entries before it were visited.
  */
 export function scanDirBlock(bytes: Uint8Array, options: DirBlockOptions, visit: (name: Uint8Array, inode: number, fileType: number) => void): void {
   const { ctx } = checkLeafBlock(bytes, options);
   const end = dirBlockSpace(options.blockSize, options.hasChecksumTail);
-  let copy: Uint8Array | undefined;
-  scanRegion(bytes, 0, end, options.blockSize, options, ctx, (at, _off, inode, _recLen, nameLen, fileType) => {
+  // The scan reads its own copy: `bytes` may be a cache buffer that `visit`, reading
+  // through the cache, gets recycled.
+  const copy = bytes.slice(0, end);
+  scanRegion(copy, 0, end, options.blockSize, options, ctx, (at, _off, inode, _recLen, nameLen, fileType) => {
     if (inode === 0) return false;
-    copy ??= bytes.slice(0, end);
     const nameStart = at + DIRENT_OFFSETS.name;
     visit(copy.subarray(nameStart, nameStart + nameLen), inode, fileType);
     return false;
