@@ -16,7 +16,9 @@
  * with `taskset -c`): `ext4ts get` writes the destination on a second thread, which
  * pinning would serialize; debugfs is single-threaded either way. "cold" runs start with
  * the OS page cache dropped (`sync; echo 3 > /proc/sys/vm/drop_caches`, root only),
- * "warm" ones with the image read into it. Each cell (tool x operation x cold/warm)
+ * "warm" ones with the image read into it. The CLI rows run under a private copy of
+ * this Node binary (.bench/node-runtime; see privateNode): the harness keeps its own
+ * binary mapped, so a child run from it would start cold with Node still in memory. Each cell (tool x operation x cold/warm)
  * runs `--reps` times, tools interleaved, stopping early once a cell has used
  * `--cell-budget` seconds; the median is reported. The ext2fs package is slow: it runs
  * `--ext2fs-reps` times, cold only unless `--ext2fs-warm`, capped at `--ext2fs-timeout`
@@ -29,7 +31,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { newestProfile, summarizeProfile, type ProfileSummary } from './lib/cpuprofile.js';
-import { CA_CERTS_NOTE, CA_CERTS_UNSET, dropCaches, evictFromPageCache, fillPageCache, pinningAvailable, runMeasured, versionLine, type RunResult } from './lib/proc.js';
+import { CA_CERTS_NOTE, CA_CERTS_UNSET, dropCaches, evictFromPageCache, fillPageCache, pinningAvailable, privateNode, runMeasured, versionLine, type RunResult } from './lib/proc.js';
 import { buildCli } from './lib/mount-tools.js';
 import { checkExtract, ensureTree, FULL_TREE, QUICK_TREE, type BenchTree, type ExtractCheck } from './lib/read-tree.js';
 import type { DeviceStats, Ext2fsDone, Ext2fsJob, Ext2fsProgress, Job, LibResult } from './lib/read-worker.js';
@@ -188,6 +190,8 @@ interface CliInfo {
   readonly note: string;
   readonly hasLs: boolean;
   readonly hasGet: boolean;
+  /** The Node binary the CLI rows run under: a private copy of this one (privateNode). */
+  readonly node: string;
 }
 
 function probeCli(cfg: Config, log: (line: string) => void): CliInfo {
@@ -197,11 +201,12 @@ function probeCli(cfg: Config, log: (line: string) => void): CliInfo {
   } catch (error) {
     built = { main: undefined, note: error instanceof Error ? error.message : String(error) };
   }
-  if (built.main === undefined) return { main: undefined, note: built.note, hasLs: false, hasGet: false };
-  const help = (cmd: string): boolean => spawnSync(process.execPath, [built.main, cmd, '--help'], { stdio: 'ignore' }).status === 0;
+  const node = privateNode(BENCH_DIR);
+  if (built.main === undefined) return { main: undefined, note: built.note, hasLs: false, hasGet: false, node };
+  const help = (cmd: string): boolean => spawnSync(node, [built.main, cmd, '--help'], { stdio: 'ignore' }).status === 0;
   const hasLs = help('ls');
   const hasGet = help('get');
-  return { main: built.main, note: built.note, hasLs, hasGet };
+  return { main: built.main, note: built.note, hasLs, hasGet, node };
 }
 
 // ------------------------------------------------------------------ samples
@@ -278,8 +283,8 @@ function runCli(ctx: Ctx, tool: Tool, op: Op, dest: string): Omit<Sample, 'tool'
   const cache = tool.cache === 'off' ? ['--cache-size', '0'] : [];
   const argv =
     op === 'walk'
-      ? [process.execPath, main, 'ls', '-R', '-l', '--stats', ...cache, ctx.tree.image, '/']
-      : [process.execPath, main, 'get', '--no-progress', '--stats', ...cache, ctx.tree.image, '/', dest];
+      ? [ctx.cli.node, main, 'ls', '-R', '-l', '--stats', ...cache, ctx.tree.image, '/']
+      : [ctx.cli.node, main, 'get', '--no-progress', '--stats', ...cache, ctx.tree.image, '/', dest];
   const r = runMeasured(argv, { cpu: ctx.cfg.cpu, stdout: 'ignore' });
   const device = statsLine(r.stderr);
   const cpu = cpuOf(r);
@@ -452,7 +457,7 @@ function validateWalks(ctx: Ctx): WalkCheck[] {
   const dErr = debugfsErrors(d.stderr);
   out.push({ tool: 'debugfs', listed: countDebugfsEntries(d.stdout), note: d.status === 0 && dErr === '' ? '' : `exit ${d.status}: ${firstLine(dErr)}` });
   if (ctx.cli.main !== undefined && ctx.cli.hasLs) {
-    const c = spawnSync(process.execPath, [ctx.cli.main, 'ls', '-R', '-l', ctx.tree.image, '/'], { encoding: 'utf8', maxBuffer: 256 << 20 });
+    const c = spawnSync(ctx.cli.node, [ctx.cli.main, 'ls', '-R', '-l', ctx.tree.image, '/'], { encoding: 'utf8', maxBuffer: 256 << 20 });
     out.push({ tool: 'ext4ts ls -R -l', listed: c.status === 0 ? countCliLsEntries(c.stdout) : undefined, note: c.status === 0 ? '' : `exit ${c.status}: ${firstLine(c.stderr)}` });
   }
   return out;
@@ -476,7 +481,7 @@ function measureStartup(ctx: Ctx): Startup {
         .filter((r) => r.status === 0)
         .map((r) => r.wall),
     );
-  return { node: times([process.execPath, '-e', '0']), cli: ctx.cli.main === undefined ? undefined : times([process.execPath, ctx.cli.main, '--version']) };
+  return { node: times([ctx.cli.node, '-e', '0']), cli: ctx.cli.main === undefined ? undefined : times([ctx.cli.node, ctx.cli.main, '--version']) };
 }
 
 function toolsFor(ctx: Ctx, op: Op): Tool[] {
@@ -603,7 +608,7 @@ function profileRuns(ctx: Ctx, ops: readonly Op[]): ProfileResult[] {
       let what: string;
       if (useCli(op)) {
         const main = ctx.cli.main as string;
-        argv = op === 'walk' ? [process.execPath, ...prof, main, 'ls', '-R', '-l', ctx.tree.image, '/'] : [process.execPath, ...prof, main, 'get', '--no-progress', ctx.tree.image, '/', dest];
+        argv = op === 'walk' ? [ctx.cli.node, ...prof, main, 'ls', '-R', '-l', ctx.tree.image, '/'] : [ctx.cli.node, ...prof, main, 'get', '--no-progress', ctx.tree.image, '/', dest];
         what = `${label('ext4ts-cli', op)} (warm, one run)`;
       } else {
         const job: Job = { kind: op === 'walk' ? 'lib-walk' : 'lib-extract', image: ctx.tree.image, ...(op === 'extract' ? { dest } : {}) };
@@ -968,7 +973,7 @@ function main(): number {
     `  debugfs      ${debugfsVersion}; walk = one "ls -l DIR" per directory in a -f command file; extract = rdump / DEST`,
     `  ext2fs       ${cfg.ext2fs ? `npm ext2fs ${ext2fsVersion ?? '?'} (libext2fs in WASM), ${cfg.ext2fsReps} run(s) per cell, ${cfg.ext2fsWarm ? 'cold and warm' : 'cold only'}, capped at ${cfg.ext2fsTimeout} s per run (~ = extrapolated from a capped run)` : 'skipped (--no-ext2fs)'}`,
     `  runs         up to ${cfg.reps} per cell (stopping once a cell used ${cfg.cellBudget} s), tools interleaved; medians; pinned: ${cfg.cpu === undefined || !pinningAvailable() ? 'no' : `taskset -c ${cfg.cpu}`}${CA_CERTS_UNSET ? `; ${CA_CERTS_NOTE}` : ''}`,
-    `  cold/warm    cold = page cache dropped (sync; echo 3 > drop_caches) before every run; warm = image read into the page cache before every run${cfg.states.includes('image-cold') ? '; image-cold = only the image evicted (posix_fadvise DONTNEED), the tools themselves cached' : ''}`,
+    `  cold/warm    cold = page cache dropped (sync; echo 3 > drop_caches) before every run, Node's binary included (the CLI rows run a private copy of node, ${path.relative(PROJECT_ROOT, ctx.cli.node)}, which this harness does not hold mapped); warm = image read into the page cache before every run${cfg.states.includes('image-cold') ? '; image-cold = only the image evicted (posix_fadvise DONTNEED), the tools themselves cached' : ''}`,
     `  timing       "process" = wall time of the whole command (Node start-up included); "in-process" = inside the Node process, start-up excluded;`,
     `               CPU s = user + system CPU of the whole process tree (for in-process rows, Node and tsx start-up included)`,
     `  start-up     node -e 0: ${startup.node === undefined ? '-' : `${fmtNum(startup.node, 3)} s`}; ext4ts --version (Node + loading the CLI): ${startup.cli === undefined ? '-' : `${fmtNum(startup.cli, 3)} s`} (pinned, median of 5)`,

@@ -132,6 +132,29 @@ export function evictFromPageCache(file: string): void {
   if (r.status !== 0) throw new Error(`cannot evict ${file} from the page cache (python3 posix_fadvise): ${(r.stderr ?? String(r.error)).trim()}`);
 }
 
+/**
+ * A private copy of this Node binary under `dir` (made once; remade when the binary
+ * changes), for running the tool under test. The harness, itself Node, keeps its own
+ * binary's pages mapped, and `drop_caches` cannot drop mapped pages: a child run from
+ * process.execPath would start with Node already in memory however cold the rest is.
+ * The copy is a file of its own, dropped like any other, so a cold run includes Node's
+ * own start-up from the disk, as debugfs's cold runs include debugfs's.
+ */
+export function privateNode(dir: string): string {
+  const copy = path.join(dir, 'node-runtime', 'node');
+  const src = fs.statSync(process.execPath);
+  const have = fs.statSync(copy, { throwIfNoEntry: false });
+  if (have === undefined || have.size !== src.size || have.mtimeMs !== src.mtimeMs) {
+    fs.mkdirSync(path.dirname(copy), { recursive: true });
+    const tmp = `${copy}.${process.pid}.tmp`;
+    fs.copyFileSync(process.execPath, tmp);
+    fs.chmodSync(tmp, 0o755);
+    fs.utimesSync(tmp, src.atime, src.mtime);
+    fs.renameSync(tmp, copy);
+  }
+  return copy;
+}
+
 /** Read a file once, 4 MiB at a time, so that the page cache holds it. */
 export function fillPageCache(file: string): void {
   const fd = fs.openSync(file, 'r');
