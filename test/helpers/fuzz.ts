@@ -1849,6 +1849,12 @@ export interface WalkResult {
 
 /** Entries of one directory that get the path calls (a spread sample of bigger ones). */
 const PATH_SAMPLE = 150;
+/** What `ls -l` asks describeInode about (its ACL mark). */
+const LISTING_XATTRS = ['system.posix_acl_access', 'system.posix_acl_default'] as const;
+
+function isDot(name: Uint8Array): boolean {
+  return name[0] === 0x2e && (name.length === 1 || (name.length === 2 && name[1] === 0x2e));
+}
 /** The same for the FUSE requests of the session phase, and its cap on entries in all. */
 const SESSION_SAMPLE = 60;
 const SESSION_ENTRIES = 400;
@@ -2035,11 +2041,14 @@ class Walker {
     const root = enc.encode('/');
     const rootSt = this.op('stat', root, () => fs.stat(root));
     const visited = new Set<number>([rootSt?.ino ?? 2]);
-    const stack: { path: Uint8Array; depth: number }[] = [{ path: root, depth: 0 }];
+    const stack: { path: Uint8Array; ino: number; depth: number }[] = [{ path: root, ino: rootSt?.ino ?? 2, depth: 0 }];
     while (stack.length > 0) {
-      const { path, depth } = stack.pop() as { path: Uint8Array; depth: number };
+      const { path, ino: dirIno, depth } = stack.pop() as { path: Uint8Array; ino: number; depth: number };
+      // First: a leaf decoded by readdir would be served to forEachEntry from its cache.
+      this.entryPasses(fs, dirIno);
       const list = this.op('readdir', path, () => fs.readdir(path, { withFileTypes: true }));
       if (list === undefined) continue;
+      this.describePasses(fs, list);
       const stride = Math.max(1, Math.ceil(list.length / PATH_SAMPLE));
       for (const [i, e] of list.entries()) {
         if (++this.entries > this.limits.maxEntries) throw new StopWalk();
@@ -2065,7 +2074,7 @@ class Walker {
           }
         } else if (st.kind === 'directory' && !visited.has(st.ino) && depth < this.limits.maxDepth) {
           visited.add(st.ino);
-          stack.push({ path: child, depth: depth + 1 });
+          stack.push({ path: child, ino: st.ino, depth: depth + 1 });
           if (this.realpaths++ < 24) this.op('realpath', child, () => fs.realpath(child));
         }
       }
@@ -2333,6 +2342,52 @@ class Walker {
       // Must be refused (EFBIG) before anything is allocated.
       const data = this.op('readFile', path, () => fs.readFile(path));
       this.invariant(data === undefined, 'readFile', path, `readFile returned ${data?.length ?? 0} bytes for a file over MAX_READ (${st.size} bytes)`);
+    }
+  }
+
+  /**
+   * What the CLI's walks (ls -R, get) read a directory with, forEachEntry, against
+   * readdirInode: the same entries, and the same success or failure.
+   */
+  private entryPasses(fs: Ext4, dirIno: number): void {
+    const collect = (fill: (into: number[]) => void): number[] | undefined => {
+      const inos: number[] = [];
+      let done = false;
+      this.op('forEachEntry', dirIno, () => {
+        fill(inos);
+        done = true;
+      });
+      return done ? inos : undefined;
+    };
+    const scanned = collect((into) =>
+      fs.forEachEntry(dirIno, (name, ino) => {
+        if (into.length < 4096 && !isDot(name)) into.push(ino);
+      }),
+    );
+    const listed = collect((into) => {
+      for (const e of fs.readdirInode(dirIno)) {
+        if (into.length >= 4096) break;
+        if (!isDot(e.rawName)) into.push(e.ino);
+      }
+    });
+    this.invariant((scanned === undefined) === (listed === undefined), 'forEachEntry', dirIno, `forEachEntry ${scanned === undefined ? 'failed' : 'succeeded'}, readdirInode ${listed === undefined ? 'failed' : 'succeeded'}`);
+    if (scanned === undefined || listed === undefined || scanned.length >= 4096 || listed.length >= 4096) return;
+    const a = scanned.sort((x, y) => x - y).join();
+    const b = listed.sort((x, y) => x - y).join();
+    this.invariant(a === b, 'forEachEntry', dirIno, `forEachEntry visited ${scanned.length} entries, readdirInode listed ${listed.length} (or other inodes)`);
+  }
+
+  /** What `ls -l` (describeInode) and `get` (getattr without the inode cache) read of entries: describeInode says what getattr says, and never succeeds where getattr fails. */
+  private describePasses(fs: Ext4, list: readonly { readonly ino: number }[]): void {
+    for (const e of list.slice(0, PATH_SAMPLE)) {
+      const d = this.op('describeInode', e.ino, () => fs.describeInode(e.ino, LISTING_XATTRS));
+      const st = this.op('getattr', e.ino, () => fs.getattr(e.ino, { cache: false }));
+      this.invariant(d === undefined || st !== undefined, 'describeInode', e.ino, 'describeInode succeeded where getattr failed');
+      if (d === undefined || st === undefined) continue;
+      const same =
+        d.kind === st.kind && d.mode === st.mode && d.nlink === st.nlink && d.uid === st.uid && d.gid === st.gid && d.size === st.size && d.blocks === st.blocks &&
+        d.rdevMajor === st.rdevMajor && d.rdevMinor === st.rdevMinor && d.mtimeSeconds === st.mtime.seconds && d.mtimeNanoseconds === st.mtime.nanoseconds;
+      this.invariant(same, 'describeInode', e.ino, 'describeInode disagrees with getattr');
     }
   }
 
