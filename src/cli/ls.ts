@@ -21,7 +21,7 @@ export interface LsOptions extends CommonOptions {
 /*
  * Names and paths are handled as Latin-1 strings: one character per byte, so they
  * compare in byte order (as LC_ALL=C) with `<`, and go out byte for byte through the
- * sink's Latin-1 writes. A row is then one string, appended to a large buffer.
+ * sink's Latin-1 writes. A row goes into the sink's large buffer field by field.
  */
 
 /**
