@@ -94,6 +94,11 @@ function joinLatin1(base: string, name: string): string {
   return base.endsWith('/') ? base + name : `${base}/${name}`;
 }
 
+/** Byte order of the names (Latin-1 strings compare as LC_ALL=C). */
+function byName(a: Row, b: Row): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+
 function isDevice(kind: FileKind): boolean {
   return kind === 'char-device' || kind === 'block-device';
 }
@@ -155,6 +160,18 @@ class Lister {
     row.described = true;
   }
 
+  /** The rows of the directory being listed (`collect` adds to them). */
+  private rows: Row[] = [];
+
+  /**
+   * forEachEntry's visitor, one function for the whole walk (not a closure per
+   * directory): V8 optimizes it once, early, instead of each new closure anew.
+   */
+  private readonly collect = (rawName: Uint8Array, entryIno: number, kind: FileKind): void => {
+    const name = this.nameOf(rawName);
+    if (!this.hidden(name)) this.rows.push(newRow(name, entryIno, kind === 'directory', kind === 'unknown'));
+  };
+
   /** A Buffer over the ArrayBuffer the last name was in (a directory block's names share one). */
   private namesBuffer: Buffer | undefined;
 
@@ -176,16 +193,14 @@ class Lister {
     }
     this.visited.add(ino);
     const rows: Row[] = [];
+    this.rows = rows;
     try {
-      this.fs.forEachEntry(ino, (rawName, entryIno, kind) => {
-        const name = this.nameOf(rawName);
-        if (!this.hidden(name)) rows.push(newRow(name, entryIno, kind === 'directory', kind === 'unknown'));
-      });
+      this.fs.forEachEntry(ino, this.collect);
     } catch (error) {
       this.reporter.error(bytesOf(path), error);
       return [];
     }
-    rows.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    rows.sort(byName);
     const subdirs: Pending[] = [];
     for (const row of rows) {
       if (this.long || (this.recursive && row.unknown)) {
