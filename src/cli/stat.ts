@@ -6,7 +6,7 @@
 import type { Ext4 } from '../fs/ext4.js';
 import { mapRun, type BlockRun } from '../fs/blockmap.js';
 import type { Stat, Timestamp } from '../fs/types.js';
-import { EXTENTS_FL, INLINE_DATA_FL, inodeBlocksBytes, inodeCsumSeed, inodeFileAcl, type Inode } from '../ondisk/inode.js';
+import { EXTENTS_FL, INLINE_DATA_FL, inodeBlocksBytes, inodeFileAcl, type Inode } from '../ondisk/inode.js';
 import { RO_COMPAT_HUGE_FILE } from '../ondisk/features.js';
 import { about, Reporter } from './errors.js';
 import { flagNames, formatTimestamp, hex, isoTimestamp, kindWords, modeString } from './format.js';
@@ -33,21 +33,17 @@ export type DataLayout =
   | { readonly kind: 'inline' | 'fast-symlink' | 'none' };
 
 /** Where an inode's data lives, from its block map or extent tree (`mapRun`). */
-export function dataLayout(fs: Ext4, ino: number, st: Stat, inode: Inode, verify: boolean): DataLayout {
+export function dataLayout(fs: Ext4, ino: number, st: Stat, inode: Inode): DataLayout {
   if (st.kind !== 'file' && st.kind !== 'directory' && st.kind !== 'symlink') return { kind: 'none' };
   if ((inode.flags & INLINE_DATA_FL) !== 0) return { kind: 'inline' };
   if (st.kind === 'symlink' && isFastSymlink(fs, inode)) return { kind: 'fast-symlink' };
-  const runs = [...blockRuns(fs, ino, inode, verify, Math.ceil(st.size / fs.sb.blockSize))];
+  const runs = [...blockRuns(fs, ino, inode, Math.ceil(st.size / fs.sb.blockSize))];
   return { kind: (inode.flags & EXTENTS_FL) !== 0 ? 'extents' : 'blocks', runs };
 }
 
 /** The runs of logical blocks [0, blocks) of an extent- or block-mapped inode, in order. */
-export function* blockRuns(fs: Ext4, ino: number, inode: Inode, verify: boolean, blocks: number): Generator<Run> {
-  const ctx = {
-    sb: fs.sb,
-    cache: fs.channel,
-    extentSeed: () => (verify && fs.sb.hasMetadataCsum ? inodeCsumSeed(fs.sb.csumSeed, ino, inode.generation) : undefined),
-  };
+export function* blockRuns(fs: Ext4, ino: number, inode: Inode, blocks: number): Generator<Run> {
+  const ctx = fs.mapContext; // its checksum seeds follow the filesystem's `checksums` option
   for (let lblk = 0; lblk < blocks; ) {
     const run = mapRun(ctx, ino, inode, lblk, blocks - lblk);
     if (!(run.count >= 1)) throw new Error(`mapRun returned a run of ${run.count} blocks at block ${lblk} of inode ${ino}`);
@@ -79,7 +75,7 @@ function collect(fs: Ext4, path: string, options: StatOptions): StatReport {
     const st = fs.getattr(ino);
     const inode = fs.readInode(ino);
     const target = st.kind === 'symlink' ? Buffer.from(fs.readlinkInode(ino)) : undefined;
-    const layout = dataLayout(fs, ino, st, inode, options.checksums);
+    const layout = dataLayout(fs, ino, st, inode);
     const xattrs = fs.listxattrInode(ino).map((name) => ({ name, size: fs.getxattrInode(ino, name).length }));
     return { path, stat: st, target, layout, xattrs, inlineSize: layout.kind === 'inline' ? st.size : 0 };
   });

@@ -612,6 +612,11 @@ export class Ext4 {
   private readonly extentNodes = new NodeCache<ExtentNode>(NODE_CACHE_ENTRIES, (node) => node.entries.length);
   /** What block mapping needs: one context for every inode (see MapContext); set by the constructor. */
   private readonly mapCtx: MapContext;
+
+  /** What blockmap.ts's mapRun needs to map this filesystem's inodes: checksum seeds as it verifies them, its extent-node cache. */
+  get mapContext(): MapContext {
+    return this.mapCtx;
+  }
   /**
    * Name hashes of decoded leaves (by the dirLeaves array they belong to), so a listing
    * resumed in the middle of a leaf does not hash it again. A rewritten leaf is decoded
@@ -668,24 +673,18 @@ export class Ext4 {
       // block: no Inode, Stat or Timestamp objects.
       const rec = this.inodeRecord(ino);
       summarizeInode(rec.view, rec.offset, this.sb.inodeSize, ino, rec.block, s);
-      checkLive(ino, s.mode, s.linksCount);
-      const kind = kindOfMode(s.mode);
-      if (
-        (kind === 'file' || kind === 'directory' || kind === 'fifo' || kind === 'socket') &&
-        inodeFileAcl(s, this.sb.has64bit) === 0 &&
-        !(s.extraIsize !== 0 && hasInodeXattrMagic(rec.view, this.sb.inodeSize, s.extraIsize, rec.offset))
-      ) {
-        return this.fillListing(s, into);
+      const kind = checkLive(ino, s.mode, s.linksCount);
+      const xattrBlock = inodeFileAcl(s, this.sb.has64bit) !== 0;
+      if ((kind === 'file' || kind === 'directory' || kind === 'fifo' || kind === 'socket') && !xattrBlock && !this.hasInodeXattrRegion(rec.view, rec.offset, s.extraIsize)) {
+        return this.fillListing(s, kind, into);
       }
       // Decoded in place (no copy of the record) when nothing below reads through the
       // cache, which could recycle the buffer the record is in: no xattr block, no
       // symlink target in a data block. Otherwise decoded as a copy.
-      const inPlace = inodeFileAcl(s, this.sb.has64bit) === 0 && !(kind === 'symlink' && (s.flags & INLINE_DATA_FL) === 0 && !this.isFastSymlink(s));
+      const inPlace = !xattrBlock && !(kind === 'symlink' && (s.flags & INLINE_DATA_FL) === 0 && !this.isFastSymlink(s));
       inode = decodeInode(rec.view, { inodeNo: ino, inodeSize: this.sb.inodeSize, block: rec.block, offset: rec.offset, transient: inPlace });
-    } else {
-      checkLive(ino, inode.mode, inode.linksCount);
     }
-    this.fillListing(summarizeDecoded(inode, s), into);
+    this.fillListing(summarizeDecoded(inode, s), checkLive(ino, inode.mode, inode.linksCount), into);
     if (isChr(inode.mode) || isBlk(inode.mode)) [into.rdevMajor, into.rdevMinor] = decodeDevice(inode.block);
     into.target = into.kind === 'symlink' ? this.readlinkOf(ino, inode) : undefined;
     into.hasXattr = this.hasXattrOf(ino, inode, xattrNames);
@@ -695,9 +694,9 @@ export class Ext4 {
   /** Scratch summary of describeInode. */
   private readonly summary = emptyInodeSummary();
 
-  /** `into` with what `s` says (no device numbers, target or xattr mark: describeInode adds those). */
-  private fillListing(s: InodeSummary, into: InodeListing): InodeListing {
-    into.kind = kindOfMode(s.mode);
+  /** `into` with what `s` (of `kind`) says (no device numbers, target or xattr mark: describeInode adds those). */
+  private fillListing(s: InodeSummary, kind: FileKind, into: InodeListing): InodeListing {
+    into.kind = kind;
     into.mode = s.mode;
     into.nlink = statNlink(s.mode, s.linksCount);
     into.uid = s.uid;
@@ -900,12 +899,13 @@ export class Ext4 {
   }
 
   /** Whether the inode's extra space starts an xattr region (else it holds none). */
-  private hasInodeXattrRegion(inode: Inode): boolean {
-    return this.sb.inodeSize > 128 && inode.extraIsize !== 0 && hasInodeXattrMagic(inode.raw, this.sb.inodeSize, inode.extraIsize);
+  /** Whether the record at `at` in `bytes` (with a valid i_extra_isize) holds in-inode xattrs. */
+  private hasInodeXattrRegion(bytes: Uint8Array, at: number, extraIsize: number): boolean {
+    return this.sb.inodeSize > 128 && extraIsize !== 0 && hasInodeXattrMagic(bytes, this.sb.inodeSize, extraIsize, at);
   }
 
   private inodeXattrs(ino: number, inode: Inode): readonly XattrEntry[] {
-    if (!this.hasInodeXattrRegion(inode)) return NO_XATTRS;
+    if (!this.hasInodeXattrRegion(inode.raw, 0, inode.extraIsize)) return NO_XATTRS;
     const region = decodeInodeXattrs(inode.raw, { inodeSize: this.sb.inodeSize, extraIsize: inode.extraIsize }, { inode: ino, eaInode: this.eaInode, inodesCount: this.sb.inodesCount, firstIno: this.sb.firstIno });
     return region.entries;
   }
@@ -977,7 +977,7 @@ export class Ext4 {
   listxattrInode(ino: number): string[] {
     const inode = this.liveInode(ino);
     // Most inodes have no xattrs (no in-inode entries, no block): no table to build.
-    if (!this.hasInodeXattrRegion(inode) && inodeFileAcl(inode, this.sb.has64bit) === 0) return [];
+    if (!this.hasInodeXattrRegion(inode.raw, 0, inode.extraIsize) && inodeFileAcl(inode, this.sb.has64bit) === 0) return [];
     return [...this.allXattrs(ino, inode).keys()];
   }
 
@@ -1183,14 +1183,13 @@ export class Ext4 {
     const indexed = (dir.flags & INDEX_FL) !== 0;
     const entry = (name: Uint8Array, inode: number, fileType: number): void => visit(name, inode, kindOfFileType(fileTypes ? fileType : 0));
     for (const { lblk, physical } of this.dirDataRuns(ino, dir, 0)) {
-      const cached = indexed ? undefined : this.dirLeaves.get(physical);
-      if (!indexed && cached === undefined) {
-        // A leaf not decoded yet is scanned in place and not kept: a walk reads each
-        // once, and a cache of its leaves would only be garbage for the collector.
+      if (indexed || this.dirLeaves.has(physical)) {
+        for (const e of this.dirBlockEntries(ino, dir, lblk, physical, indexed)) entry(e.name, e.inode, e.fileType);
+      } else {
+        // A leaf not decoded yet is scanned and not kept: a walk reads each once, and a
+        // cache of its leaves would only be garbage for the collector.
         scanDirBlock(this.channel.view(physical), this.leafOptions(ino, dir, physical, false), entry);
-        continue;
       }
-      for (const e of cached ?? this.dirBlockEntries(ino, dir, lblk, physical, indexed)) entry(e.name, e.inode, e.fileType);
     }
   }
 
@@ -2160,10 +2159,12 @@ interface InodeRecordRef {
   block: number;
 }
 
-/** EUCLEAN unless an inode is live: a valid file type, and not freed (a directory entry must not name a freed inode). */
-function checkLive(ino: number, mode: number, linksCount: number): void {
+/** The kind of a live inode; EUCLEAN for an invalid file type or a freed inode (a directory entry must not name one). */
+function checkLive(ino: number, mode: number, linksCount: number): FileKind {
   if (linksCount === 0 && mode === 0) throw corrupted('inode', 'a directory entry refers to a free inode', { inode: ino });
-  if (kindOfMode(mode) === 'unknown') throw corrupted('inode', `invalid file type in mode 0${mode.toString(8)}`, { inode: ino });
+  const kind = kindOfMode(mode);
+  if (kind === 'unknown') throw corrupted('inode', `invalid file type in mode 0${mode.toString(8)}`, { inode: ino });
+  return kind;
 }
 
 /** st_nlink: a directory with i_links_count 1 (dir_nlink: too many subdirectories to count) reports 1. */

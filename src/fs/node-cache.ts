@@ -38,6 +38,11 @@ export class NodeCache<T> {
     return slot.value;
   }
 
+  /** Whether `block` is cached (no statistics, no refresh). */
+  has(block: number): boolean {
+    return this.map.has(block);
+  }
+
   /** The cached value of `block`, or `decode()`'s result, then cached. */
   getOrDecode(block: number, decode: () => T): T {
     const cached = this.get(block);
