@@ -14,6 +14,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { Ext4 } from '../src/fs/ext4.js';
+import { dataLayout } from '../src/cli/stat.js';
 import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE } from '../src/fs/writer.js';
 import { debugfs, dumpe2fsHeader, scratchDir } from './helpers/images.js';
 import { fillFile, fsckClean } from './helpers/twin.js';
@@ -216,6 +217,9 @@ describe('bigalloc: writes in clusters', () => {
     const fsys = Ext4.openFile(image);
     try {
       assert.equal(Buffer.from(fsys.readlink('/s')).toString(), 'target-of-the-link');
+      const ino = fsys.resolve('/s', false);
+      // `ext4ts stat` tells where the data is: i_blocks is the xattr's cluster, not 1 block.
+      assert.deepEqual(dataLayout(fsys, ino, fsys.getattr(ino), fsys.readInode(ino)), { kind: 'fast-symlink' });
     } finally {
       fsys.close();
     }

@@ -6,8 +6,7 @@
 import type { Ext4 } from '../fs/ext4.js';
 import { mapRun, type BlockRun } from '../fs/blockmap.js';
 import type { Stat, Timestamp } from '../fs/types.js';
-import { EXTENTS_FL, INLINE_DATA_FL, inodeBlocksBytes, inodeFileAcl, type Inode } from '../ondisk/inode.js';
-import { RO_COMPAT_HUGE_FILE } from '../ondisk/features.js';
+import { EXTENTS_FL, INLINE_DATA_FL, type Inode } from '../ondisk/inode.js';
 import { about, Reporter } from './errors.js';
 import { flagNames, formatTimestamp, hex, isoTimestamp, kindWords, modeString } from './format.js';
 import { withImage } from './image.js';
@@ -36,7 +35,7 @@ export type DataLayout =
 export function dataLayout(fs: Ext4, ino: number, st: Stat, inode: Inode): DataLayout {
   if (st.kind !== 'file' && st.kind !== 'directory' && st.kind !== 'symlink') return { kind: 'none' };
   if ((inode.flags & INLINE_DATA_FL) !== 0) return { kind: 'inline' };
-  if (st.kind === 'symlink' && isFastSymlink(fs, inode)) return { kind: 'fast-symlink' };
+  if (st.kind === 'symlink' && fs.isFastSymlink(inode)) return { kind: 'fast-symlink' };
   const runs = [...blockRuns(fs, ino, inode, Math.ceil(st.size / fs.sb.blockSize))];
   return { kind: (inode.flags & EXTENTS_FL) !== 0 ? 'extents' : 'blocks', runs };
 }
@@ -50,14 +49,6 @@ export function* blockRuns(fs: Ext4, ino: number, inode: Inode, blocks: number):
     yield { logical: lblk, physical: run.physical, count: run.count, kind: run.kind };
     lblk += run.count;
   }
-}
-
-/** A symlink whose target lives in i_block (no data blocks, as the kernel decides). */
-function isFastSymlink(fs: Ext4, inode: Inode): boolean {
-  if (inode.size >= 60) return false;
-  const hugeFile = (fs.sb.featureRoCompat & RO_COMPAT_HUGE_FILE) !== 0;
-  const xattrBlock = inodeFileAcl(inode, fs.sb.has64bit) !== 0 ? fs.sb.blockSize : 0;
-  return inodeBlocksBytes(inode, fs.sb.blockSize, hugeFile) - xattrBlock === 0;
 }
 
 interface StatReport {

@@ -1041,7 +1041,7 @@ export class Ext4 {
    * bytes, and i_blocks counts nothing but its xattr block, which takes a whole cluster
    * with bigalloc. For a symlink that is not inline data.
    */
-  private isFastSymlink(inode: Pick<Inode, 'size' | 'fileAclLo' | 'fileAclHi' | 'blocksLo' | 'blocksHi' | 'flags'>): boolean {
+  isFastSymlink(inode: Pick<Inode, 'size' | 'fileAclLo' | 'fileAclHi' | 'blocksLo' | 'blocksHi' | 'flags'>): boolean {
     if (inode.size >= 60) return false;
     const xattrBlock = inodeFileAcl(inode, this.sb.has64bit) !== 0 ? this.sb.blockSize * this.sb.clusterRatio : 0;
     return inodeBlocksBytes(inode, this.sb.blockSize, this.hugeFile) - xattrBlock === 0;
