@@ -48,7 +48,8 @@ import { assembleInlineData, inlineDataCapacity, isInlineDataXattr } from '../on
 import { aclChmod, decodeVfsAcl, encodeVfsAcl, ext4AclToVfs } from '../ondisk/acl.js';
 import { decodeDirBlock, findInDirBlock, scanDirBlock, decodeInlineDir, isDotName, DIRENT_HEADER_SIZE, DIRENT_MIN_REC_LEN, FT, NAME_MAX, type DirBlockOptions, type DirEntry } from '../ondisk/dirent.js';
 import { decodeDxRoot, decodeDxNode, dxLookup, isDxNodeBlock, DX_HASH_CONTINUED, type DxEntry, type DxNode, type DxRoot } from '../ondisk/htree.js';
-import { dirHashName, effectiveHashVersion, DX_HASH, type DirHash } from '../ondisk/dirhash.js';
+import { dirHashName, effectiveHashVersion, isKeylessHashVersion, DX_HASH, type DirHash } from '../ondisk/dirhash.js';
+import { noKeyName, noKeySymlinkTarget } from '../ondisk/fscrypt.js';
 import { COOKIE_AFTER_DOT, COOKIE_AFTER_DOTDOT, HASH_KEYS, cookieAfterKey, firstKeyOfMajor, hashKey, isHashCookie, majorOfKey, resumeKey } from './readdir-cookie.js';
 import { casefoldNameOrNull } from '../ondisk/casefold.js';
 import { InodeCache } from './inode-cache.js';
@@ -687,6 +688,7 @@ export class Ext4 {
     this.fillListing(summarizeDecoded(inode, s), checkLive(ino, inode.mode, inode.linksCount), into);
     if (isChr(inode.mode) || isBlk(inode.mode)) [into.rdevMajor, into.rdevMinor] = decodeDevice(inode.block);
     into.target = into.kind === 'symlink' ? this.readlinkOf(ino, inode) : undefined;
+    if (into.target !== undefined && (inode.flags & ENCRYPT_FL) !== 0) into.size = into.target.length; // as getattr says
     into.hasXattr = this.hasXattrOf(ino, inode, xattrNames);
     return into;
   }
@@ -729,7 +731,7 @@ export class Ext4 {
       nlink: statNlink(inode.mode, inode.linksCount),
       uid: inode.uid,
       gid: inode.gid,
-      size: inode.size,
+      size: isSymlink(inode.mode) && (inode.flags & ENCRYPT_FL) !== 0 ? this.noKeyTarget(ino, inode).length : inode.size,
       blocks: this.statBlocks(inode),
       blksize: this.sb.blockSize,
       rdev: makedev(major, minor),
@@ -1026,7 +1028,7 @@ export class Ext4 {
 
   private readlinkOf(ino: number, inode: Inode): Uint8Array {
     if (!isSymlink(inode.mode)) throw new FsError('EINVAL', `inode ${ino} is not a symbolic link`, { inode: ino });
-    if ((inode.flags & ENCRYPT_FL) !== 0) throw new FsError('ENOKEY', `symlink ${ino} is encrypted (fscrypt) and no key is available`, { inode: ino });
+    if ((inode.flags & ENCRYPT_FL) !== 0) return this.noKeyTarget(ino, inode);
     if (inode.size >= PATH_MAX) throw corrupted('inode', `symlink target of ${inode.size} bytes is longer than PATH_MAX`, { inode: ino });
     if ((inode.flags & INLINE_DATA_FL) !== 0) return this.inlineData(ino, inode);
     if (this.isFastSymlink(inode)) {
@@ -1034,6 +1036,20 @@ export class Ext4 {
       return inode.block.slice(0, inode.size);
     }
     return this.readData(ino, inode, 0, inode.size);
+  }
+
+  /**
+   * An encrypted symlink's target as the kernel shows it without the key (a no-key name
+   * of the stored ciphertext: see ondisk/fscrypt.ts). The stored form is in i_block (at
+   * most 60 bytes), inline data or the first data block.
+   */
+  private noKeyTarget(ino: number, inode: Inode): Uint8Array {
+    if ((inode.flags & INLINE_DATA_FL) !== 0) {
+      const stored = this.inlineData(ino, inode);
+      return noKeySymlinkTarget(stored, stored.length, { inode: ino });
+    }
+    if (this.isFastSymlink(inode)) return noKeySymlinkTarget(inode.block, inode.block.length, { inode: ino });
+    return noKeySymlinkTarget(this.readData(ino, inode, 0, Math.min(inode.size, this.sb.blockSize)), this.sb.blockSize, { inode: ino });
   }
 
   /**
@@ -1140,8 +1156,26 @@ export class Ext4 {
     return this.casefoldFs && (inode.flags & CASEFOLD_FL) !== 0;
   }
 
-  private presentName(dir: Inode, raw: Uint8Array): Uint8Array {
-    return this.isEncryptedDir(dir) ? utf8Encoder.encode(Buffer.from(raw).toString('base64url')) : raw;
+  /**
+   * How the entries of encrypted directory `ino` are named without the key: the kernel's
+   * no-key names (ondisk/fscrypt.ts), whose first 8 bytes are the hash the kernel's
+   * readdir files the entry under. That is the hash stored in the entry (casefolded
+   * directories), the directory hash of the ciphertext where the kernel lists in hash
+   * order (dir_index, and an index, inline data or a single block: its is_dx_dir), else 0.
+   */
+  private noKeyNamer(ino: number, dir: Inode): (e: DirEntry) => Uint8Array {
+    const context = { inode: ino };
+    if (this.isCasefoldDir(dir)) return (e) => noKeyName(e.name, e.hash ?? 0, e.minorHash ?? 0, 'directory entry', context);
+    const hashed = (this.sb.featureCompat & COMPAT_DIR_INDEX) !== 0 && ((dir.flags & (INDEX_FL | INLINE_DATA_FL)) !== 0 || Math.floor(dir.size / this.sb.blockSize) === 1);
+    if (!hashed) return (e) => noKeyName(e.name, 0, 0, 'directory entry', context);
+    const version = (dir.flags & INDEX_FL) !== 0 && (dir.flags & INLINE_DATA_FL) === 0 ? this.htree(ino, dir).version : effectiveHashVersion(this.sb.defHashVersion, this.sb.flags);
+    if (!isKeylessHashVersion(version)) throw corrupted('directory', `encrypted directory hashed with unsupported hash version ${version}`, context);
+    const options = { version, seed: this.sb.hashSeed };
+    return (e) => {
+      if (isDotName(e.name)) return e.name;
+      const h = dirHashName(e.name, options);
+      return noKeyName(e.name, h.hash, h.minorHash, 'directory entry', context);
+    };
   }
 
   /**
@@ -1225,10 +1259,11 @@ export class Ext4 {
     // after '..': names may come twice, none is skipped.
     const fromHash = isHashCookie(cookie);
     const from = fromHash ? 0 : cookie;
+    const present = this.isEncryptedDir(dir) ? this.noKeyNamer(ino, dir) : undefined;
     const emit = (e: DirEntry, pos: number): DirEntryInfo | undefined => {
       if (pos < from) return undefined;
       if (fromHash && pos < this.sb.blockSize && isDotName(e.name)) return undefined;
-      const rawName = this.presentName(dir, e.name);
+      const rawName = present === undefined ? e.name : present(e);
       return { name: utf8.decode(rawName), rawName, ino: e.inode, kind: kindOfFileType(this.hasFileType ? e.fileType : 0), next: pos + 1 };
     };
     if ((dir.flags & INLINE_DATA_FL) !== 0) {

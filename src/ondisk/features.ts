@@ -158,7 +158,7 @@ export const FEATURES: readonly FeatureInfo[] = [
   feature('incompat', INCOMPAT_CSUM_SEED, 'metadata_csum_seed', 'supported', 'supported', 'checksum seed stored in s_checksum_seed', ['csum_seed']),
   feature('incompat', INCOMPAT_LARGEDIR, 'large_dir', 'supported', 'supported', 'directories above 2 GiB and 3-level htrees', ['largedir']),
   feature('incompat', INCOMPAT_INLINE_DATA, 'inline_data', 'supported', 'supported', 'small files and directories stored in the inode'),
-  feature('incompat', INCOMPAT_ENCRYPT, 'encrypt', 'limited', 'read-only', 'fscrypt: ext4ts has no keys, so encrypted names and contents are returned as ciphertext'),
+  feature('incompat', INCOMPAT_ENCRYPT, 'encrypt', 'limited', 'read-only', 'fscrypt without keys: encrypted directories list the names a kernel shows without the key, symlinks their no-key targets; file contents are refused (ENOKEY)'),
   feature('incompat', INCOMPAT_CASEFOLD, 'casefold', 'supported', 'supported', 'case-insensitive directories (UTF-8 12.1, folded as the kernel folds; src/ondisk/casefold.ts)', ['fname_encoding']),
   // ---- ro_compat ----
   feature('ro_compat', RO_COMPAT_SPARSE_SUPER, 'sparse_super', 'supported', 'supported', 'backup superblocks only in groups 0, 1 and powers of 3, 5, 7'),
@@ -317,7 +317,8 @@ function assess(sb: FeatureContext): Assessment {
       if (info.read === 'limited') readReasons.push(`${info.name}: ${info.note}`);
       if (info.write === 'read-only') {
         canWrite = false;
-        writeReasons.push(`${info.name}: read-only (${info.note})`);
+        // (A limited feature's note is among the read reasons already.)
+        writeReasons.push(info.read === 'limited' ? `${info.name}: read-only` : `${info.name}: read-only (${info.note})`);
       }
     }
   }
