@@ -1533,9 +1533,13 @@ export class Ext4 {
     return (c) => bytesEqual(c, name);
   }
 
-  /** Scan every entry (names of encrypted directories are compared in their listed form). */
+  /**
+   * Find `name` by the directory's entries: through its name index when names compare
+   * exactly (an encrypted directory's in their listed, no-key form: it is never
+   * written), else by a scan comparing casefolded names.
+   */
   private linearLookup(ino: number, dir: Inode, name: Uint8Array): number | undefined {
-    if (!this.isCasefoldDir(dir) && !this.isEncryptedDir(dir)) return this.nameIndex(ino).get(latin1Key(name));
+    if (!this.isCasefoldDir(dir) || this.isEncryptedDir(dir)) return this.nameIndex(ino).get(latin1Key(name));
     const matches = this.matcher(dir, name);
     for (const e of this.readdirRecords(ino, dir, 0)) if (matches(e.rawName)) return e.ino;
     return undefined;
