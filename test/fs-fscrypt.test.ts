@@ -190,6 +190,40 @@ describe('fscrypt: an encrypted tree without the key reads as the kernel shows i
     }
   });
 
+  it('a damaged encrypted symlink (stored length 0) is EUCLEAN for it alone, in the library and in ls -l', async () => {
+    const image = join(scratchDir(), 'fscrypt-damaged.img');
+    fs.copyFileSync(withIndex, image);
+    let link = '';
+    let ino = 0;
+    const fsys = Ext4.openFile(image);
+    try {
+      for (const e of fsys.readdir('/enc', { withFileTypes: true })) {
+        if (e.kind === 'symlink' && fsys.lstat(`/enc/${e.name}`).blocks === 0) [link, ino] = [`/enc/${e.name}`, e.ino];
+      }
+    } finally {
+      fsys.close();
+    }
+    assert.notEqual(ino, 0, 'the fast symlink');
+    execFileSync('debugfs', ['-w', '-R', `sif <${ino}> block[0] 0`, image], { stdio: 'ignore' });
+    const damaged = Ext4.openFile(image);
+    try {
+      const corrupt = (e: unknown): boolean => e instanceof FsError && e.code === 'EUCLEAN' && /corrupted symlink \(inode \d+\): encrypted target of length 0/.test(e.message);
+      assert.throws(() => damaged.readlink(link), corrupt);
+      assert.throws(() => damaged.lstat(link), corrupt, 'its size is its target\'s length');
+      assert.equal(damaged.readdir('/enc').length, 9, 'the directory still lists');
+    } finally {
+      damaged.close();
+    }
+    const ls = await runCliAsync(['ls', '-l', image, '/enc']);
+    assert.equal(ls.status, 1);
+    assert.match(ls.stderr, new RegExp(`^ext4ts: ${link}: corrupted symlink \\(inode ${ino}\\): encrypted target of length 0\n$`));
+    const rows = ls.stdout.toString().split('\n').filter((l) => l !== '' && !l.startsWith('total'));
+    assert.equal(rows.length, 9, 'a row for each entry');
+    const unknown = rows.filter((l) => l.startsWith('?'));
+    assert.equal(unknown.length, 1);
+    assert.match(unknown[0] as string, new RegExp(`^\\?{10} \\? \\? +\\? +\\? +\\? ${link.slice(5)}$`), 'the damaged one unknown, as GNU ls shows an entry it cannot stat');
+  });
+
   it('ls -lRA prints what GNU ls prints on the kernel mount; get copies out all but the encrypted contents', async () => {
     const gnu = withMount(withIndex, mountpoint(), { readOnly: true }, (mnt) =>
       execFileSync('ls', ['-lRAn', '--quoting-style=literal', 'enc'], { cwd: mnt, env: { ...process.env, LC_ALL: 'C', TZ: 'UTC' }, maxBuffer: 16 << 20 })
