@@ -15,8 +15,11 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { Ext4 } from '../src/fs/ext4.js';
 import { FsError } from '../src/errors.js';
-import { INDEX_FL } from '../src/ondisk/inode.js';
-import { scratchDir } from './helpers/images.js';
+import { ENCRYPT_FL, INDEX_FL } from '../src/ondisk/inode.js';
+import { MemoryChannel } from '../src/io/memory-channel.js';
+import type { Stat } from '../src/fs/types.js';
+import { Rng } from './helpers/fuzz.js';
+import { debugfs, scratchDir } from './helpers/images.js';
 import { unmountLeftovers, withMount } from './helpers/kernel.js';
 import { runCliAsync } from './helpers/cli.js';
 
@@ -222,6 +225,63 @@ describe('fscrypt: an encrypted tree without the key reads as the kernel shows i
     const unknown = rows.filter((l) => l.startsWith('?'));
     assert.equal(unknown.length, 1);
     assert.match(unknown[0] as string, new RegExp(`^\\?{10} \\? \\? +\\? +\\? +\\? ${link.slice(5)}$`), 'the damaged one unknown, as GNU ls shows an entry it cannot stat');
+  });
+
+  it('hostile bytes in encrypted directories, symlinks and their inodes: FsErrors, never another exception (seeded)', () => {
+    // Where the encrypted tree lives: its directories' blocks, and every encrypted inode's
+    // record (debugfs finds them by inode number; it cannot resolve no-key names).
+    const regions: [number, number][] = [];
+    const probe = Ext4.openFile(withIndex);
+    const blockSize = probe.sb.blockSize;
+    try {
+      const visit = (path: string, ino: number): void => {
+        const st = probe.lstat(path);
+        if ((st.flags & ENCRYPT_FL) !== 0) {
+          const m = /located at block (\d+), offset 0x([0-9a-f]+)/.exec(debugfs(withIndex, `imap <${ino}>`));
+          assert.ok(m !== null, `imap <${ino}>`);
+          regions.push([Number(m[1]) * blockSize + parseInt(m[2] as string, 16), probe.sb.inodeSize]);
+        }
+        if (st.kind !== 'directory') return;
+        for (const b of debugfs(withIndex, `blocks <${ino}>`).trim().split(/\s+/)) if (b !== '') regions.push([Number(b) * blockSize, blockSize]);
+        for (const e of probe.readdir(path, { withFileTypes: true })) visit(`${path === '/' ? '' : path}/${e.name}`, e.ino);
+      };
+      visit('/enc', probe.resolve('/enc'));
+    } finally {
+      probe.close();
+    }
+    assert.ok(regions.length > 10, `${regions.length} regions`);
+    const base = fs.readFileSync(withIndex);
+    const rng = new Rng(20261127);
+    let failures = 0;
+    for (let i = 0; i < 120; i++) {
+      const bytes = Uint8Array.from(base);
+      const [start, length] = rng.pick(regions);
+      for (let n = 1 + rng.int(4); n > 0; n--) bytes[start + rng.int(length)] = rng.chance(0.5) ? rng.int(256) : (bytes[start + rng.int(length)] as number) ^ (1 << rng.int(8));
+      const tried = (op: () => unknown): unknown => {
+        try {
+          return op();
+        } catch (error) {
+          if (!(error instanceof FsError)) throw new Error(`case ${i}: ${String(error)}`, { cause: error });
+          failures++;
+          return undefined;
+        }
+      };
+      const fsys = tried(() => Ext4.open(new MemoryChannel(bytes, { readOnly: true }), { checksums: false })) as Ext4 | undefined;
+      if (fsys === undefined) continue;
+      const walk = (path: string, depth: number): void => {
+        const names = tried(() => fsys.readdir(path)) as string[] | undefined;
+        for (const name of names ?? []) {
+          const child = `${path}/${name}`;
+          const st = tried(() => fsys.lstat(child)) as Stat | undefined;
+          if (st?.kind === 'symlink') tried(() => fsys.readlink(child));
+          if (st?.kind === 'file') tried(() => fsys.readFile(child));
+          if (st?.kind === 'directory' && depth < 3) walk(child, depth + 1);
+        }
+      };
+      walk('/enc', 0);
+      fsys.close();
+    }
+    assert.ok(failures > 0, 'the mutations were seen');
   });
 
   it('ls -lRA prints what GNU ls prints on the kernel mount; get copies out all but the encrypted contents', async () => {
