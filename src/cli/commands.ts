@@ -14,7 +14,7 @@ import type { MountCliOptions } from './mount.js';
 // server, the writers and the progress bar of commands not asked for.
 
 const COMMON_HELP = `
---cache-size, --offset, --no-checksums and --stats work the same for every command.
+--cache-size, --offset, --no-checksums, --no-journal and --stats work the same for every command.
 Errors print one line, "ext4ts: WHAT: reason", and the exit status is 1.`;
 
 function examples(lines: readonly string[]): string {
@@ -153,6 +153,8 @@ Mount options (-o, comma-separated, like mount(8) and fuse2fs):
                           most on virtual machines (2x on creating many small files here)
   errors=continue|remount-ro|panic   what to do on corruption (read-only mounts continue)
   no_checksums            do not verify metadata checksums (recovery)
+  noload                  do not replay a journal that needs recovery (in memory) before serving
+                          the image: it is read as it is on the device
   debug                   trace every request on stderr (use with -f)
 
 Examples:

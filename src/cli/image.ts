@@ -7,6 +7,7 @@ import type { CommonOptions } from './options.js';
 export function openImage(image: string, options: CommonOptions): Ext4 {
   return Ext4.openFile(image, {
     checksums: options.checksums,
+    journal: options.journal !== false,
     ...(options.cacheSize === undefined ? {} : { cacheSize: options.cacheSize }),
     ...(options.offset === undefined ? {} : { offset: options.offset }),
   });

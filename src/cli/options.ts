@@ -1,5 +1,5 @@
 /**
- * Options every command takes (--cache-size, --offset, --no-checksums, --stats) and
+ * Options every command takes (--cache-size, --offset, --no-checksums, --no-journal, --stats) and
  * argument parsers. Opening the image with them is in image.ts: this module is loaded
  * at start-up by every command, the mount server's main thread included, and must not
  * pull in the filesystem.
@@ -10,6 +10,8 @@ export interface CommonOptions {
   readonly cacheSize?: number;
   readonly offset?: number;
   readonly checksums: boolean;
+  /** false with --no-journal: read the device as it is, without replaying a journal that needs recovery. */
+  readonly journal?: boolean;
   readonly stats?: boolean;
 }
 
@@ -36,5 +38,6 @@ export function addCommonOptions(cmd: Command): Command {
     .option('--cache-size <size>', 'block cache budget in bytes, K/M/G suffixes allowed; 0 = no cache (default: min(32M, RAM/20))', parseSize)
     .option('--offset <bytes>', 'byte offset of the filesystem inside IMAGE (e.g. a partition in a disk image; K/M/G allowed)', parseSize)
     .option('--no-checksums', 'do not verify metadata checksums (to recover data from a damaged image)')
+    .option('--no-journal', 'read the image as it is on the device: a journal that needs recovery is not replayed (in memory) first')
     .option('--stats', 'at exit, print one JSON line of cache statistics on stderr');
 }

@@ -16,9 +16,11 @@ import { Readable } from 'node:stream';
 import { FsError, corrupted, quoteName, quoteText } from '../errors.js';
 import type { IoChannel } from '../io/channel.js';
 import { FileChannel, type FileChannelOptions } from '../io/file-channel.js';
+import { JournalOverlayChannel, type OverlayBlock } from '../io/journal-overlay.js';
+import { decodeJournalSuperblock, planReplay } from '../ondisk/jbd2.js';
 import { CachingChannel, type CacheStats } from '../cache/caching-channel.js';
 import { decodeSuperblock, STATE_ERROR, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, type Superblock } from '../ondisk/superblock.js';
-import { checkFeatures, INCOMPAT_MMP, COMPAT_HAS_JOURNAL, INCOMPAT_EXTENTS, INCOMPAT_FILETYPE, INCOMPAT_LARGEDIR, INCOMPAT_CASEFOLD, INCOMPAT_EA_INODE, RO_COMPAT_HUGE_FILE, COMPAT_DIR_INDEX, ENCODING_FLAG_STRICT, type FeatureCheck } from '../ondisk/features.js';
+import { checkFeatures, INCOMPAT_MMP, INCOMPAT_RECOVER, COMPAT_HAS_JOURNAL, INCOMPAT_EXTENTS, INCOMPAT_FILETYPE, INCOMPAT_LARGEDIR, INCOMPAT_CASEFOLD, INCOMPAT_EA_INODE, RO_COMPAT_HUGE_FILE, COMPAT_DIR_INDEX, ENCODING_FLAG_STRICT, type FeatureCheck } from '../ondisk/features.js';
 import { decodeGroupDesc, BG_INODE_UNINIT, type GroupDesc } from '../ondisk/group-desc.js';
 import { descriptorBlockFor, groupLayout, inodeLocation } from '../ondisk/layout.js';
 import {
@@ -154,6 +156,13 @@ export interface Ext4Options {
   readonly write?: boolean;
   /** Multi-mount protection of a writable `mmp` filesystem (see ./mmp.ts): waits, node name, clock. */
   readonly mmp?: MmpOptions;
+  /**
+   * A read-only open of a filesystem whose journal needs recovery reads it as the
+   * kernel's recovery would leave it: the journal's committed transactions replayed in
+   * memory, nothing written (default true). False reads the device as it is, like the
+   * kernel's `noload`: for a journal too damaged to replay.
+   */
+  readonly journal?: boolean;
 }
 
 export interface OpenFileOptions extends Ext4Options, Omit<FileChannelOptions, 'readOnly' | 'blockSize'> {}
@@ -366,7 +375,57 @@ export class Ext4 {
       }
       throw error;
     }
+    if (!wantWrite && options.journal !== false && (sb.featureIncompat & INCOMPAT_RECOVER) !== 0 && (sb.featureCompat & COMPAT_HAS_JOURNAL) !== 0) {
+      // Reopened on a view of the device with the journal replayed (the superblock stays
+      // the device's, as the kernel keeps its own copy through recovery).
+      const replayed = fs.journalReplay();
+      if (replayed !== undefined) {
+        const view = new CachingChannel(new JournalOverlayChannel(cache.inner, replayed, sb.blockSize), options.cacheSize === undefined ? {} : { cacheSize: options.cacheSize });
+        view.setBlockSize(sb.blockSize);
+        fs = new Ext4(view, sb, features, options);
+        fs.replayedBlocks = replayed.size;
+      }
+    }
     return fs;
+  }
+
+  /** Blocks a read-only open took from the journal (a replay in memory; see `journal` in Ext4Options). */
+  replayedBlocks = 0;
+
+  /**
+   * Where the blocks a recovery of the journal (inode s_journal_inum) would write are
+   * in it, as device blocks; undefined when it has nothing to replay. Errors name the
+   * journal and say how to read without it.
+   */
+  private journalReplay(): Map<number, OverlayBlock> | undefined {
+    const device = this.channel.name;
+    try {
+      const ino = this.sb.journalInum;
+      if (ino === 0) throw new FsError('EOPNOTSUPP', 'it is on an external journal device', { device });
+      const inode = this.readInode(ino);
+      const bs = this.sb.blockSize;
+      const logBlocks = Math.floor(inode.size / bs);
+      const physical = (i: number): number => {
+        if (i >= logBlocks) throw corrupted('journal', `log block ${i} past the journal inode's ${logBlocks} blocks`, { inode: ino });
+        const run = mapRun(this.mapCtx, ino, inode, i, 1);
+        if (run.kind !== 'data') throw corrupted('journal', `log block ${i} is not mapped`, { inode: ino });
+        return run.physical;
+      };
+      const jsb = decodeJournalSuperblock(this.channel.read(physical(0), 1), { verifyChecksum: this.verify });
+      if (jsb.blockSize !== bs) throw corrupted('journal superblock', `block size ${jsb.blockSize}, the filesystem's is ${bs}`);
+      if (jsb.maxLen > logBlocks) throw corrupted('journal superblock', `${jsb.maxLen} blocks in a journal inode of ${logBlocks}`);
+      const plan = planReplay(jsb, (i) => this.channel.read(physical(i), 1), { verifyChecksums: this.verify });
+      if (plan.blocks.size === 0) return undefined;
+      const out = new Map<number, OverlayBlock>();
+      for (const [block, copy] of plan.blocks) {
+        if (block >= this.sb.blocksCount) throw corrupted('journal', `transaction copies block ${block}, outside the filesystem's ${this.sb.blocksCount}`);
+        out.set(block, { from: physical(copy.logBlock), escaped: copy.escaped });
+      }
+      return out;
+    } catch (error) {
+      if (!(error instanceof FsError)) throw error;
+      throw new FsError(error.code, `${device}: the journal needs recovery and cannot be replayed: ${error.message} (--no-journal, or -o noload for a mount, reads the filesystem as it is on the device)`, { ...error.context, device }, { cause: error });
+    }
   }
 
   /** Open an image file or block device (read-only unless `write`). */

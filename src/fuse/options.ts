@@ -38,6 +38,8 @@ export interface MountOptions {
   readonly maxRead: number;
   /** Don't verify metadata checksums. */
   readonly noChecksums: boolean;
+  /** Don't replay a journal that needs recovery (the kernel's noload): serve the device as it is. */
+  readonly noLoad: boolean;
   /**
    * Read-write mounts: ask for the kernel's writeback cache (default). Small writes are
    * gathered into large WRITEs, but the kernel then sends a SETATTR for the times at
@@ -77,6 +79,7 @@ export const DEFAULT_MOUNT_OPTIONS: MountOptions = {
   maxRead: 1 << 20,
   writebackCache: true,
   noChecksums: false,
+  noLoad: false,
   spinMicros: 100,
 };
 
@@ -175,6 +178,9 @@ export function parseMountOptions(lists: readonly string[]): MountOptions {
         case 'nochecksums':
         case 'no_checksums':
           o.noChecksums = true;
+          break;
+        case 'noload':
+          o.noLoad = true;
           break;
         case 'noatime':
         case 'relatime':

@@ -57,6 +57,7 @@ function open(write: boolean): Ext4 {
   return Ext4.openFile(data.image, {
     offset: data.options.offset,
     checksums: !data.options.noChecksums,
+    journal: !data.options.noLoad,
     write,
     inodeCacheSize: SERVER_INODE_CACHE,
     ...(data.options.cacheSize === undefined ? {} : { cacheSize: data.options.cacheSize }),

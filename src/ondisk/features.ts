@@ -146,7 +146,7 @@ export const FEATURES: readonly FeatureInfo[] = [
   // ---- incompat ----
   feature('incompat', INCOMPAT_COMPRESSION, 'compression', 'refuse', 'read-only', 'e2compr compression was never merged; compressed data cannot be read'),
   feature('incompat', INCOMPAT_FILETYPE, 'filetype', 'supported', 'supported', 'file type in directory entries'),
-  feature('incompat', INCOMPAT_RECOVER, 'needs_recovery', 'limited', 'read-only', 'the journal needs recovery: until it is replayed, reads see the state before its last transactions and writes are refused', ['recover']),
+  feature('incompat', INCOMPAT_RECOVER, 'needs_recovery', 'limited', 'read-only', 'the journal needs recovery: reads see its committed transactions replayed (in memory; nothing is written), writes are refused until the kernel or e2fsck replays it', ['recover']),
   feature('incompat', INCOMPAT_JOURNAL_DEV, 'journal_dev', 'refuse', 'read-only', 'this is an external journal device, not a filesystem'),
   feature('incompat', INCOMPAT_META_BG, 'meta_bg', 'supported', 'supported', 'group descriptors spread over meta block groups'),
   feature('incompat', INCOMPAT_EXTENTS, 'extent', 'supported', 'supported', 'extent-mapped files', ['extents']),
