@@ -11,6 +11,10 @@
  * magic 0xc03b3998, block type, transaction sequence. Descriptor blocks list tags (the
  * filesystem block each following log block belongs to); commit blocks end a
  * transaction; revoke blocks cancel earlier copies of the blocks they name.
+ *
+ * Not covered: fast commits (refused by `planReplay`), and the old v1 transaction
+ * checksums (compat CHECKSUM without v2/v3: not verified, so a torn last transaction
+ * the kernel would drop is replayed).
  */
 import { corrupted, FsError } from '../errors.js';
 import { crc32cRaw } from './crc.js';
@@ -56,6 +60,9 @@ const be16 = (b: Uint8Array, at: number): number => ((b[at] as number) << 8) | (
 /** (int)(a - b) >= 0: transaction IDs compare modulo 2^32, as the kernel's tid_geq. */
 const tidGeq = (a: number, b: number): boolean => ((a - b) | 0) >= 0;
 
+/** A copy of the first `n` bytes (a Buffer's slice would be a view: zeroing a checksum field in it would change the block). */
+const copyOf = (b: Uint8Array, n: number): Uint8Array => new Uint8Array(b.subarray(0, n));
+
 const hasCsum = (j: JournalSuperblock): boolean => (j.featureIncompat & (JBD2_INCOMPAT.CSUM_V2 | JBD2_INCOMPAT.CSUM_V3)) !== 0;
 
 /** Decode and check the journal superblock (the first block of the journal). */
@@ -78,11 +85,11 @@ export function decodeJournalSuperblock(bytes: Uint8Array, options: { readonly v
     throw new FsError('EOPNOTSUPP', `the journal has unknown incompatible features 0x${(featureIncompat & ~INCOMPAT_KNOWN).toString(16)}`);
   }
   if ((featureIncompat & JBD2_INCOMPAT.CSUM_V2) !== 0 && (featureIncompat & JBD2_INCOMPAT.CSUM_V3) !== 0) throw corrupted('journal superblock', 'both checksum v2 and v3 are set');
-  const uuid = bytes.slice(0x30, 0x40);
+  const uuid = new Uint8Array(bytes.subarray(0x30, 0x40));
   const sb = { blockSize, maxLen, first, sequence: be32(bytes, 0x18), start, featureCompat, featureIncompat, uuid, csumSeed: crc32cRaw(0xffffffff, uuid) };
   if (hasCsum(sb) && options.verifyChecksum) {
     if (bytes[0x50] !== CHECKSUM_CRC32C) throw corrupted('journal superblock', `checksum type ${bytes[0x50]}, not crc32c`);
-    const copy = bytes.slice(0, JOURNAL_SUPERBLOCK_SIZE);
+    const copy = copyOf(bytes, JOURNAL_SUPERBLOCK_SIZE);
     copy.fill(0, 0xfc, 0x100);
     const want = crc32cRaw(0xffffffff, copy);
     if (want !== be32(bytes, 0xfc)) throw corrupted('journal superblock', `checksum 0x${be32(bytes, 0xfc).toString(16)}, computed 0x${want.toString(16)}`);
@@ -140,13 +147,13 @@ export function planReplay(jsb: JournalSuperblock, readLog: (logBlock: number) =
 
   const tailOk = (block: Uint8Array): boolean => {
     if (!csum) return true;
-    const copy = block.slice(0, bs);
+    const copy = copyOf(block, bs);
     copy.fill(0, bs - 4, bs);
     return crc32cRaw(jsb.csumSeed, copy) === be32(block, bs - 4);
   };
   const commitOk = (block: Uint8Array): boolean => {
     if (!csum) return true;
-    const whole = block.slice(0, bs);
+    const whole = copyOf(block, bs);
     whole.fill(0, 16, 20);
     if (crc32cRaw(jsb.csumSeed, whole) === be32(block, 16)) return true;
     // An incomplete commit block: only its header made it (the rest reads as zeros).
@@ -235,7 +242,7 @@ export function planReplay(jsb: JournalSuperblock, readLog: (logBlock: number) =
       }
       if (type === JBD2_BLOCK.REVOKE) {
         const count = be32(block, 12);
-        if (count > bs - tailBytes || count < 16) throw corrupted('journal', `revoke block of transaction ${next} claims ${count} bytes`);
+        if (count > bs - tailBytes) throw corrupted('journal', `revoke block of transaction ${next} claims ${count} bytes`);
         if (pass === 'scan') {
           if (!tailOk(block)) needCommitTime = true;
           continue;
