@@ -5,7 +5,7 @@
  * touches a faulty block writes none of its blocks.
  */
 import { FsError, type Errno } from '../errors.js';
-import type { IoChannel, IoStats } from './channel.js';
+import { ChannelDecorator } from './channel-decorator.js';
 
 export type FaultOp = 'read' | 'write' | 'flush' | 'discard' | 'zeroout';
 
@@ -26,15 +26,10 @@ interface LiveRule {
   remaining: number;
 }
 
-export class FaultChannel implements IoChannel {
-  readonly inner: IoChannel;
+export class FaultChannel extends ChannelDecorator {
   private rules: LiveRule[] = [];
   /** Number of faults injected so far. */
   injected = 0;
-
-  constructor(inner: IoChannel) {
-    this.inner = inner;
-  }
 
   /** Add a rule; returns this for chaining. */
   fail(rule: FaultRule): this {
@@ -47,34 +42,17 @@ export class FaultChannel implements IoChannel {
     this.rules = [];
   }
 
-  get name(): string {
-    return this.inner.name;
-  }
-  get readOnly(): boolean {
-    return this.inner.readOnly;
-  }
-  get blockSize(): number {
-    return this.inner.blockSize;
-  }
-  get sizeBytes(): number {
-    return this.inner.sizeBytes;
-  }
-
-  setBlockSize(size: number): void {
-    this.inner.setBlockSize(size);
-  }
-
-  read(block: number, count: number, into?: Uint8Array): Uint8Array {
+  override read(block: number, count: number, into?: Uint8Array): Uint8Array {
     this.check('read', block, count);
     return this.inner.read(block, count, into);
   }
 
-  write(block: number, count: number, data: Uint8Array): void {
+  override write(block: number, count: number, data: Uint8Array): void {
     this.check('write', block, count);
     this.inner.write(block, count, data);
   }
 
-  writeBytes(offset: number, data: Uint8Array): void {
+  override writeBytes(offset: number, data: Uint8Array): void {
     const bs = this.inner.blockSize;
     const first = Math.floor(offset / bs);
     const last = Math.floor((offset + Math.max(data.length, 1) - 1) / bs);
@@ -82,39 +60,27 @@ export class FaultChannel implements IoChannel {
     this.inner.writeBytes(offset, data);
   }
 
-  flush(): void {
+  override flush(): void {
     this.check('flush', undefined, undefined);
     this.inner.flush();
   }
 
-  discard(block: number, count: number): void {
+  override discard(block: number, count: number): void {
     this.check('discard', block, count);
     this.inner.discard(block, count);
   }
 
-  zeroout(block: number, count: number): void {
+  override zeroout(block: number, count: number): void {
     this.check('zeroout', block, count);
     this.inner.zeroout(block, count);
   }
 
-  readahead(block: number, count: number): void {
-    this.inner.readahead(block, count);
-  }
-
   /** None: reads through it must meet its faults. */
-  rawSource(): undefined {
+  override rawSource(): undefined {
     return undefined;
   }
 
-  invalidate(block?: number, count?: number): void {
-    this.inner.invalidate(block, count);
-  }
-
-  stats(): IoStats {
-    return this.inner.stats();
-  }
-
-  close(): void {
+  override close(): void {
     this.check('flush', undefined, undefined);
     this.inner.close();
   }

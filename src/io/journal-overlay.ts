@@ -6,7 +6,8 @@
  * recovery, opened read-only (see Ext4.open).
  */
 import { FsError } from '../errors.js';
-import { readOnlyError, type IoChannel, type IoStats, type RawSource } from './channel.js';
+import { readOnlyError, type IoChannel } from './channel.js';
+import { ChannelDecorator } from './channel-decorator.js';
 
 /** A replayed block: the device block holding its copy, and whether the copy's magic was escaped. */
 export interface OverlayBlock {
@@ -16,41 +17,25 @@ export interface OverlayBlock {
 
 const MAGIC = [0xc0, 0x3b, 0x39, 0x98]; // JBD2_MAGIC_NUMBER, big-endian
 
-export class JournalOverlayChannel implements IoChannel {
+export class JournalOverlayChannel extends ChannelDecorator {
   /** Replayed blocks, sorted, for finding those inside a read's range. */
   private readonly sorted: Float64Array;
 
   constructor(
-    readonly inner: IoChannel,
+    inner: IoChannel,
     private readonly blocks: ReadonlyMap<number, OverlayBlock>,
     /** The filesystem block size the map is in. */
     private readonly fsBlockSize: number,
   ) {
+    super(inner);
     this.sorted = Float64Array.from(blocks.keys()).sort();
   }
 
-  get name(): string {
-    return this.inner.name;
-  }
-  get readOnly(): boolean {
+  override get readOnly(): boolean {
     return true;
   }
-  get blockSize(): number {
-    return this.inner.blockSize;
-  }
-  get sizeBytes(): number {
-    return this.inner.sizeBytes;
-  }
-  /** Blocks whose reads the journal answers. */
-  get replayedBlocks(): number {
-    return this.sorted.length;
-  }
 
-  setBlockSize(size: number): void {
-    this.inner.setBlockSize(size);
-  }
-
-  read(block: number, count: number, into?: Uint8Array): Uint8Array {
+  override read(block: number, count: number, into?: Uint8Array): Uint8Array {
     const out = this.inner.read(block, count, into);
     if (this.sorted.length === 0 || count === 0) return out;
     const bs = this.inner.blockSize;
@@ -74,35 +59,23 @@ export class JournalOverlayChannel implements IoChannel {
     return out;
   }
 
-  write(block: number, count: number): void {
+  override write(block: number, count: number): void {
     throw readOnlyError(this.name, 'write', block, count);
   }
-  writeBytes(): void {
+  override writeBytes(): void {
     throw readOnlyError(this.name, 'writeBytes');
   }
-  flush(): void {
+  override flush(): void {
     // nothing is written through this view
   }
-  discard(block: number, count: number): void {
+  override discard(block: number, count: number): void {
     throw readOnlyError(this.name, 'discard', block, count);
   }
-  zeroout(block: number, count: number): void {
+  override zeroout(block: number, count: number): void {
     throw readOnlyError(this.name, 'zeroout', block, count);
   }
-  readahead(block: number, count: number): void {
-    this.inner.readahead(block, count);
-  }
   /** None: a reader of the file itself would miss the replayed blocks. */
-  rawSource(): RawSource | undefined {
+  override rawSource(): undefined {
     return undefined;
-  }
-  invalidate(block?: number, count?: number): void {
-    this.inner.invalidate(block, count);
-  }
-  stats(): IoStats {
-    return this.inner.stats();
-  }
-  close(): void {
-    this.inner.close();
   }
 }
