@@ -24,8 +24,12 @@ import { debugfs, scratchDir } from './helpers/images.js';
 import { unmountLeftovers, withMount } from './helpers/kernel.js';
 import { runCliAsync, snapshot } from './helpers/cli.js';
 import { Rng } from './helpers/fuzz.js';
+import { cleanupMounts, freshMountpoint, mountExt4ts, umountOk } from './helpers/mount.js';
 
-after(() => unmountLeftovers());
+after(() => {
+  unmountLeftovers();
+  cleanupMounts();
+});
 
 let serial = 0;
 const mountpoint = (): string => join(scratchDir(), `mnt-journal-${process.pid}-${serial++}`);
@@ -140,6 +144,29 @@ describe('a journal that needs recovery reads as the kernel recovers it', () => 
       assert.equal(sha(crash.image), before, 'the image is not written');
     });
   }
+
+  it('the FUSE mount serves the recovered tree (read-only, saying why); -o noload the device as it is', async () => {
+    const crash = built.get('ext4-4k') as CrashImage;
+    const before = sha(crash.image);
+    const kernelLs = kernelRecovered(crash.image, gnuLs);
+    const recovered = await mountExt4ts(crash.image, freshMountpoint(join(scratchDir(), 'fuse-journal')), ['rw']);
+    try {
+      assert.equal(gnuLs(recovered.mnt), kernelLs);
+    } finally {
+      await umountOk(recovered);
+    }
+    const noload = await mountExt4ts(crash.image, freshMountpoint(join(scratchDir(), 'fuse-noload')), ['noload']);
+    let stale = '';
+    try {
+      stale = gnuLs(noload.mnt);
+    } finally {
+      await umountOk(noload);
+    }
+    const cli = await runCliAsync(['ls', '-lRA', '--no-journal', crash.image, '/']);
+    assert.equal(stale, cli.stdout.toString('latin1'), 'the mount with noload and ls --no-journal agree');
+    assert.notEqual(stale, kernelLs);
+    assert.equal(sha(crash.image), before, 'neither mount wrote to the image');
+  });
 
   it('a damaged log is EUCLEAN naming the journal and the way around it; --no-journal reads the device', async () => {
     const crash = built.get('ext4-4k') as CrashImage;
