@@ -41,7 +41,7 @@
  */
 import { hostname } from 'node:os';
 import { basename } from 'node:path';
-import { randomInt } from './random.js';
+import { randomInt } from '../lazy-crypto.js';
 import { corrupted, FsError } from '../errors.js';
 import type { IoChannel } from '../io/channel.js';
 import type { Superblock } from '../ondisk/superblock.js';

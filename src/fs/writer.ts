@@ -18,7 +18,7 @@
  * once (a crash leaves "not clean", so e2fsck runs); `close` writes the free counts,
  * s_kbytes_written and the clean state back after everything else reached the device.
  */
-import { randomInt } from './random.js';
+import { randomInt } from '../lazy-crypto.js';
 import { FsError, corrupted, quoteText } from '../errors.js';
 import type { CachingChannel } from '../cache/caching-channel.js';
 import { clockCoarse } from '../io/native.js';

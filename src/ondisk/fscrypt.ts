@@ -15,9 +15,9 @@
  * stores `le16 length` and that many bytes of ciphertext; its target reads as the no-key
  * name of the ciphertext with hashes 0, 0.
  */
-import { createHash } from 'node:crypto';
 import { corrupted, type ErrorContext } from '../errors.js';
 import { isDotName } from './dirent.js';
+import { sha256 } from '../lazy-crypto.js';
 
 /** FSCRYPT_FNAME_MIN_MSG_LEN: encrypted names are padded to at least this many bytes. */
 export const FSCRYPT_MIN_NAME = 16;
@@ -43,7 +43,7 @@ export function noKeyName(stored: Uint8Array, hash: number, minorHash: number, s
   raw.writeUInt32LE(hash >>> 0, 0);
   raw.writeUInt32LE(minorHash >>> 0, 4);
   raw.set(long ? stored.subarray(0, NOKEY_NAME_BYTES) : stored, NOKEY_HASH_BYTES);
-  if (long) raw.set(createHash('sha256').update(stored.subarray(NOKEY_NAME_BYTES)).digest(), NOKEY_HASH_BYTES + NOKEY_NAME_BYTES);
+  if (long) raw.set(sha256(stored.subarray(NOKEY_NAME_BYTES)), NOKEY_HASH_BYTES + NOKEY_NAME_BYTES);
   return Buffer.from(raw.toString('base64url'), 'latin1');
 }
 
