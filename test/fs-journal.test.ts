@@ -130,12 +130,14 @@ describe('a journal that needs recovery reads as the kernel recovers it', () => 
         fsys.close();
       }
       const dest = join(scratchDir(), `${v.name}-get`);
-      const [ls, stale, got] = await Promise.all([
+      const [ls, stale, got, info] = await Promise.all([
         runCliAsync(['ls', '-lRA', crash.image, '/']),
         runCliAsync(['ls', '-lRA', '--no-journal', crash.image, '/']),
         runCliAsync(['get', crash.image, '/', dest]),
+        runCliAsync(['info', crash.image]),
       ]);
-      for (const r of [ls, stale, got]) assert.equal(r.status, 0, r.stderr);
+      for (const r of [ls, stale, got, info]) assert.equal(r.status, 0, r.stderr);
+      assert.match(info.stdout.toString(), /^Journal recovery: +\d+ blocks replayed from the journal, in memory \(nothing is written\)$/m);
       const [kernelLs, kernelSnap] = kernelRecovered(crash.image, (mnt) => [gnuLs(mnt), snapshot(mnt)] as const);
       assert.equal(ls.stdout.toString('latin1'), kernelLs, 'byte for byte');
       assert.deepEqual(snapshot(dest), kernelSnap, 'get: every path, mode, owner, ns time, xattr, content and link');
@@ -188,7 +190,9 @@ describe('a journal that needs recovery reads as the kernel recovers it', () => 
     } finally {
       plain.close();
     }
-    const [ls, noload] = await Promise.all([runCliAsync(['ls', damaged, '/']), runCliAsync(['ls', '--no-journal', damaged, '/'])]);
+    const [ls, noload, info] = await Promise.all([runCliAsync(['ls', damaged, '/']), runCliAsync(['ls', '--no-journal', damaged, '/']), runCliAsync(['info', damaged])]);
+    assert.equal(info.status, 0, 'info still shows the superblock');
+    assert.match(info.stdout.toString(), /^Journal recovery: +.*the journal needs recovery and cannot be replayed: corrupted journal/m);
     assert.equal(ls.status, 1);
     assert.match(ls.stderr, /^ext4ts: .*damaged-journal\.img: .*the journal needs recovery and cannot be replayed: .*\n$/);
     assert.equal(noload.status, 0, noload.stderr);

@@ -2,7 +2,7 @@
 import { FsError } from '../errors.js';
 import { FileChannel } from '../io/file-channel.js';
 import { decodeSuperblock, formatUuid, SB, SUPERBLOCK_OFFSET, type Superblock } from '../ondisk/superblock.js';
-import { assessFeatures, featureNames, INCOMPAT_CASEFOLD, INCOMPAT_CSUM_SEED, type FeatureCheck } from '../ondisk/features.js';
+import { assessFeatures, featureNames, INCOMPAT_CASEFOLD, INCOMPAT_CSUM_SEED, INCOMPAT_RECOVER, type FeatureCheck } from '../ondisk/features.js';
 import { openImage, printStats } from './image.js';
 import type { CommonOptions } from './options.js';
 import { ctimeString, hex } from './format.js';
@@ -159,10 +159,35 @@ function rawSuperblock(image: string, options: CommonOptions): Superblock {
   }
 }
 
+/**
+ * What a read-only open does with a journal that needs recovery: the blocks it takes
+ * from the journal, or why it cannot (`--no-journal` reads without). Undefined when
+ * there is nothing to recover or --no-journal was given.
+ */
+function journalRecovery(image: string, sb: Superblock, options: InfoOptions): Field | undefined {
+  if ((sb.featureIncompat & INCOMPAT_RECOVER) === 0 || options.journal === false) return undefined;
+  let text: string;
+  let value: { replayedBlocks: number } | { error: string };
+  try {
+    const fs = openImage(image, options);
+    const blocks = fs.replayedBlocks;
+    fs.close();
+    text = `${blocks} block${blocks === 1 ? '' : 's'} replayed from the journal, in memory (nothing is written)`;
+    value = { replayedBlocks: blocks };
+  } catch (error) {
+    if (!(error instanceof FsError)) throw error;
+    text = error.message;
+    value = { error: error.message };
+  }
+  return ['Journal recovery', text, 'journalRecovery', value];
+}
+
 export async function info(image: string, options: InfoOptions): Promise<void> {
   let sb: Superblock;
   try {
-    const fs = openImage(image, options);
+    // Without the journal: what is shown is the superblock, and a journal that cannot be
+    // replayed is reported below rather than failing the command.
+    const fs = openImage(image, { ...options, journal: false });
     sb = fs.sb;
     if (options.stats === true) printStats(fs);
     fs.close();
@@ -177,6 +202,8 @@ export async function info(image: string, options: InfoOptions): Promise<void> {
   // What ext4ts could do with it, reads and writes (the filesystem layer only reports reading).
   const check = assessFeatures(sb);
   const list = fields(sb, check);
+  const recovery = journalRecovery(image, sb, options);
+  if (recovery !== undefined) list.push(recovery);
   const out = new Output();
   if (options.json === true) {
     const obj: Record<string, unknown> = {};
