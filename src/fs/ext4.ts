@@ -959,7 +959,6 @@ export class Ext4 {
     throw new FsError('ENXIO', `no data after offset ${offset}`, { inode: ino });
   }
 
-  /** Whether the inode's extra space starts an xattr region (else it holds none). */
   /** Whether the record at `at` in `bytes` (with a valid i_extra_isize) holds in-inode xattrs. */
   private hasInodeXattrRegion(bytes: Uint8Array, at: number, extraIsize: number): boolean {
     return this.sb.inodeSize > 128 && extraIsize !== 0 && hasInodeXattrMagic(bytes, this.sb.inodeSize, extraIsize, at);
@@ -1576,9 +1575,9 @@ export class Ext4 {
     return found;
   }
 
-  /** Compares entry names with `name` the way this directory does (casefolded or exact). */
+  /** Compares entry names with `name` the way this (not encrypted) directory does: casefolded or exact. */
   private matcher(dir: Inode, name: Uint8Array): (candidate: Uint8Array) => boolean {
-    if (this.isCasefoldDir(dir) && !this.isEncryptedDir(dir)) {
+    if (this.isCasefoldDir(dir)) {
       const folded = casefoldNameOrNull(name);
       if (folded !== null) {
         return (c) => {
