@@ -61,6 +61,53 @@ describe('Ext4 path API errors and resolution', () => {
     e.close();
   });
 
+  it("a directory readdir listed resolves the paths under it as a fresh walk does (read-only); a writable filesystem keeps no such shortcut", () => {
+    const bytes = new Uint8Array(fs.readFileSync(image));
+    const open = () => Ext4.open(new MemoryChannel(bytes, { blockSize: 1024 }));
+    const outcome = (x: Ext4, path: string, op: 'lstat' | 'stat' | 'resolve'): string => {
+      try {
+        if (op === 'resolve') return `ino ${x.resolve(path, false)} ${x.resolve(path, true)}`;
+        const st = x[op](path);
+        return `${st.ino} ${st.kind}`;
+      } catch (error) {
+        if (error instanceof FsError) return error.code;
+        throw error;
+      }
+    };
+    const listed = open();
+    const dirs = ['/', '/sub', '/sub/deeper', 'sub', '/sub/', '/sub/../sub', '/dirlink', 'dirlink', '/dirlink/', '/sub/./deeper', '/dirlink/..'];
+    let compared = 0;
+    for (const dir of dirs) {
+      const names = [...listed.readdir(dir), '.', '..', 'missing', 'hello.txt', 'file', 'up', 'loop1', 'abs', 'dirlink', 'deeper'];
+      for (const name of names) {
+        const path = dir.endsWith('/') ? `${dir}${name}` : `${dir}/${name}`;
+        // A fresh filesystem (nothing listed) for every path: it resolves the whole path.
+        const fresh = open();
+        for (const op of ['lstat', 'stat', 'resolve'] as const) {
+          assert.equal(outcome(listed, path, op), outcome(fresh, path, op), `${op} ${path}`);
+          compared++;
+        }
+        if (path.length > 4096 / 3) assert.fail('test paths are short');
+      }
+    }
+    assert.ok(compared > 3000);
+    // The shortcut is taken: under a listed directory, only the last name is looked up.
+    const hits = (x: Ext4, path: string): number => {
+      const before = x.stats().inodeHits;
+      x.lstat(path);
+      return x.stats().inodeHits - before;
+    };
+    const fresh = open();
+    fresh.lstat('/sub/deeper/file');
+    assert.ok(hits(listed, '/sub/deeper/file') < hits(fresh, '/sub/deeper/file'));
+    // Writable: a directory renamed after it was listed is not found under its old path.
+    const w = Ext4.open(new MemoryChannel(bytes.slice(), { blockSize: 1024 }), { write: true });
+    assert.equal(w.readdir('/sub/deeper').length, 1);
+    w.rename('/sub/deeper', '/moved');
+    assert.throws(() => w.lstat('/sub/deeper/file'), isCode('ENOENT'));
+    assert.equal(w.lstat('/moved/file').kind, 'file');
+  });
+
   it('answers with the right errno codes', () => {
     const e = Ext4.openFile(image);
     assert.throws(() => e.stat('/nope'), isCode('ENOENT'));
@@ -444,6 +491,40 @@ describe('inode cache', () => {
         if (verify) assert.match(viaDescribe.message, message, what);
       }
     }
+  });
+
+  it('read-only with a block cache: getattr answers as a decoded copy does, without filling the inode cache; reading data, or a writer, caches', () => {
+    const bytes = new Uint8Array(fs.readFileSync(image));
+    const e = Ext4.open(new MemoryChannel(bytes, { blockSize: 1024 }), { inodeCacheSize: 1000 });
+    // Without a block cache every inode is decoded as a copy into the inode cache.
+    const copies = Ext4.open(new CachingChannel(new MemoryChannel(bytes, { blockSize: 1024 }), { cacheSize: 0 }), { inodeCacheSize: 1000 });
+    const before = e.stats().inodesCached;
+    let entries = 0;
+    let dirs = 0;
+    let file = 0;
+    const walk = (dir: number): void => {
+      dirs++;
+      for (const d of e.readdirInode(dir)) {
+        if (d.name === '.' || d.name === '..') continue;
+        entries++;
+        const st = e.getattr(d.ino);
+        assert.deepEqual(st, copies.getattr(d.ino), d.name);
+        assert.deepEqual(e.getattr(d.ino), st, `${d.name} again`);
+        if (st.kind === 'directory') walk(d.ino);
+        else if (st.kind === 'file' && file === 0) file = d.ino;
+      }
+    };
+    walk(ROOT_INO);
+    assert.ok(entries > 500);
+    assert.ok(e.stats().inodesCached - before <= dirs, `only the directories listed were cached (${e.stats().inodesCached - before} of ${entries} entries)`);
+    assert.equal(copies.stats().inodesCached, entries, 'the copies went into the inode cache');
+    const cached = e.stats().inodesCached;
+    e.read(file, 0, 4);
+    assert.equal(e.stats().inodesCached, cached + 1, 'reading data caches the inode');
+    const w = Ext4.open(new MemoryChannel(bytes.slice(), { blockSize: 1024 }), { write: true, inodeCacheSize: 1000 });
+    const wBefore = w.stats().inodesCached;
+    w.getattr(file);
+    assert.equal(w.stats().inodesCached, wBefore + 1, 'a writable filesystem caches what getattr reads');
   });
 
   it('is bounded and keeps frequently used inodes over a scan', () => {

@@ -68,6 +68,10 @@ export const ROOT_INO = 2;
 /** Symlinks followed while resolving one path before ELOOP (the kernel's limit). */
 export const MAX_SYMLINKS = 40;
 export const PATH_MAX = 4096;
+/** Paths of at most this many UTF-16 units are under PATH_MAX bytes in UTF-8 (3 bytes a unit at most). */
+const MEMO_PATH_MAX = Math.floor((PATH_MAX - 1) / 3);
+/** Directory paths kept by Ext4.dirPaths. */
+const DIR_PATHS = 256;
 /** The largest single read the API serves (a bound on memory per call). */
 export const MAX_READ = 1 << 30;
 /** Largest run of blocks read with one request. */
@@ -170,8 +174,9 @@ export interface OpenFileOptions extends Ext4Options, Omit<FileChannelOptions, '
 const utf8 = new TextDecoder('utf-8', { fatal: false });
 const utf8Encoder = new TextEncoder();
 
+/** A name or path as UTF-8 bytes (Buffer.from: a third of TextEncoder's time for short strings, same bytes). */
 function toBytes(name: string | Uint8Array): Uint8Array {
-  return typeof name === 'string' ? utf8Encoder.encode(name) : name;
+  return typeof name === 'string' ? Buffer.from(name, 'utf8') : name;
 }
 
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
@@ -693,9 +698,54 @@ export class Ext4 {
 
   // ------------------------------------------------------------------ inode-level API
 
-  /** An inode's attributes; `cache: false` as for `readInode`. */
+  /**
+   * An inode's attributes; `cache: false` as for `readInode` (a copy, remembered for the
+   * calls about the inode that follow). Otherwise, on a read-only filesystem, an inode
+   * not in the inode cache is decoded where the block cache holds its record and is not
+   * added: reading it again costs no checksum there (see rereadIsCheap), and a walk that
+   * stats every inode once would otherwise copy each into the cache only to push out the
+   * ones in use (and leave the copies to the garbage collector: a third of a readdir and
+   * stat walk of 54,000 entries). Reading its data, links or xattrs caches it.
+   */
   getattr(ino: number, options: { readonly cache?: boolean } = {}): Stat {
-    return this.statOf(ino, this.liveInode(ino, options.cache !== false));
+    if (options.cache === false) return this.statOf(ino, this.liveInode(ino, false));
+    const inode = this.glance(ino);
+    // An encrypted symlink's size is its listed target's, read through the cache, which
+    // may recycle the buffer an in-place record is in: that one is read as a copy.
+    if (!isSymlink(inode.mode) || (inode.flags & ENCRYPT_FL) === 0) return this.statOf(ino, inode);
+    return this.statOf(ino, this.liveInode(ino));
+  }
+
+  /**
+   * Inode `ino` for a look that is over before the next call on the channel: the cached
+   * inode, else (when rereadIsCheap) its record decoded in place and not cached;
+   * otherwise liveInode's (cached).
+   */
+  private glance(ino: number): Inode {
+    return this.rereadIsCheap ? this.liveInode(ino, false, true) : this.liveInode(ino);
+  }
+
+  /**
+   * The mode of live inode `ino`: read from its record where rereadIsCheap and it is not
+   * cached (no Inode decoded), else from liveInode.
+   */
+  private liveMode(ino: number): number {
+    if (!this.rereadIsCheap || this.inodes.has(ino)) return this.liveInode(ino).mode;
+    const rec = this.inodeRecord(ino);
+    const s = summarizeInode(rec.view, rec.offset, this.sb.inodeSize, ino, rec.block, this.summary);
+    checkLive(ino, s.mode, s.linksCount);
+    return s.mode;
+  }
+
+  /**
+   * Whether decoding an inode again from its table block is cheap: read-only, the block
+   * held by the block cache (not read from the device again), and no checksum computed
+   * again (memoized per table block, see inode-csum.ts, or not verified at all). A
+   * writable filesystem, or one without a block cache, keeps its inodes in the inode
+   * cache, checked once as they enter it.
+   */
+  private get rereadIsCheap(): boolean {
+    return this.writer === undefined && this.channel.cacheSize > 0 && (this.inodeCsums === undefined || this.inodeCsums.working);
   }
 
   /**
@@ -1743,14 +1793,40 @@ export class Ext4 {
    * `followLast`. ELOOP after 40 symlinks, ENAMETOOLONG past 4096 bytes.
    */
   resolve(path: string | Uint8Array, followLast = true): number {
-    const bytes = toBytes(path);
-    if (bytes.length > PATH_MAX) throw new FsError('ENAMETOOLONG', `path of ${bytes.length} bytes is longer than ${PATH_MAX}`, { path: utf8.decode(bytes) });
+    return this.resolvePath(path, followLast, false, false);
+  }
+
+  /**
+   * resolve; `remember`: a directory's path is kept in dirPaths (see there); `statsLast`
+   * (with followLast false): the caller reads the inode found itself, which checks it.
+   */
+  private resolvePath(path: string | Uint8Array, followLast: boolean, remember: boolean, statsLast: boolean): number {
+    let start = ROOT_INO;
+    let stack: number[] = [];
     const budget = { symlinks: MAX_SYMLINKS };
-    // A trailing slash (as in "dir/") follows a final symlink and requires a directory.
-    const trailingSlash = bytes.length > 1 && bytes[bytes.length - 1] === 0x2f;
+    let parts: Uint8Array[];
+    let trailingSlash = false;
+    const known = typeof path === 'string' ? this.knownDirOf(path) : undefined;
+    if (known !== undefined) {
+      // `path` is a known directory's path, a slash and one name (see knownDirOf).
+      start = known.ino;
+      stack = known.stack.slice();
+      budget.symlinks = known.symlinksLeft;
+      parts = [toBytes((path as string).slice((path as string).lastIndexOf('/') + 1))];
+    } else {
+      const bytes = toBytes(path);
+      if (bytes.length > PATH_MAX) throw new FsError('ENAMETOOLONG', `path of ${bytes.length} bytes is longer than ${PATH_MAX}`, { path: utf8.decode(bytes) });
+      // A trailing slash (as in "dir/") follows a final symlink and requires a directory.
+      trailingSlash = bytes.length > 1 && bytes[bytes.length - 1] === 0x2f;
+      parts = splitPath(bytes);
+    }
     try {
-      const ino = this.walk(ROOT_INO, splitPath(bytes), followLast || trailingSlash, budget, []);
+      const ino = this.walk(start, parts, followLast || trailingSlash, budget, stack, statsLast && !trailingSlash);
       if (trailingSlash && !isDir(this.liveInode(ino).mode)) throw new FsError('ENOTDIR', 'not a directory', { inode: ino });
+      if (remember && typeof path === 'string' && this.writer === undefined && path.length <= MEMO_PATH_MAX) {
+        if (this.dirPaths.size >= DIR_PATHS) this.dirPaths.clear();
+        this.dirPaths.set(path, { ino, stack, symlinksLeft: budget.symlinks });
+      }
       return ino;
     } catch (error) {
       if (error instanceof FsError && error.context.path === undefined) {
@@ -1760,9 +1836,32 @@ export class Ext4 {
     }
   }
 
-  private walk(start: number, parts: Uint8Array[], followLast: boolean, budget: { symlinks: number }, ancestors: number[]): number {
+  /**
+   * Directories `readdir` listed on a read-only filesystem (where nothing changes), by
+   * their path as given: what resolving it as the start of a longer path leaves (its
+   * inode, the ancestors '..' goes back through, symlinks left to follow). A walk that
+   * lists `dir` and then stats `dir/name` for each name (readdir + lstat) then looks up
+   * only `name`, instead of the whole path again. Paths of at most MEMO_PATH_MAX UTF-16
+   * units (their UTF-8 cannot pass PATH_MAX with a name added); at most DIR_PATHS, cleared
+   * when full.
+   */
+  private readonly dirPaths = new Map<string, KnownDir>();
+
+  /** The known directory `path` is in, when `path` is its path, a slash and one name. */
+  private knownDirOf(path: string): KnownDir | undefined {
+    if (this.dirPaths.size === 0 || path.length > MEMO_PATH_MAX) return undefined;
+    const slash = path.lastIndexOf('/');
+    if (slash < 0 || slash === path.length - 1) return undefined;
+    return this.dirPaths.get(slash === 0 ? '/' : path.slice(0, slash));
+  }
+
+  /**
+   * Follows `parts` from `start`; `stack` (the caller's, changed): the directories '..'
+   * goes back to. `unreadLast` (with followLast false): the last name's inode is not read
+   * here (the caller reads it).
+   */
+  private walk(start: number, parts: Uint8Array[], followLast: boolean, budget: { symlinks: number }, stack: number[], unreadLast = false): number {
     let cur = start;
-    const stack = ancestors.slice();
     for (let i = 0; i < parts.length; i++) {
       const part = parts[i] as Uint8Array;
       if (bytesEqual(part, DOT)) continue;
@@ -1771,22 +1870,24 @@ export class Ext4 {
         continue;
       }
       const next = this.lookup(cur, part);
-      const inode = this.liveInode(next);
       const last = i === parts.length - 1;
-      if (isSymlink(inode.mode) && (!last || followLast)) {
+      if (last && unreadLast && !followLast) return next;
+      // Of the last name only the type is wanted here (lstat resolves a path, then stats
+      // it); the directories on the way are read again for the next lookup.
+      const mode = last ? this.liveMode(next) : this.liveInode(next).mode;
+      if (isSymlink(mode) && (!last || followLast)) {
         if (--budget.symlinks < 0) throw new FsError('ELOOP', 'too many levels of symbolic links');
         const target = this.readlinkInode(next);
         const absolute = target[0] === 0x2f;
         const base = absolute ? ROOT_INO : cur;
-        const baseStack = absolute ? [] : stack;
-        cur = this.walk(base, splitPath(target), true, budget, baseStack);
+        cur = this.walk(base, splitPath(target), true, budget, absolute ? [] : stack.slice());
         // The resolved directory's ancestors are not tracked through symlinks; '..' after
         // a symlink goes through the directory's own '..' entry.
         stack.length = 0;
         if (cur !== ROOT_INO) stack.push(this.parentOf(cur));
         continue;
       }
-      if (!last && !isDir(inode.mode)) throw new FsError('ENOTDIR', `${quoteName(part)} is not a directory`, { inode: next });
+      if (!last && !isDir(mode)) throw new FsError('ENOTDIR', `${quoteName(part)} is not a directory`, { inode: next });
       stack.push(cur);
       cur = next;
     }
@@ -1804,7 +1905,7 @@ export class Ext4 {
   }
 
   lstat(path: string | Uint8Array): Stat {
-    return this.getattr(this.resolve(path, false));
+    return this.getattr(this.resolvePath(path, false, false, true));
   }
 
   exists(path: string | Uint8Array): boolean {
@@ -1821,7 +1922,7 @@ export class Ext4 {
   readdir(path: string | Uint8Array): string[];
   readdir(path: string | Uint8Array, options: { withFileTypes: true }): DirEntryInfo[];
   readdir(path: string | Uint8Array, options?: { withFileTypes?: boolean }): string[] | DirEntryInfo[] {
-    const ino = this.resolve(path, true);
+    const ino = this.resolvePath(path, true, true, false);
     const entries: DirEntryInfo[] = [];
     for (const e of this.readdirInode(ino)) {
       if (bytesEqual(e.rawName, DOT) || bytesEqual(e.rawName, DOTDOT)) continue;
@@ -2245,6 +2346,14 @@ function splitPath(bytes: Uint8Array): Uint8Array[] {
     }
   }
   return parts;
+}
+
+/** How a directory's path resolves as the start of a longer one (Ext4.dirPaths). */
+interface KnownDir {
+  readonly ino: number;
+  /** The directories '..' goes back to from it, nearest last. */
+  readonly stack: readonly number[];
+  readonly symlinksLeft: number;
 }
 
 /** An inode's record where the block cache holds it (Ext4.inodeRecord). */

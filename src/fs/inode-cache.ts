@@ -39,6 +39,11 @@ export class InodeCache {
   private recentIno = 0;
   private recent: Inode | undefined;
 
+  /** Whether `ino` is cached (or remembered), without counting a hit or miss. */
+  has(ino: number): boolean {
+    return this.index.has(ino) || (ino === this.recentIno && this.recent !== undefined);
+  }
+
   get(ino: number): Inode | undefined {
     const e = this.index.get(ino);
     if (e === undefined) {

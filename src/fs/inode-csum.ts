@@ -45,16 +45,21 @@ export class InodeChecksumMemo {
     this.flags = new Uint8Array(Math.max(1, Math.floor(geo.blockSize / geo.inodeSize)));
   }
 
-  /**
-   * True when inode `ino`'s record (in `block`, the buffer of its inode-table block, at
-   * `blockOffset`) is known to carry a matching checksum. False means "not known": the
-   * caller must verify the record itself.
-   */
   /** Groups whose bits are held (at most MEMO_GROUPS; for tests). */
   get groupsKept(): number {
     return this.groups;
   }
 
+  /** False once the native call proved unavailable: every record is then checked by its reader. */
+  get working(): boolean {
+    return !this.disabled;
+  }
+
+  /**
+   * True when inode `ino`'s record (in `block`, the buffer of its inode-table block, at
+   * `blockOffset`) is known to carry a matching checksum. False means "not known": the
+   * caller must verify the record itself.
+   */
   verified(ino: number, group: number, index: number, block: Uint8Array, blockOffset: number): boolean {
     if (this.disabled) return false;
     const ipg = this.geo.inodesPerGroup;
