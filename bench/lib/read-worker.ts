@@ -4,6 +4,8 @@
  *
  * Jobs:
  *   lib-walk       ext4ts library: readdirInode + getattr of every entry (depth first);
+ *   lib-paths-walk ext4ts library, by path: readdir + lstat of every entry, the calls
+ *                  (and the order) of ext2fs-walk;
  *   lib-extract    ext4ts library: the walk, plus read + write of every file (mode and
  *                  times set), symlinks re-created, into `dest`;
  *   ext2fs-walk    the ext2fs npm package (balena's libext2fs in WASM): readdir + lstat
@@ -25,7 +27,7 @@ import { Ext4 } from '../../src/fs/ext4.js';
 import type { Stat } from '../../src/fs/types.js';
 
 export interface LibJob {
-  readonly kind: 'lib-walk' | 'lib-extract';
+  readonly kind: 'lib-walk' | 'lib-paths-walk' | 'lib-extract';
   readonly image: string;
   readonly dest?: string;
   /** Block cache budget in bytes; undefined = the library default. */
@@ -134,8 +136,25 @@ function runLib(job: LibJob): void {
       }
     }
   };
+  // The ext2fs job's walk, call for call: a stack of directory paths, readdir, lstat.
+  const walkPaths = (): void => {
+    const stack = ['/'];
+    while (stack.length > 0) {
+      const dir = stack.pop() as string;
+      const subdirs: string[] = [];
+      for (const name of ext4.readdir(dir)) {
+        const full = dir === '/' ? `/${name}` : `${dir}/${name}`;
+        const st = ext4.lstat(full);
+        entries++;
+        if (st.kind === 'directory') subdirs.push(full);
+        else if (st.kind === 'file') files++;
+      }
+      for (let i = subdirs.length - 1; i >= 0; i--) stack.push(subdirs[i] as string);
+    }
+  };
   if (extract) fs.mkdirSync(dest, { recursive: true });
-  walk(2, dest);
+  if (job.kind === 'lib-paths-walk') walkPaths();
+  else walk(2, dest);
   const stats = ext4.stats();
   ext4.close();
   const elapsed = (performance.now() - started) / 1000;
@@ -266,7 +285,7 @@ async function runExt2fs(job: Ext2fsJob): Promise<void> {
 // ------------------------------------------------------------------ main
 
 function isLibJob(job: Job): job is LibJob {
-  return job.kind === 'lib-walk' || job.kind === 'lib-extract';
+  return job.kind === 'lib-walk' || job.kind === 'lib-paths-walk' || job.kind === 'lib-extract';
 }
 
 async function main(): Promise<void> {
