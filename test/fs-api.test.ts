@@ -77,8 +77,10 @@ describe('Ext4 path API errors and resolution', () => {
     const listed = open();
     const dirs = ['/', '/sub', '/sub/deeper', 'sub', '/sub/', '/sub/../sub', '/dirlink', 'dirlink', '/dirlink/', '/sub/./deeper', '/dirlink/..'];
     let compared = 0;
-    for (const dir of dirs) {
-      const names = [...listed.readdir(dir), '.', '..', 'missing', 'hello.txt', 'file', 'up', 'loop1', 'abs', 'dirlink', 'deeper'];
+    // Not directories: readdir fails, and nothing under them resolves.
+    for (const notDir of ['/hello.txt', '/loop1', '/missing']) assert.throws(() => listed.readdir(notDir), FsError);
+    for (const dir of [...dirs, '/hello.txt', '/loop1', '/missing']) {
+      const names = [...(dirs.includes(dir) ? listed.readdir(dir) : []), '.', '..', 'missing', 'hello.txt', 'file', 'up', 'loop1', 'abs', 'dirlink', 'deeper'];
       for (const name of names) {
         const path = dir.endsWith('/') ? `${dir}${name}` : `${dir}/${name}`;
         // A fresh filesystem (nothing listed) for every path: it resolves the whole path.

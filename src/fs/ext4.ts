@@ -1823,7 +1823,7 @@ export class Ext4 {
     try {
       const ino = this.walk(start, parts, followLast || trailingSlash, budget, stack, statsLast && !trailingSlash);
       if (trailingSlash && !isDir(this.liveInode(ino).mode)) throw new FsError('ENOTDIR', 'not a directory', { inode: ino });
-      if (remember && typeof path === 'string' && this.writer === undefined && path.length <= MEMO_PATH_MAX) {
+      if (remember && typeof path === 'string' && this.writer === undefined && path.length <= MEMO_PATH_MAX && isDir(this.liveInode(ino).mode)) {
         if (this.dirPaths.size >= DIR_PATHS) this.dirPaths.clear();
         this.dirPaths.set(path, { ino, stack, symlinksLeft: budget.symlinks });
       }
@@ -1872,7 +1872,7 @@ export class Ext4 {
       const next = this.lookup(cur, part);
       const last = i === parts.length - 1;
       if (last && unreadLast && !followLast) return next;
-      // Of the last name only the type is wanted here (lstat resolves a path, then stats
+      // Of the last name only the type is wanted here (the caller reads what it needs of
       // it); the directories on the way are read again for the next lookup.
       const mode = last ? this.liveMode(next) : this.liveInode(next).mode;
       if (isSymlink(mode) && (!last || followLast)) {
