@@ -97,9 +97,24 @@ const HTREE_LOOKUP_COUNTERS = 4096;
 /** Lookups in an indexed directory before it gets a name index (at least; see busyHtreeIndex). */
 const HTREE_INDEX_AFTER = 16;
 
-/** A name's bytes as a Map key (one char per byte). */
+/** A name's bytes as a Map key (one char per byte); a Buffer (a name from a path) is not wrapped in another. */
 function latin1Key(name: Uint8Array): string {
-  return Buffer.from(name.buffer, name.byteOffset, name.length).toString('latin1');
+  return (Buffer.isBuffer(name) ? name : Buffer.from(name.buffer, name.byteOffset, name.length)).toString('latin1');
+}
+
+/** Whether every character of `text` is ASCII. */
+function isAscii(text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
+
+/** Whether a name holds a '/' or a NUL (a loop: Buffer.includes costs more than the scan of a short name). */
+function hasSlashOrNul(name: Uint8Array): boolean {
+  for (let i = 0; i < name.length; i++) {
+    const c = name[i];
+    if (c === 0x2f || c === 0) return true;
+  }
+  return false;
 }
 
 /** Estimated heap bytes of one name of `length` bytes in a name index. */
@@ -1609,14 +1624,15 @@ export class Ext4 {
     return this.findEntry(dirIno, toBytes(name));
   }
 
-  private findEntry(dirIno: number, bytes: Uint8Array): number | undefined {
+  /** The entry named `bytes` (`key`, when given: its latin1Key) in directory `dirIno`. */
+  private findEntry(dirIno: number, bytes: Uint8Array, key?: string): number | undefined {
     if (bytes.length === 0) throw new FsError('ENOENT', 'empty name', { inode: dirIno });
     if (bytes.length > NAME_MAX) throw new FsError('ENAMETOOLONG', `name of ${bytes.length} bytes is longer than ${NAME_MAX}`, { inode: dirIno });
-    if (bytes.includes(0x2f) || bytes.includes(0)) throw new FsError('EINVAL', 'a name cannot contain "/" or NUL', { inode: dirIno });
+    if (hasSlashOrNul(bytes)) throw new FsError('EINVAL', 'a name cannot contain "/" or NUL', { inode: dirIno });
     const dir = this.dirInode(dirIno);
     const indexed = this.isIndexedDir(dir);
     const names = indexed && !this.isCasefoldDir(dir) ? this.busyHtreeIndex(dirIno, dir) : undefined;
-    let found = names !== undefined ? names.get(latin1Key(bytes)) : indexed ? this.htreeLookup(dirIno, dir, bytes) : this.linearLookup(dirIno, dir, bytes);
+    let found = names !== undefined ? names.get(key ?? latin1Key(bytes)) : indexed ? this.htreeLookup(dirIno, dir, bytes) : this.linearLookup(dirIno, dir, bytes, key);
     // As the kernel does since 2025: a casefolded name may have been hashed under older
     // folding rules, so an indexed miss in a casefold directory falls back to a scan.
     if (found === undefined && indexed && this.isCasefoldDir(dir)) found = this.linearLookup(dirIno, dir, bytes);
@@ -1646,8 +1662,8 @@ export class Ext4 {
    * exactly (an encrypted directory's in their listed, no-key form: it is never
    * written), else by a scan comparing casefolded names.
    */
-  private linearLookup(ino: number, dir: Inode, name: Uint8Array): number | undefined {
-    if (!this.isCasefoldDir(dir) || this.isEncryptedDir(dir)) return this.nameIndex(ino).get(latin1Key(name));
+  private linearLookup(ino: number, dir: Inode, name: Uint8Array, key?: string): number | undefined {
+    if (!this.isCasefoldDir(dir) || this.isEncryptedDir(dir)) return this.nameIndex(ino).get(key ?? latin1Key(name));
     const matches = this.matcher(dir, name);
     for (const e of this.readdirRecords(ino, dir, 0)) if (matches(e.rawName)) return e.ino;
     return undefined;
@@ -1806,13 +1822,18 @@ export class Ext4 {
     const budget = { symlinks: MAX_SYMLINKS };
     let parts: Uint8Array[];
     let trailingSlash = false;
+    let lstatKey: string | undefined;
     const known = typeof path === 'string' ? this.knownDirOf(path) : undefined;
     if (known !== undefined) {
       // `path` is a known directory's path, a slash and one name (see knownDirOf).
       start = known.ino;
       stack = known.stack.slice();
       budget.symlinks = known.symlinksLeft;
-      parts = [toBytes((path as string).slice((path as string).lastIndexOf('/') + 1))];
+      const name = (path as string).slice((path as string).lastIndexOf('/') + 1);
+      parts = [toBytes(name)];
+      // lstat of an ASCII name there: one lookup, by the name itself (its UTF-8 bytes are
+      // its characters, as the name indexes' Latin-1 keys are).
+      if (statsLast && !followLast && name !== '.' && name !== '..' && isAscii(name)) lstatKey = name;
     } else {
       const bytes = toBytes(path);
       if (bytes.length > PATH_MAX) throw new FsError('ENAMETOOLONG', `path of ${bytes.length} bytes is longer than ${PATH_MAX}`, { path: utf8.decode(bytes) });
@@ -1821,10 +1842,18 @@ export class Ext4 {
       parts = splitPath(bytes);
     }
     try {
+      if (lstatKey !== undefined) {
+        const found = this.findEntry(start, parts[0] as Uint8Array, lstatKey);
+        if (found === undefined) throw new FsError('ENOENT', `no entry ${quoteName(parts[0] as Uint8Array)}`, { inode: start });
+        return found;
+      }
       const ino = this.walk(start, parts, followLast || trailingSlash, budget, stack, statsLast && !trailingSlash);
       if (trailingSlash && !isDir(this.liveInode(ino).mode)) throw new FsError('ENOTDIR', 'not a directory', { inode: ino });
       if (remember && typeof path === 'string' && this.writer === undefined && path.length <= MEMO_PATH_MAX && isDir(this.liveInode(ino).mode)) {
-        if (this.dirPaths.size >= DIR_PATHS) this.dirPaths.clear();
+        if (this.dirPaths.size >= DIR_PATHS) {
+          this.dirPaths.clear();
+          this.lastKnownPath = undefined;
+        }
         this.dirPaths.set(path, { ino, stack, symlinksLeft: budget.symlinks });
       }
       return ino;
@@ -1852,8 +1881,22 @@ export class Ext4 {
     if (this.dirPaths.size === 0 || path.length > MEMO_PATH_MAX) return undefined;
     const slash = path.lastIndexOf('/');
     if (slash < 0 || slash === path.length - 1) return undefined;
-    return this.dirPaths.get(slash === 0 ? '/' : path.slice(0, slash));
+    // A walk asks about one directory's names in a row: the last one found is compared
+    // in place (no prefix string to cut and hash).
+    const last = this.lastKnownPath;
+    if (last !== undefined && (slash === 0 ? last === '/' : slash === last.length && path.startsWith(last))) return this.lastKnown;
+    const prefix = slash === 0 ? '/' : path.slice(0, slash);
+    const found = this.dirPaths.get(prefix);
+    if (found !== undefined) {
+      this.lastKnownPath = prefix;
+      this.lastKnown = found;
+    }
+    return found;
   }
+
+  /** The dirPaths entry knownDirOf found last, and its path. */
+  private lastKnownPath: string | undefined;
+  private lastKnown: KnownDir | undefined;
 
   /**
    * Follows `parts` from `start`; `stack` (the caller's, changed): the directories '..'
