@@ -102,6 +102,24 @@ function latin1Key(name: Uint8Array): string {
   return (Buffer.isBuffer(name) ? name : Buffer.from(name.buffer, name.byteOffset, name.length)).toString('latin1');
 }
 
+/** `error` to throw for an operation on `path`: an FsError that names no path gets it (with the error as its cause). */
+function withPath(error: unknown, path: string | Uint8Array): unknown {
+  if (error instanceof FsError && error.context.path === undefined) {
+    return new FsError(error.code, error.message, { ...error.context, path: typeof path === 'string' ? path : utf8.decode(path) }, { cause: error });
+  }
+  return error;
+}
+
+/** A name's bytes (an ASCII name given as a string: its characters). */
+function nameBytes(name: Uint8Array | string): Uint8Array {
+  return typeof name === 'string' ? Buffer.from(name, 'latin1') : name;
+}
+
+/** A name's name-index key (an ASCII name given as a string is its own). */
+function nameKey(name: Uint8Array | string): string {
+  return typeof name === 'string' ? name : latin1Key(name);
+}
+
 /** Whether every character of `text` is ASCII. */
 function isAscii(text: string): boolean {
   for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return false;
@@ -1624,18 +1642,22 @@ export class Ext4 {
     return this.findEntry(dirIno, toBytes(name));
   }
 
-  /** The entry named `bytes` (`key`, when given: its latin1Key) in directory `dirIno`. */
-  private findEntry(dirIno: number, bytes: Uint8Array, key?: string): number | undefined {
-    if (bytes.length === 0) throw new FsError('ENOENT', 'empty name', { inode: dirIno });
-    if (bytes.length > NAME_MAX) throw new FsError('ENAMETOOLONG', `name of ${bytes.length} bytes is longer than ${NAME_MAX}`, { inode: dirIno });
-    if (hasSlashOrNul(bytes)) throw new FsError('EINVAL', 'a name cannot contain "/" or NUL', { inode: dirIno });
+  /**
+   * The entry `name` in directory `dirIno`: its bytes, or an ASCII name as a string (its
+   * characters are its bytes, and its own name-index key: no bytes are made for it unless
+   * the directory compares bytes).
+   */
+  private findEntry(dirIno: number, name: Uint8Array | string): number | undefined {
+    if (name.length === 0) throw new FsError('ENOENT', 'empty name', { inode: dirIno });
+    if (name.length > NAME_MAX) throw new FsError('ENAMETOOLONG', `name of ${name.length} bytes is longer than ${NAME_MAX}`, { inode: dirIno });
+    if (typeof name === 'string' ? name.includes('/') || name.includes('\0') : hasSlashOrNul(name)) throw new FsError('EINVAL', 'a name cannot contain "/" or NUL', { inode: dirIno });
     const dir = this.dirInode(dirIno);
     const indexed = this.isIndexedDir(dir);
     const names = indexed && !this.isCasefoldDir(dir) ? this.busyHtreeIndex(dirIno, dir) : undefined;
-    let found = names !== undefined ? names.get(key ?? latin1Key(bytes)) : indexed ? this.htreeLookup(dirIno, dir, bytes) : this.linearLookup(dirIno, dir, bytes, key);
+    let found = names !== undefined ? names.get(nameKey(name)) : indexed ? this.htreeLookup(dirIno, dir, nameBytes(name)) : this.linearLookup(dirIno, dir, name);
     // As the kernel does since 2025: a casefolded name may have been hashed under older
     // folding rules, so an indexed miss in a casefold directory falls back to a scan.
-    if (found === undefined && indexed && this.isCasefoldDir(dir)) found = this.linearLookup(dirIno, dir, bytes);
+    if (found === undefined && indexed && this.isCasefoldDir(dir)) found = this.linearLookup(dirIno, dir, name);
     if (found === undefined) return undefined;
     if (found < 1 || found > this.sb.inodesCount) throw corrupted('directory entry', `entry names inode ${found}, outside 1..${this.sb.inodesCount}`, { inode: dirIno });
     return found;
@@ -1660,11 +1682,11 @@ export class Ext4 {
   /**
    * Find `name` by the directory's entries: through its name index when names compare
    * exactly (an encrypted directory's in their listed, no-key form: it is never
-   * written), else by a scan comparing casefolded names.
+   * written), else by a scan comparing casefolded names. `name` as for findEntry.
    */
-  private linearLookup(ino: number, dir: Inode, name: Uint8Array, key?: string): number | undefined {
-    if (!this.isCasefoldDir(dir) || this.isEncryptedDir(dir)) return this.nameIndex(ino).get(key ?? latin1Key(name));
-    const matches = this.matcher(dir, name);
+  private linearLookup(ino: number, dir: Inode, name: Uint8Array | string): number | undefined {
+    if (!this.isCasefoldDir(dir) || this.isEncryptedDir(dir)) return this.nameIndex(ino).get(nameKey(name));
+    const matches = this.matcher(dir, nameBytes(name));
     for (const e of this.readdirRecords(ino, dir, 0)) if (matches(e.rawName)) return e.ino;
     return undefined;
   }
@@ -1817,23 +1839,33 @@ export class Ext4 {
    * (with followLast false): the caller reads the inode found itself, which checks it.
    */
   private resolvePath(path: string | Uint8Array, followLast: boolean, remember: boolean, statsLast: boolean): number {
+    const known = typeof path === 'string' ? this.knownDirOf(path) : undefined;
+    let name: string | undefined;
+    if (known !== undefined) {
+      // `path` is a known directory's path, a slash and one name (see knownDirOf).
+      name = (path as string).slice((path as string).lastIndexOf('/') + 1);
+      // lstat of an ASCII name there: one lookup, by the name itself (its UTF-8 bytes are
+      // its characters, as a name index's Latin-1 keys are), nothing else to follow.
+      if (statsLast && !followLast && name !== '.' && name !== '..' && isAscii(name)) {
+        try {
+          const found = this.findEntry(known.ino, name);
+          if (found === undefined) throw new FsError('ENOENT', `no entry ${quoteName(Buffer.from(name, 'latin1'))}`, { inode: known.ino });
+          return found;
+        } catch (error) {
+          throw withPath(error, path);
+        }
+      }
+    }
     let start = ROOT_INO;
     let stack: number[] = [];
     const budget = { symlinks: MAX_SYMLINKS };
     let parts: Uint8Array[];
     let trailingSlash = false;
-    let lstatKey: string | undefined;
-    const known = typeof path === 'string' ? this.knownDirOf(path) : undefined;
-    if (known !== undefined) {
-      // `path` is a known directory's path, a slash and one name (see knownDirOf).
+    if (known !== undefined && name !== undefined) {
       start = known.ino;
       stack = known.stack.slice();
       budget.symlinks = known.symlinksLeft;
-      const name = (path as string).slice((path as string).lastIndexOf('/') + 1);
       parts = [toBytes(name)];
-      // lstat of an ASCII name there: one lookup, by the name itself (its UTF-8 bytes are
-      // its characters, as the name indexes' Latin-1 keys are).
-      if (statsLast && !followLast && name !== '.' && name !== '..' && isAscii(name)) lstatKey = name;
     } else {
       const bytes = toBytes(path);
       if (bytes.length > PATH_MAX) throw new FsError('ENAMETOOLONG', `path of ${bytes.length} bytes is longer than ${PATH_MAX}`, { path: utf8.decode(bytes) });
@@ -1842,11 +1874,6 @@ export class Ext4 {
       parts = splitPath(bytes);
     }
     try {
-      if (lstatKey !== undefined) {
-        const found = this.findEntry(start, parts[0] as Uint8Array, lstatKey);
-        if (found === undefined) throw new FsError('ENOENT', `no entry ${quoteName(parts[0] as Uint8Array)}`, { inode: start });
-        return found;
-      }
       const ino = this.walk(start, parts, followLast || trailingSlash, budget, stack, statsLast && !trailingSlash);
       if (trailingSlash && !isDir(this.liveInode(ino).mode)) throw new FsError('ENOTDIR', 'not a directory', { inode: ino });
       if (remember && typeof path === 'string' && this.writer === undefined && path.length <= MEMO_PATH_MAX && isDir(this.liveInode(ino).mode)) {
@@ -1858,10 +1885,7 @@ export class Ext4 {
       }
       return ino;
     } catch (error) {
-      if (error instanceof FsError && error.context.path === undefined) {
-        throw new FsError(error.code, error.message, { ...error.context, path: typeof path === 'string' ? path : utf8.decode(path) }, { cause: error });
-      }
-      throw error;
+      throw withPath(error, path);
     }
   }
 
@@ -2178,10 +2202,7 @@ export class Ext4 {
     try {
       return fn();
     } catch (error) {
-      if (error instanceof FsError && error.context.path === undefined) {
-        throw new FsError(error.code, error.message, { ...error.context, path: typeof path === 'string' ? path : utf8.decode(path) }, { cause: error });
-      }
-      throw error;
+      throw withPath(error, path);
     }
   }
 
