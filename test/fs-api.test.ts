@@ -4,6 +4,7 @@
  */
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
@@ -109,6 +110,38 @@ describe('Ext4 path API errors and resolution', () => {
     w.rename('/sub/deeper', '/moved');
     assert.throws(() => w.lstat('/sub/deeper/file'), isCode('ENOENT'));
     assert.equal(w.lstat('/moved/file').kind, 'file');
+  });
+
+  it('property: any mix of readdir calls and path lookups answers as a filesystem that lists nothing', () => {
+    const bytes = new Uint8Array(fs.readFileSync(image));
+    const open = () => Ext4.open(new MemoryChannel(bytes, { blockSize: 1024 }));
+    const outcome = (x: Ext4, path: string, op: 'lstat' | 'stat' | 'resolve' | 'readdir'): string => {
+      try {
+        if (op === 'resolve') return `ino ${x.resolve(path, false)} ${x.resolve(path, true)}`;
+        if (op === 'readdir') return x.readdir(path).join(',');
+        const st = x[op](path);
+        return `${st.ino} ${st.kind}`;
+      } catch (error) {
+        if (error instanceof FsError) return error.code;
+        throw error;
+      }
+    };
+    const dirPart = fc.constantFrom('', '/', '/sub', 'sub', '/sub/', '/dirlink', 'dirlink', '/sub/deeper', '/sub/..', '/dirlink/..', '/hello.txt', '/loop1', '/nope', '//sub', '/sub//deeper', '/sub/up');
+    const namePart = fc.constantFrom('.', '..', 'file', 'hello.txt', 'n7', 'up', 'deeper', 'dirlink', 'abs', 'loop2', 'missing', 'ünï-名', 'n499', '');
+    const step = fc.record({ op: fc.constantFrom('lstat', 'stat', 'resolve', 'readdir'), dir: dirPart, name: namePart, joined: fc.boolean() });
+    fc.assert(
+      fc.property(fc.array(step, { minLength: 1, maxLength: 40 }), (steps) => {
+        const listing = open();
+        const reference = open(); // never lists: resolves every path in full
+        for (const { op, dir, name, joined } of steps) {
+          const path = joined ? `${dir}/${name}` : dir;
+          const mine = outcome(listing, path, op);
+          const theirs = op === 'readdir' ? outcome(open(), path, op) : outcome(reference, path, op);
+          assert.equal(mine, theirs, `${op} ${JSON.stringify(path)}`);
+        }
+      }),
+      { numRuns: 300, seed: 1717 },
+    );
   });
 
   it('answers with the right errno codes', () => {
