@@ -48,7 +48,9 @@ const HELP = `Usage: npm run bench:read -- [options]
 ext4ts against debugfs and the ext2fs npm package (WASM libext2fs) on one ext4 image
 of a generated tree (~53,800 entries; 5,380 with --quick): a recursive long listing
 (walk) and a full extraction (extract), cold and warm page cache, ext4ts with its
-block cache on and off. Prints medians, entries/s, device block reads and the ratios.
+block cache on and off, and the ext4ts library in-process (the walk twice: by inode,
+and by path with readdir + lstat, the package's calls, judged against it like for
+like). Prints medians, entries/s, device block reads and the ratios.
 
 Options:
   --quick               small tree (5,380 entries) for a smoke run
