@@ -48,6 +48,19 @@ before(() => {
   });
 });
 
+/** What a path operation answers, as one comparable line: the inode and kind, or the errno code. */
+function outcome(x: Ext4, path: string, op: 'lstat' | 'stat' | 'resolve' | 'readdir'): string {
+  try {
+    if (op === 'resolve') return `ino ${x.resolve(path, false)} ${x.resolve(path, true)}`;
+    if (op === 'readdir') return x.readdir(path).join(',');
+    const st = x[op](path);
+    return `${st.ino} ${st.kind}`;
+  } catch (error) {
+    if (error instanceof FsError) return error.code;
+    throw error;
+  }
+}
+
 describe('Ext4 path API errors and resolution', () => {
   it('resolves relative and absolute symlinks, .. and .', () => {
     const e = Ext4.openFile(image);
@@ -66,16 +79,6 @@ describe('Ext4 path API errors and resolution', () => {
   it("a directory readdir listed resolves the paths under it as a fresh walk does (read-only); a writable filesystem keeps no such shortcut", () => {
     const bytes = new Uint8Array(fs.readFileSync(image));
     const open = () => Ext4.open(new MemoryChannel(bytes, { blockSize: 1024 }));
-    const outcome = (x: Ext4, path: string, op: 'lstat' | 'stat' | 'resolve'): string => {
-      try {
-        if (op === 'resolve') return `ino ${x.resolve(path, false)} ${x.resolve(path, true)}`;
-        const st = x[op](path);
-        return `${st.ino} ${st.kind}`;
-      } catch (error) {
-        if (error instanceof FsError) return error.code;
-        throw error;
-      }
-    };
     const listed = open();
     const dirs = ['/', '/sub', '/sub/deeper', 'sub', '/sub/', '/sub/../sub', '/dirlink', 'dirlink', '/dirlink/', '/sub/./deeper', '/dirlink/..'];
     let compared = 0;
@@ -115,17 +118,6 @@ describe('Ext4 path API errors and resolution', () => {
   it('property: any mix of readdir calls and path lookups answers as a filesystem that lists nothing', () => {
     const bytes = new Uint8Array(fs.readFileSync(image));
     const open = () => Ext4.open(new MemoryChannel(bytes, { blockSize: 1024 }));
-    const outcome = (x: Ext4, path: string, op: 'lstat' | 'stat' | 'resolve' | 'readdir'): string => {
-      try {
-        if (op === 'resolve') return `ino ${x.resolve(path, false)} ${x.resolve(path, true)}`;
-        if (op === 'readdir') return x.readdir(path).join(',');
-        const st = x[op](path);
-        return `${st.ino} ${st.kind}`;
-      } catch (error) {
-        if (error instanceof FsError) return error.code;
-        throw error;
-      }
-    };
     const dirPart = fc.constantFrom('', '/', '/sub', 'sub', '/sub/', '/dirlink', 'dirlink', '/sub/deeper', '/sub/..', '/dirlink/..', '/hello.txt', '/loop1', '/nope', '//sub', '/sub//deeper', '/sub/up');
     const namePart = fc.constantFrom('.', '..', 'file', 'hello.txt', 'n7', 'up', 'deeper', 'dirlink', 'abs', 'loop2', 'missing', 'ünï-名', 'n499', '');
     const step = fc.record({ op: fc.constantFrom('lstat', 'stat', 'resolve', 'readdir'), dir: dirPart, name: namePart, joined: fc.boolean() });
