@@ -77,6 +77,7 @@ import {
   findInDirBlock,
   DIRENT_OFFSETS,
   FT,
+  hasSlashOrNul,
   NAME_MAX,
   type DirBlock,
   type DirBlockOptions,
@@ -388,7 +389,7 @@ class Dir {
 function checkName(ctx: DirContext, name: Uint8Array): void {
   if (name.length === 0) throw new FsError('EINVAL', 'empty name', { inode: ctx.ino });
   if (name.length > NAME_MAX) throw new FsError('ENAMETOOLONG', `name of ${name.length} bytes is longer than ${NAME_MAX}`, { inode: ctx.ino });
-  if (name.includes(0x2f) || name.includes(0)) throw new FsError('EINVAL', 'a name cannot contain "/" or NUL', { inode: ctx.ino });
+  if (hasSlashOrNul(name)) throw new FsError('EINVAL', 'a name cannot contain "/" or NUL', { inode: ctx.ino });
 }
 
 /**

@@ -48,7 +48,7 @@ import {
 import { decodeInodeXattrs, decodeXattrBlock, hasInodeXattrMagic, xattrNameString, splitXattrName, XATTR_INDEX, type XattrEntry } from '../ondisk/xattr.js';
 import { assembleInlineData, inlineDataCapacity, isInlineDataXattr } from '../ondisk/inline-data.js';
 import { aclChmod, decodeVfsAcl, encodeVfsAcl, ext4AclToVfs } from '../ondisk/acl.js';
-import { decodeDirBlock, findInDirBlock, scanDirBlock, decodeInlineDir, isDotName, DIRENT_HEADER_SIZE, DIRENT_MIN_REC_LEN, FT, NAME_MAX, type DirBlockOptions, type DirEntry } from '../ondisk/dirent.js';
+import { decodeDirBlock, findInDirBlock, scanDirBlock, decodeInlineDir, hasSlashOrNul, isDotName, DIRENT_HEADER_SIZE, DIRENT_MIN_REC_LEN, FT, NAME_MAX, type DirBlockOptions, type DirEntry } from '../ondisk/dirent.js';
 import { decodeDxRoot, decodeDxNode, dxLookup, isDxNodeBlock, DX_HASH_CONTINUED, type DxEntry, type DxNode, type DxRoot } from '../ondisk/htree.js';
 import { dirHashName, effectiveHashVersion, isKeylessHashVersion, DX_HASH, type DirHash } from '../ondisk/dirhash.js';
 import { noKeyName, noKeySymlinkTarget } from '../ondisk/fscrypt.js';
@@ -124,15 +124,6 @@ function nameKey(name: Uint8Array | string): string {
 function isAscii(text: string): boolean {
   for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return false;
   return true;
-}
-
-/** Whether a name holds a '/' or a NUL (a loop: Buffer.includes costs more than the scan of a short name). */
-function hasSlashOrNul(name: Uint8Array): boolean {
-  for (let i = 0; i < name.length; i++) {
-    const c = name[i];
-    if (c === 0x2f || c === 0) return true;
-  }
-  return false;
 }
 
 /** Estimated heap bytes of one name of `length` bytes in a name index. */
@@ -1631,9 +1622,13 @@ export class Ext4 {
 
   /** Look a name up in a directory; returns the inode number or throws ENOENT. */
   lookup(dirIno: number, name: string | Uint8Array): number {
-    const bytes = toBytes(name);
-    const found = this.findEntry(dirIno, bytes);
-    if (found === undefined) throw new FsError('ENOENT', `no entry ${quoteName(bytes)}`, { inode: dirIno });
+    return this.lookupEntry(dirIno, toBytes(name));
+  }
+
+  /** lookup of a name as findEntry takes it (bytes, or an ASCII name as a string). */
+  private lookupEntry(dirIno: number, name: Uint8Array | string): number {
+    const found = this.findEntry(dirIno, name);
+    if (found === undefined) throw new FsError('ENOENT', `no entry ${quoteName(nameBytes(name))}`, { inode: dirIno });
     return found;
   }
 
@@ -1839,40 +1834,39 @@ export class Ext4 {
    * (with followLast false): the caller reads the inode found itself, which checks it.
    */
   private resolvePath(path: string | Uint8Array, followLast: boolean, remember: boolean, statsLast: boolean): number {
+    let start: number;
+    let stack: number[];
+    let symlinks: number;
+    let parts: Uint8Array[];
+    let trailingSlash = false;
     const known = typeof path === 'string' ? this.knownDirOf(path) : undefined;
-    let name: string | undefined;
     if (known !== undefined) {
       // `path` is a known directory's path, a slash and one name (see knownDirOf).
-      name = (path as string).slice((path as string).lastIndexOf('/') + 1);
+      const name = (path as string).slice((path as string).lastIndexOf('/') + 1);
       // lstat of an ASCII name there: one lookup, by the name itself (its UTF-8 bytes are
       // its characters, as a name index's Latin-1 keys are), nothing else to follow.
       if (statsLast && !followLast && name !== '.' && name !== '..' && isAscii(name)) {
         try {
-          const found = this.findEntry(known.ino, name);
-          if (found === undefined) throw new FsError('ENOENT', `no entry ${quoteName(Buffer.from(name, 'latin1'))}`, { inode: known.ino });
-          return found;
+          return this.lookupEntry(known.ino, name);
         } catch (error) {
           throw withPath(error, path);
         }
       }
-    }
-    let start = ROOT_INO;
-    let stack: number[] = [];
-    const budget = { symlinks: MAX_SYMLINKS };
-    let parts: Uint8Array[];
-    let trailingSlash = false;
-    if (known !== undefined && name !== undefined) {
       start = known.ino;
       stack = known.stack.slice();
-      budget.symlinks = known.symlinksLeft;
+      symlinks = known.symlinksLeft;
       parts = [toBytes(name)];
     } else {
       const bytes = toBytes(path);
       if (bytes.length > PATH_MAX) throw new FsError('ENAMETOOLONG', `path of ${bytes.length} bytes is longer than ${PATH_MAX}`, { path: utf8.decode(bytes) });
       // A trailing slash (as in "dir/") follows a final symlink and requires a directory.
       trailingSlash = bytes.length > 1 && bytes[bytes.length - 1] === 0x2f;
+      start = ROOT_INO;
+      stack = [];
+      symlinks = MAX_SYMLINKS;
       parts = splitPath(bytes);
     }
+    const budget = { symlinks };
     try {
       const ino = this.walk(start, parts, followLast || trailingSlash, budget, stack, statsLast && !trailingSlash);
       if (trailingSlash && !isDir(this.liveInode(ino).mode)) throw new FsError('ENOTDIR', 'not a directory', { inode: ino });

@@ -71,7 +71,7 @@ import {
 import { isInlineDataXattr } from '../ondisk/inline-data.js';
 import type { DxNode, DxRoot } from '../ondisk/htree.js';
 import { decodeVfsAcl, encodeExt4Acl, ACL_GROUP_OBJ, ACL_MASK, ACL_OTHER, ACL_USER_OBJ, type AclEntry } from '../ondisk/acl.js';
-import { fileTypeFromMode, NAME_MAX } from '../ondisk/dirent.js';
+import { fileTypeFromMode, hasSlashOrNul, NAME_MAX } from '../ondisk/dirent.js';
 import { Allocator } from './alloc.js';
 import { ExtentTree, type TreeStore, type Mapping } from './extent-tree.js';
 import { IndirectTree } from './indirect-tree.js';
@@ -1287,7 +1287,7 @@ export class Writer {
   private checkName(name: Uint8Array): void {
     if (name.length === 0) throw new FsError('ENOENT', 'empty name');
     if (name.length > NAME_MAX) throw new FsError('ENAMETOOLONG', `name of ${name.length} bytes is longer than ${NAME_MAX}`);
-    if (name.includes(0x2f) || name.includes(0)) throw new FsError('EINVAL', 'a name cannot contain "/" or NUL');
+    if (hasSlashOrNul(name)) throw new FsError('EINVAL', 'a name cannot contain "/" or NUL');
     if ((name.length === 1 && name[0] === 0x2e) || (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e)) throw new FsError('EEXIST', `"${name.length === 1 ? '.' : '..'}" always exists`);
   }
 

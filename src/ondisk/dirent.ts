@@ -57,6 +57,15 @@ export const DIRENT_TAIL_SIZE = 12;
 export const DIRENT_HASH_SIZE = 8;
 /** EXT4_NAME_LEN. */
 export const NAME_MAX = 255;
+
+/** Whether a name holds a '/' or a NUL, which no entry name may (a loop: Buffer.includes costs more than the scan of a short name). */
+export function hasSlashOrNul(name: Uint8Array): boolean {
+  for (let i = 0; i < name.length; i++) {
+    const c = name[i];
+    if (c === 0x2f || c === 0) return true;
+  }
+  return false;
+}
 /** Smallest record: EXT4_DIR_REC_LEN(1). */
 export const DIRENT_MIN_REC_LEN = 12;
 /** file_type of the checksum tail (EXT4_FT_DIR_CSUM). */
